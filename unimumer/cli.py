@@ -1,0 +1,30 @@
+"""Shared plumbing for the thin command-line entry points under ``preprocess/``, ``scripts/`` and ``eval/``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+from .errors import UniMuMERError
+
+EXIT_USAGE = 2
+
+
+def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
+    """Run ``main(argv)`` and map errors to exit codes.
+
+    - :class:`~unimumer.errors.UniMuMERError` (bad input) → ``error: <message>`` on stderr, exit code 2;
+    - ``KeyboardInterrupt`` → ``interrupted`` on stderr, exit code 130 (resumable jobs keep their progress files);
+    - otherwise the return value of ``main`` (``None`` → 0).
+
+    Returns the exit code; the CLI scripts call ``sys.exit(run_main(main))``.
+    """
+    try:
+        code = main(argv)
+    except UniMuMERError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0 if code is None else int(code)

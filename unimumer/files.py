@@ -1,0 +1,190 @@
+"""JSON, ShareGPT and ``dataset_info.json`` helpers shared by every builder, inference and metric.
+
+File conventions (``../shared/spec/formats.md``):
+
+- training / prompt files are LLaMA-Factory ShareGPT JSON arrays written with ``ensure_ascii=False, indent=4``;
+- prediction files (``*_pred.json``) are JSON arrays written with ``indent=2``;
+- every output is written atomically (temporary file in the same folder, then ``os.replace``), so an interrupted
+  job never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+
+IMAGE_TOKEN = "<image>"
+SHAREGPT_COLUMNS = {"messages": "messages", "images": "images"}
+
+
+# --------------------------------------------------------------------------------------------------- reading
+def read_json(path: str | os.PathLike) -> Any:
+    """Load a JSON document.
+
+    Raises :class:`InputError` (one line) when the file is missing, is not a file, cannot be decoded as UTF-8
+    or is not valid JSON.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: file not found")
+    if not p.is_file():
+        raise InputError(f"{p}: not a file")
+    try:
+        with p.open(encoding="utf-8") as fh:
+            return json.load(fh)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{p}: not UTF-8 text ({exc.reason})") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+
+
+def read_json_list(path: str | os.PathLike, *, allow_empty: bool = False) -> list:
+    """Load a JSON file that must hold a (non-empty, unless ``allow_empty``) array. Raises :class:`InputError`."""
+    data = read_json(path)
+    if not isinstance(data, list):
+        raise InputError(f"{path}: expected a JSON array of records, got {type(data).__name__}")
+    if not data and not allow_empty:
+        raise InputError(f"{path}: the JSON array is empty")
+    return data
+
+
+def read_json_or_jsonl(path: str | os.PathLike) -> list:
+    """Load records from a ``.jsonl`` (one JSON object per line) or a ``.json`` array. Raises :class:`InputError`."""
+    p = Path(path)
+    if p.suffix.lower() != ".jsonl":
+        return read_json_list(p)
+    if not p.is_file():
+        raise InputError(f"{p}: file not found")
+    out = []
+    with p.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{p}:{lineno}: not valid JSON ({exc.msg})") from None
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- writing
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; creates parent folders. Returns the path."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return p
+
+
+def dump_json(obj: Any, indent: int = 4) -> str:
+    """Serialise like the released files: ``ensure_ascii=False`` and the given indent."""
+    return json.dumps(obj, ensure_ascii=False, indent=indent)
+
+
+def write_json(path: str | os.PathLike, obj: Any, indent: int = 4) -> Path:
+    """Write ``obj`` as JSON (``ensure_ascii=False``, ``indent``) atomically. Returns the path."""
+    return atomic_write_text(path, dump_json(obj, indent))
+
+
+def write_json_stream(path: str | os.PathLike, items: Iterable[Any], indent: int = 4) -> int:
+    """Write an iterable as a JSON array without holding it in memory, byte-identical to ``json.dump(list, indent)``.
+
+    The file appears atomically when the iterable is exhausted. Returns the number of items written.
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    n = 0
+    pad = " " * indent
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for item in items:
+                body = json.dumps(item, ensure_ascii=False, indent=indent).replace("\n", "\n" + pad)
+                fh.write(("[\n" if n == 0 else ",\n") + pad + body)
+                n += 1
+            fh.write("\n]" if n else "[]")
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return n
+
+
+# --------------------------------------------------------------------------------------------------- ShareGPT
+def sharegpt_record(image: str, prompt: str, target: str) -> dict:
+    """One LLaMA-Factory ShareGPT record: ``{"images": [image], "messages": [human "<image>"+prompt, gpt target]}``."""
+    return {
+        "images": [image],
+        "messages": [
+            {"from": "human", "value": IMAGE_TOKEN + prompt},
+            {"from": "gpt", "value": target},
+        ],
+    }
+
+
+def sharegpt_fields(record: Any, index: int | None = None) -> tuple[str, str, str]:
+    """Return ``(image, prompt_without_<image>, target)`` of a ShareGPT record.
+
+    Raises :class:`InputError` naming the record index when the structure is not the one above.
+    """
+    where = f"record {index}" if index is not None else "record"
+    try:
+        images = record["images"]
+        msgs = record["messages"]
+        human = next(m for m in msgs if m.get("from") in ("human", "user"))
+        gpt = next(m for m in msgs if m.get("from") in ("gpt", "assistant"))
+        image, prompt, target = images[0], human["value"], gpt["value"]
+    except (KeyError, TypeError, IndexError, StopIteration, AttributeError):
+        raise InputError(f"{where}: not a ShareGPT record with 'images' and human/gpt 'messages'") from None
+    if not all(isinstance(v, str) for v in (image, prompt, target)):
+        raise InputError(f"{where}: image path, prompt and target must be strings")
+    if prompt.startswith(IMAGE_TOKEN):
+        prompt = prompt[len(IMAGE_TOKEN):]
+    return image, prompt, target
+
+
+# --------------------------------------------------------------------------------------------------- registry
+def dataset_info_entry(file_name: str) -> dict:
+    """The ``dataset_info.json`` entry of a ShareGPT dataset (``../shared/spec/datasets.md``)."""
+    return {"file_name": file_name, "formatting": "sharegpt", "columns": dict(SHAREGPT_COLUMNS)}
+
+
+def register_datasets(dataset_info: str | os.PathLike, entries: Mapping[str, str | Mapping]) -> Path:
+    """Merge ``{name: file_name or full entry}`` into ``dataset_info.json`` (created if absent), atomically.
+
+    Other entries are kept untouched and the file stays sorted by insertion order; ``file_name`` values are
+    written as given (LLaMA-Factory resolves them relative to the file's folder, its ``dataset_dir``).
+    Raises :class:`InputError` if the existing file is not a JSON object.
+    """
+    p = Path(dataset_info)
+    info = read_json(p) if p.exists() else {}
+    if not isinstance(info, dict):
+        raise InputError(f"{p}: expected a JSON object")
+    for name, entry in entries.items():
+        info[name] = dataset_info_entry(entry) if isinstance(entry, str) else dict(entry)
+    write_json(p, info, indent=2)
+    return p
+
+
+def relative_file_name(path: str | os.PathLike, dataset_dir: str | os.PathLike) -> str:
+    """``path`` relative to ``dataset_dir`` (POSIX separators) when inside it, else the absolute path."""
+    p, d = Path(path).resolve(), Path(dataset_dir).resolve()
+    try:
+        return p.relative_to(d).as_posix()
+    except ValueError:
+        return str(p)
