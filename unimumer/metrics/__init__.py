@@ -1,0 +1,24 @@
+"""Official Uni-MuMER text metrics (ExpRate, Error ≤ k, Mean Edit Score, BLEU-4, official CER), the byte-identical
+``*_results.txt`` report, the paper's released numbers and the cross-dataset summary.
+
+- :func:`evaluate` (``unimumer.metrics.calculator``): ``evaluate(records) -> dict`` with the official keys;
+- :func:`format_report` (``unimumer.metrics.report``): the official text report;
+- :mod:`unimumer.metrics.paper`: released ExpRate numbers of ``../shared/spec/training.md`` as data;
+- :mod:`unimumer.metrics.summary`: ``scripts/summarize_results.py`` (Markdown table + bar chart);
+- :mod:`unimumer.metrics.cli`: ``scripts/eval_metrics_calculator.py``.
+
+Nothing here imports torch; nltk / rapidfuzz / matplotlib are imported lazily.
+"""
+
+from .calculator import OFFICIAL_KEYS, corpus_bleu4, evaluate, evaluate_file, load_predictions, token_distance
+from .report import format_report
+
+__all__ = [
+    "OFFICIAL_KEYS",
+    "corpus_bleu4",
+    "evaluate",
+    "evaluate_file",
+    "format_report",
+    "load_predictions",
+    "token_distance",
+]

@@ -1,0 +1,71 @@
+"""The text report of the official calculator (``<stem>_results.txt``), byte for byte.
+
+Layout of the released reports (``../shared/reference/uni-mumer/predictions/*_results.txt``): a leading empty line,
+a 60-character ``=`` rule, values right-aligned in 8 columns with 4 decimals, thousands separators in the counts,
+``≤`` (U+2264) in the threshold labels, the per-threshold percentages printed with 2 decimals *from the 4-decimal
+rounded value* (as the official script does), and a closing ``=`` rule followed by one newline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+RULE = "=" * 60
+
+
+def format_report(results: Mapping[str, Any]) -> str:
+    """The official text report of a result dictionary from :func:`unimumer.metrics.evaluate`.
+
+    Input: the official result dictionary (``total_samples``, ``mean_edit_score``, ``bleu4_score``,
+    ``character_error_rate``, ``exact_match_rate``, ``error_le_{1,2,3}_rate``, ``error_threshold_stats``).
+    Output: the report text, identical to the official ``TextEvaluator._format_results`` output that the released
+    ``*_results.txt`` files hold. Raises ``KeyError`` if a key is missing (programming error, not user input).
+    """
+    r = results
+    lines = [
+        "",
+        RULE,
+        " " * 20 + "EVALUATION RESULTS",
+        RULE,
+        "",
+        "Dataset Statistics:",
+        f"  Total Samples: {r['total_samples']:,}",
+        "",
+        "Core Metrics:",
+        f"  {'Mean Edit Score:':<23}{r['mean_edit_score']:>8.4f}%",
+        f"  {'BLEU-4 Score:':<23}{r['bleu4_score']:>8.4f}%",
+        f"  {'Character Error Rate:':<23}{r['character_error_rate']:>8.4f}",
+        "",
+        "Error Threshold Analysis:",
+        f"  {'Exact Match Rate:':<23}{r['exact_match_rate']:>8.4f}% (0 errors)",
+    ]
+    for k in (1, 2, 3):
+        lines.append(f"  {f'Error ≤ {k}:':<23}{r[f'error_le_{k}_rate']:>8.4f}%")
+    lines += ["", "Detailed Error Distribution:"]
+    for k in (0, 1, 2, 3):
+        st = r["error_threshold_stats"][f"errors_le_{k}"]
+        lines.append(f"  Errors ≤ {k}: {st['count']:>6,} samples ({st['percentage']:>6.2f}%)")
+    lines += ["", RULE, ""]
+    return "\n".join(lines)
+
+
+def format_cdm_line(exprate_cdm: float, evaluated: int | None = None, excluded: int | None = None) -> str:
+    """One report line for ExpRate@CDM, aligned like the core metrics, ending in a newline.
+
+    ``format_cdm_line(84.1234, 1640, 12) == "  ExpRate@CDM:           84.1234% (1,640 evaluated, 12 excluded)\\n"``.
+    Appended after the official report only when ``--cdm`` is given (the report is otherwise unchanged).
+    """
+    line = f"  {'ExpRate@CDM:':<23}{exprate_cdm:>8.4f}%"
+    if evaluated is not None:
+        line += f" ({evaluated:,} evaluated, {excluded or 0:,} excluded)"
+    return line + "\n"
+
+
+def one_line_summary(results: Mapping[str, Any]) -> str:
+    """A one-line digest (``n=986 ExpRate 82.6572% ≤1 90.3651% ≤2 93.7120% ≤3 96.4503% BLEU-4 89.1164%``)."""
+    r = results
+    return (
+        f"n={r['total_samples']:,} ExpRate {r['exact_match_rate']:.4f}% ≤1 {r['error_le_1_rate']:.4f}% "
+        f"≤2 {r['error_le_2_rate']:.4f}% ≤3 {r['error_le_3_rate']:.4f}% BLEU-4 {r['bleu4_score']:.4f}%"
+    )
