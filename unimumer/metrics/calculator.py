@@ -152,8 +152,8 @@ def _ngram_counts(gt: list[str], pred: list[str], same: bool, out_num: list[int]
             hyp = Counter(pred)
             ref = Counter(gt)
         else:
-            hyp = Counter(zip(*(pred[j:] for j in range(n))))
-            ref = Counter(zip(*(gt[j:] for j in range(n))))
+            hyp = Counter(zip(*(pred[j:] for j in range(n)), strict=False))
+            ref = Counter(zip(*(gt[j:] for j in range(n)), strict=False))
         out_num[i] += sum(min(c, ref[g]) for g, c in hyp.items() if g in ref)
 
 
@@ -166,7 +166,7 @@ def _bleu_from_counts(p_num: list[int], p_den: list[int], hyp_len: int, ref_len:
     if p_num[0] == 0:
         return 0
     p_n = SmoothingFunction().method4(p_n, references=last_ref, hypothesis=last_hyp, hyp_len=hyp_len)
-    s = (w_i * math.log(p_i) for w_i, p_i in zip(BLEU_WEIGHTS, p_n) if p_i > 0)
+    s = (w_i * math.log(p_i) for w_i, p_i in zip(BLEU_WEIGHTS, p_n, strict=True) if p_i > 0)
     return bp * math.exp(math.fsum(s))
 
 
@@ -181,7 +181,7 @@ def corpus_bleu4(gt_tokens: Sequence[Sequence[str]], pred_tokens: Sequence[Seque
         raise ValueError("gt_tokens and pred_tokens must have the same length")
     p_num, p_den = [0, 0, 0, 0], [0, 0, 0, 0]
     hyp_len = ref_len = 0
-    for g, p in zip(gt_tokens, pred_tokens):
+    for g, p in zip(gt_tokens, pred_tokens, strict=True):
         g, p = list(g), list(p)
         _ngram_counts(g, p, g == p, p_num, p_den)
         hyp_len += len(p)

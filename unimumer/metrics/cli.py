@@ -133,7 +133,7 @@ def expand_inputs(paths: Sequence[str]) -> list[tuple[Path, bool]]:
     return out
 
 
-def _emit(text: str) -> None:
+def emit(text: str) -> None:
     """Write ``text`` to stdout as UTF-8 bytes (the report holds ``≤``), whatever the locale."""
     sys.stdout.flush()
     buf = getattr(sys.stdout, "buffer", None)
@@ -227,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if args.per_sample:
             lines = []
-            for i, (rec, d) in enumerate(zip(records, distances)):
+            for i, (rec, d) in enumerate(zip(records, distances, strict=True)):
                 gl, pl = len(rec[args.gt_key].split()), len(rec[args.pred_key].split())
                 lines.append(json.dumps({"index": i, "img_id": rec.get("img_id"), "distance": d, "gt_tokens": gl,
                                          "pred_tokens": pl, "edit_score": edit_score(d, gl, pl)},
@@ -237,14 +237,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if report_path is not None:
             _write(report_path, report)
             if not args.json:
-                _emit(f"{report_path}: {one_line_summary(results)}\n")
+                emit(f"{report_path}: {one_line_summary(results)}\n")
         elif not args.json:
             text_out.append(f"==> {path} <==\n{report}" if many else report)
         json_out[str(path)] = metrics
 
     if args.json:
         payload = json_out[str(loaded[0][0])] if not many else json_out
-        _emit(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+        emit(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
     elif text_out:
-        _emit("\n".join(text_out))
+        emit("\n".join(text_out))
     return 0

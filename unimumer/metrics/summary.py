@@ -1,0 +1,296 @@
+"""``scripts/summarize_results.py``: one Markdown table of every scored test split next to the paper's numbers.
+
+Finds prediction files under a data root (layout of the official ``eval/eval_all.sh``:
+``data/<DATASET>/results[_<suffix>]/<stem>_pred.json``) or takes explicit files (the released ``paper_final/``
+files are named ``crohme_2014.json``), scores each with the official metrics (:func:`unimumer.metrics.evaluate`),
+reads ExpRate@CDM from ``<stem>_cdm.json`` beside a prediction file when present, and compares ExpRate with the
+released numbers of ``../shared/spec/training.md`` (:mod:`unimumer.metrics.paper`). Optionally draws a bar chart of
+ExpRate per split against the paper (matplotlib, Agg backend, imported lazily).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError
+from ..files import atomic_write_text, read_json
+from .calculator import evaluate_file
+from .cli import CDM_SUFFIX, PRED_SUFFIX, emit, stem_of
+from .paper import DEFAULT_MODEL, MODELS, paper_exprate, resolve_model, split_info
+
+DASH = "—"
+
+
+@dataclass
+class Row:
+    """One scored prediction file of the summary.
+
+    Attributes: ``path`` (the prediction file), ``dataset`` (data folder, e.g. ``CROHME``), ``run`` (results folder,
+    e.g. ``results_7b``), ``stem`` (split stem), ``metrics`` (official result dict), ``exprate_cdm`` (percent or
+    ``None``), ``paper`` (released ExpRate or ``None``), ``comparable`` (whether the paper used this split; ``None``
+    when the release does not say), ``note``.
+    """
+
+    path: Path
+    dataset: str
+    run: str
+    stem: str
+    metrics: dict
+    exprate_cdm: float | None
+    paper: float | None
+    comparable: bool | None
+    note: str
+    order: int
+
+    @property
+    def delta(self) -> float | None:
+        """ExpRate minus the paper number (percentage points), ``None`` when not comparable."""
+        if self.paper is None or self.comparable is False:
+            return None
+        return round(self.metrics["exact_match_rate"] - self.paper, 2) + 0.0  # + 0.0: no "-0.00"
+
+
+def find_prediction_files(paths: Sequence[str | os.PathLike]) -> list[tuple[Path, Path | None]]:
+    """``(prediction file, data root or None)`` for every input: a directory gives all ``*_pred.json`` below it
+    (recursively, sorted), a file is taken as given.
+
+    Raises :class:`InputError` for a missing path or when nothing is found.
+    """
+    found: list[tuple[Path, Path | None]] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            files = sorted(f for f in p.rglob(f"*{PRED_SUFFIX}.json") if f.is_file())
+            if not files:
+                raise InputError(f"{p}: no *{PRED_SUFFIX}.json prediction files below this folder")
+            found += [(f, p) for f in files]
+        elif p.is_file():
+            found.append((p, None))
+        else:
+            raise InputError(f"{p}: no such file or folder")
+    return found
+
+
+def read_cdm(path: Path) -> float | None:
+    """``exprate_cdm`` from a ``<stem>_cdm.json`` file (written by ``eval_metrics_calculator.py --cdm``), or
+    ``None`` if the file does not exist. Raises :class:`InputError` when it exists but holds no numeric
+    ``exprate_cdm``."""
+    if not path.is_file():
+        return None
+    data = read_json(path)
+    value = data.get("exprate_cdm") if isinstance(data, dict) else None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise InputError(f"{path}: expected a JSON object with a numeric 'exprate_cdm'")
+    return float(value)
+
+
+def collect_rows(paths: Sequence[str | os.PathLike], *, model: str = DEFAULT_MODEL,
+                 gt_key: str = "gt", pred_key: str = "pred") -> list[Row]:
+    """Score every prediction file found in ``paths`` and attach the paper number of ``model``.
+
+    Returns rows sorted by results folder, then the paper's table order (unknown splits last, by name).
+    Raises :class:`InputError` on a bad prediction / CDM file or an unknown model.
+    """
+    model = resolve_model(model)
+    from tqdm import tqdm
+
+    files = find_prediction_files(paths)
+    rows = []
+    for path, root in tqdm(files, desc="scoring", unit="file", disable=len(files) < 2 or None):
+        stem = stem_of(path)
+        info = split_info(stem)
+        if info is not None:
+            dataset = info.dataset
+        elif root is not None and len(path.relative_to(root).parts) >= 3:
+            dataset = path.relative_to(root).parts[-3]
+        else:
+            dataset = path.parent.name
+        rows.append(Row(
+            path=path,
+            dataset=dataset,
+            run=path.parent.name,
+            stem=stem,
+            metrics=evaluate_file(path, gt_key=gt_key, pred_key=pred_key),
+            exprate_cdm=read_cdm(path.parent / f"{stem}{CDM_SUFFIX}"),
+            paper=paper_exprate(stem, model),
+            comparable=info.protocol if info else None,
+            note=info.note if info else "not an official test split",
+            order=info.order if info else 1000,
+        ))
+    rows.sort(key=lambda r: (r.run, r.order, r.stem, str(r.path)))
+    return rows
+
+
+def _f(value: float | None, fmt: str = ".2f") -> str:
+    return DASH if value is None else format(value, fmt)
+
+
+def markdown_table(rows: Sequence[Row], model: str = DEFAULT_MODEL) -> str:
+    """The summary as Markdown: a heading, a line naming the paper column's source, and the table.
+
+    Columns: Dataset, Split, Run, Records, ExpRate, ≤1, ≤2, ≤3, BLEU-4, [ExpRate@CDM when any row has it],
+    Paper <model>, Δ ExpRate (percentage points), Note. Values are the official 4-decimal metrics shown with 2
+    decimals like the paper; Δ is left empty (—) where the paper measured a sibling split (see Note).
+    """
+    model = resolve_model(model)
+    has_cdm = any(r.exprate_cdm is not None for r in rows)
+    head = ["Dataset", "Split", "Run", "Records", "ExpRate", "≤1", "≤2", "≤3", "BLEU-4"]
+    if has_cdm:
+        head.append("ExpRate@CDM")
+    head += [f"Paper {model}", "Δ ExpRate", "Note"]
+    align = ["---", "---", "---"] + ["---:"] * (len(head) - 4) + ["---"]
+    lines = [
+        "# Uni-MuMER results vs paper",
+        "",
+        f"Paper column: {MODELS[model]}, released ExpRate (%) from `spec/training.md` (vLLM, temperature 0.2, "
+        "max_tokens 2048). ExpRate = token sequence identical to the ground truth; ≤k = token edit distance ≤ k; "
+        "BLEU-4 × 100 (official calculator). Δ = ExpRate − paper, in points.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(align) + "|",
+    ]
+    for r in rows:
+        m = r.metrics
+        cells = [r.dataset, f"`{r.stem}`", r.run, f"{m['total_samples']:,}", _f(m["exact_match_rate"]),
+                 _f(m["error_le_1_rate"]), _f(m["error_le_2_rate"]), _f(m["error_le_3_rate"]), _f(m["bleu4_score"])]
+        if has_cdm:
+            cells.append(_f(r.exprate_cdm))
+        cells += [_f(r.paper), _f(r.delta, "+.2f"), r.note]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def render_exprate_png(rows: Sequence[Row], model: str = DEFAULT_MODEL) -> bytes:
+    """Grouped bar chart of ExpRate per split (one bar per results folder, one hatched bar for the paper) as PNG
+    bytes. matplotlib is imported here, with the Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    model = resolve_model(model)
+    stems: list[str] = []
+    for r in rows:
+        if r.stem not in stems:
+            stems.append(r.stem)
+    runs: list[str] = []
+    for r in rows:
+        if r.run not in runs:
+            runs.append(r.run)
+    value = {(r.run, r.stem): r.metrics["exact_match_rate"] for r in rows}
+    # no paper bar where the paper measured a sibling split (CROHME 2023 / HME100K raw splits)
+    paper = {r.stem: (r.paper if r.comparable is not False else None) for r in rows}
+    n_bars = len(runs) + 1
+    width = 0.8 / n_bars
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.0 + 0.9 * len(stems) * n_bars * 0.6), 4.5))
+    xs = range(len(stems))
+    for j, run in enumerate(runs):
+        ys = [value.get((run, s), math.nan) for s in stems]
+        ax.bar([x - 0.4 + width * (j + 0.5) for x in xs], ys, width, label=run)
+    ys = [paper[s] if paper[s] is not None else math.nan for s in stems]
+    ax.bar([x - 0.4 + width * (len(runs) + 0.5) for x in xs], ys, width, label=f"paper ({model})",
+           color="lightgray", edgecolor="black", hatch="//")
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(stems, rotation=30, ha="right")
+    ax.set_ylabel("ExpRate (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("Uni-MuMER ExpRate per test split vs paper")
+    ax.legend(fontsize="small")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def plot_exprate(rows: Sequence[Row], out: str | os.PathLike, model: str = DEFAULT_MODEL) -> Path:
+    """Write :func:`render_exprate_png` to ``out`` atomically. Returns the path; raises :class:`InputError` if it
+    cannot be written."""
+    path = Path(out)
+    try:
+        _atomic_write_bytes(path, render_exprate_png(rows, model))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    return path
+
+
+DESCRIPTION = """\
+Summarize Uni-MuMER results across datasets: one Markdown table of every test split found, next to the paper.
+
+Inputs (PATH, one or more):
+  DATA_ROOT   a folder searched recursively for *_pred.json, laid out as data/<DATASET>/results[_<suffix>]/
+              <stem>_pred.json (the official eval/eval_all.sh layout; stems crohme_2014, crohme2023_test_normalized,
+              hme100k_test, N1, ...).
+  FILE.json   an explicit prediction file (e.g. the released paper_final/crohme_2014.json).
+  Each file is scored with the official metrics (same as scripts/eval_metrics_calculator.py). ExpRate@CDM is read
+  from <stem>_cdm.json beside the prediction file when present (eval_metrics_calculator.py --cdm writes it).
+
+Outputs:
+  stdout      the Markdown table: Dataset, Split, Run (results folder), Records, ExpRate, <=1, <=2, <=3, BLEU-4,
+              ExpRate@CDM (when any split has it), the paper's ExpRate and the difference, and a note where the
+              paper measured another split (CROHME 2023 and HME100K paper numbers are on the normalized splits).
+  --output summary.md   the same Markdown, written atomically.
+  --plot chart.png      bar chart of ExpRate per split (one bar per results folder) against the paper.
+
+Paper numbers: ../shared/spec/training.md "Released results" (ExpRate %, vLLM, temperature 0.2); --paper-model
+chooses the column (default 3B = the paper model Qwen2.5-VL-3B).
+
+Errors: missing path, no prediction files found, a malformed prediction or CDM file, unknown --paper-model ->
+"error: ..." on stderr, exit code 2, nothing written.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``scripts/summarize_results.py`` (see :data:`DESCRIPTION`)."""
+    p = argparse.ArgumentParser(prog="summarize_results.py", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="example: scripts/summarize_results.py data --output data/summary.md "
+                                       "--plot data/summary.png")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="data root folder(s) and/or prediction JSON files")
+    p.add_argument("--paper-model", default=DEFAULT_MODEL, metavar="MODEL",
+                   help=f"paper column to compare with: {', '.join(MODELS)} (default: {DEFAULT_MODEL})")
+    p.add_argument("--output", "-o", metavar="summary.md", help="also write the Markdown table to this file")
+    p.add_argument("--plot", metavar="chart.png", help="write a bar chart of ExpRate per split vs the paper")
+    p.add_argument("--gt-key", default="gt", help="record key of the ground truth (default: gt)")
+    p.add_argument("--pred-key", default="pred", help="record key of the prediction (default: pred)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``scripts/summarize_results.py`` (see ``--help``). Returns 0; raises :class:`InputError`
+    on bad input (exit code 2 through ``run_main``)."""
+    args = build_parser().parse_args(argv)
+    model = resolve_model(args.paper_model)
+    rows = collect_rows(args.paths, model=model, gt_key=args.gt_key, pred_key=args.pred_key)
+    text = markdown_table(rows, model)
+    png = render_exprate_png(rows, model) if args.plot else None  # render everything before writing anything
+    try:
+        if args.output:
+            atomic_write_text(args.output, text)
+        if png is not None:
+            _atomic_write_bytes(Path(args.plot), png)
+    except OSError as exc:
+        raise InputError(f"cannot write {exc.filename or 'output'} ({exc.strerror or exc})") from None
+    emit(text)
+    return 0
