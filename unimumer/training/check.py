@@ -1,0 +1,431 @@
+"""``scripts/check_config.py``: validate LLaMA-Factory training configs before a run (no GPU, no model download).
+
+For each config (with the same ``key=value`` overrides ``scripts/train.sh`` would pass):
+
+1. **LLaMA-Factory's own argument parser**: ``llamafactory.hparams.get_train_args(config)`` (unknown keys, invalid
+   combinations, the DeepSpeed JSON, the Trainer arguments), run as rank 0 of a one-process ``torchrun`` launch
+   because ``scripts/train.sh`` always launches through torchrun (``FORCE_TORCHRUN=1``; LLaMA-Factory refuses
+   DeepSpeed otherwise). On a machine without a GPU, ``bf16`` / ``fp16`` cannot be checked by the Trainer (it
+   raises "Your setup doesn't support bf16/gpu"): the config is then parsed *with* its ``bf16: true`` plus
+   ``use_cpu: true``, and the report says so (nothing in the file is edited). The template name is checked against
+   LLaMA-Factory's template registry.
+2. **Model**: a local ``model_name_or_path`` must be a folder with ``config.json``; a Hub id (``Qwen/…``) is
+   reported as downloaded at training time and not checked (offline).
+3. **Datasets**: every name in ``dataset`` / ``eval_dataset`` is resolved with LLaMA-Factory's own
+   ``get_dataset_list`` against ``dataset_dir/dataset_info.json``; unregistered names and registered files that do
+   not exist are listed (the reproduction gap reported for the official release came from dataset names that did not
+   match the released files). Optionally (``check_records``) every record is read: ShareGPT structure, one
+   ``<image>`` per image, and every image found the way LLaMA-Factory finds it (``media_dir`` joined, else as
+   written, relative to the working directory).
+
+Relative paths (``dataset_dir``, ``deepspeed``, ``media_dir``, images) are resolved against the working directory,
+as LLaMA-Factory does; run from the repository root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import socket
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from .config import dataset_names, load_config, split_cli_args
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+_TORCHRUN_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+@dataclass
+class DatasetStatus:
+    """Resolution of one dataset name of a config.
+
+    ``status``: ``ok`` (registered, file or folder present), ``unregistered`` (not in ``dataset_info.json``),
+    ``missing`` (registered, file absent), ``remote`` (hub / script / cloud entry, not checked offline) or
+    ``bad_records`` (``check_records`` found unreadable records or missing images; ``detail`` says which).
+    """
+
+    name: str
+    role: str
+    status: str
+    path: str | None = None
+    detail: str = ""
+    records: int | None = None
+
+
+@dataclass
+class ConfigCheck:
+    """The result of checking one config: parser error, other errors, notes and the dataset statuses."""
+
+    config: str
+    overrides: list[str]
+    args_error: str | None = None
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    datasets: list[DatasetStatus] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when the parser accepted the config, no other error was found and every dataset resolved."""
+        return self.args_error is None and not self.errors and all(d.status in ("ok", "remote") for d in self.datasets)
+
+    def failing(self, status: str) -> list[DatasetStatus]:
+        """The datasets with the given status."""
+        return [d for d in self.datasets if d.status == status]
+
+    def render(self) -> str:
+        """Human-readable report (first line ``CONFIG: OK`` or ``CONFIG: INVALID``)."""
+        head = f"{self.config}{' ' + ' '.join(self.overrides) if self.overrides else ''}: {'OK' if self.ok else 'INVALID'}"
+        lines = [head]
+        if self.args_error:
+            lines.append(f"  LLaMA-Factory argument parser: FAILED: {self.args_error}")
+        else:
+            lines.append("  LLaMA-Factory argument parser: OK")
+        lines += [f"  error: {e}" for e in self.errors]
+        lines += [f"  note: {n}" for n in self.notes]
+        n_ok = len(self.failing("ok"))
+        lines.append(f"  datasets: {len(self.datasets)} named, {n_ok} found"
+                     + (f", {len(self.failing('remote'))} remote (not checked)" if self.failing("remote") else ""))
+        unreg = self.failing("unregistered")
+        if unreg:
+            lines.append(f"  not registered in dataset_info.json ({len(unreg)}): {', '.join(d.name for d in unreg)}")
+        missing = self.failing("missing")
+        if missing:
+            lines.append(f"  registered but the file is missing ({len(missing)}):")
+            lines += [f"    {d.name}: {d.path}" for d in missing]
+            lines.append("  hint: build the datasets (preprocess/, docs/training.md) or import the released data with "
+                         "scripts/prepare_released_data.py --source DIR --output data/")
+        bad = self.failing("bad_records")
+        if bad:
+            lines.append(f"  files with bad records ({len(bad)}):")
+            lines += [f"    {d.name}: {d.path}: {d.detail}" for d in bad]
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------- helpers
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _single_process_torchrun_env() -> Iterator[bool]:
+    """Set the environment of rank 0 of a one-process torchrun launch (unless already under torchrun).
+
+    Yields whether it did; restores the environment and tears down the process group it caused afterwards.
+    """
+    if "LOCAL_RANK" in os.environ:
+        yield False
+        return
+    saved = {k: os.environ.get(k) for k in _TORCHRUN_ENV}
+    os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", LOCAL_WORLD_SIZE="1",
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+    try:
+        yield True
+    finally:
+        try:
+            import torch.distributed as dist
+
+            if dist.is_available() and dist.is_initialized():
+                dist.destroy_process_group()
+            from accelerate.state import AcceleratorState, PartialState
+
+            AcceleratorState._reset_state(reset_partial_state=True)
+            PartialState._reset_state()
+        except Exception:  # pragma: no cover - best-effort cleanup
+            pass
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
+def _chdir(path: str | os.PathLike | None) -> Iterator[None]:
+    """``contextlib.chdir`` (Python >= 3.11) that also accepts ``None`` (stay)."""
+    if path is None:
+        yield
+        return
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def _import_llamafactory():
+    os.environ.setdefault("LLAMAFACTORY_VERBOSITY", "WARN")
+    try:
+        from llamafactory.data.parser import get_dataset_list
+        from llamafactory.data.template import TEMPLATES
+        from llamafactory.extras.env import VERSION
+        from llamafactory.hparams import get_train_args
+    except ImportError as exc:
+        first = (str(exc).strip().splitlines() or ["import failed"])[0]
+        raise InputError(
+            f"cannot import LLaMA-Factory ({first}); install requirements_training.txt "
+            "(on the CPU environment set DISABLE_VERSION_CHECK=1)"
+        ) from None
+    return get_train_args, get_dataset_list, TEMPLATES, VERSION
+
+
+def _gpu_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{exc.__class__.__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+
+
+def _parse_with_llamafactory(cfg: dict[str, Any], get_train_args, notes: list[str]) -> str | None:
+    """Run LLaMA-Factory's ``get_train_args`` on ``cfg``; returns the error line or ``None``. Appends notes."""
+    args = dict(cfg)
+    precision = [k for k in ("bf16", "fp16") if args.get(k)]
+    if precision and not args.get("use_cpu") and not _gpu_available():
+        args["use_cpu"] = True
+        notes.append(f"{', '.join(f'{k}: true' for k in precision)} needs a GPU; none here, so the arguments were "
+                     "parsed with use_cpu=true added (precision support itself is not checked)")
+    with _single_process_torchrun_env() as simulated:
+        try:
+            model_args, data_args, training_args, finetuning_args, _ = get_train_args(args)
+        except SystemExit as exc:  # HfArgumentParser may exit on --help-like input
+            return f"argument parser exited ({exc.code})"
+        except Exception as exc:
+            return _first_line(exc)
+    if simulated:
+        notes.append("parsed as rank 0 of a one-process torchrun launch (scripts/train.sh launches through torchrun)")
+    per_gpu = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
+    batch = f"effective batch = GPUs x {training_args.per_device_train_batch_size} per device x " \
+            f"{training_args.gradient_accumulation_steps} grad-accum = {per_gpu} per GPU"
+    if per_gpu and 512 % per_gpu == 0:
+        batch += f" (512, the paper's, on {512 // per_gpu} GPUs in total)"
+    notes.append(batch)
+    return None
+
+
+def _check_model(cfg: dict[str, Any], errors: list[str], notes: list[str]) -> None:
+    model = cfg.get("model_name_or_path")
+    if not model:
+        errors.append("model_name_or_path is not set")
+        return
+    p = Path(str(model))
+    if p.exists():
+        if not (p / "config.json").is_file():
+            errors.append(f"model_name_or_path {model}: local folder without config.json")
+        return
+    if _HUB_ID.match(str(model)) and not str(model).startswith((".", "/")):
+        notes.append(f"model {model}: Hugging Face Hub id, downloaded at training time (not checked here)")
+    else:
+        errors.append(f"model_name_or_path {model}: no such local folder and not a Hub id")
+
+
+def _check_files(cfg: dict[str, Any], errors: list[str]) -> None:
+    ds = cfg.get("deepspeed")
+    if isinstance(ds, str) and not Path(ds).is_file():
+        errors.append(f"deepspeed: {ds} not found (relative to the working directory {os.getcwd()})")
+    media = cfg.get("media_dir")
+    if media and not Path(str(media)).is_dir():
+        errors.append(f"media_dir: {media} is not a folder")
+
+
+def _image_count(messages: Any) -> int | None:
+    if not isinstance(messages, list):
+        return None
+    n = 0
+    for m in messages:
+        if not isinstance(m, dict):
+            return None
+        text = m.get("value", m.get("content"))
+        if not isinstance(text, str):
+            return None
+        n += text.count("<image>")
+    return n
+
+
+def _check_records(path: Path, entry: dict, media_dir: str) -> tuple[int, str]:
+    """Read every record of a ShareGPT file; returns ``(records, problem summary or "")``."""
+    from ..files import read_json_or_jsonl
+
+    try:
+        records = read_json_or_jsonl(path)
+    except InputError as exc:
+        return 0, str(exc)
+    cols = entry.get("columns") or {}
+    mcol, icol = cols.get("messages", "conversations"), cols.get("images")
+    problems: list[str] = []
+    n_bad = 0
+    for i, rec in enumerate(records):
+        msg = None
+        if not isinstance(rec, dict):
+            msg = "not an object"
+        else:
+            n_tok = _image_count(rec.get(mcol))
+            images = rec.get(icol, []) if icol else []
+            images = [images] if isinstance(images, str) else images
+            if n_tok is None:
+                msg = f"no {mcol!r} list of from/value turns"
+            elif not isinstance(images, list) or n_tok != len(images):
+                msg = f"{n_tok} <image> token(s) but {len(images) if isinstance(images, list) else '?'} image(s)"
+            else:
+                for img in images:
+                    if not isinstance(img, str) or not (
+                        os.path.isfile(os.path.join(media_dir, img)) or os.path.isfile(img)
+                    ):
+                        msg = f"image not found: {img}"
+                        break
+        if msg:
+            n_bad += 1
+            if len(problems) < 3:
+                problems.append(f"record {i}: {msg}")
+    if n_bad:
+        return len(records), f"{n_bad} bad record(s), e.g. " + "; ".join(problems)
+    return len(records), ""
+
+
+def _check_datasets(cfg: dict[str, Any], get_dataset_list, check_files: bool, check_records: bool,
+                    errors: list[str]) -> list[DatasetStatus]:
+    dataset_dir = str(cfg.get("dataset_dir") or "data")
+    media_dir = str(cfg.get("media_dir") or dataset_dir)
+    named = [(n, "dataset") for n in dataset_names(cfg.get("dataset"))]
+    named += [(n, "eval_dataset") for n in dataset_names(cfg.get("eval_dataset"))]
+    if not named:
+        errors.append("no dataset named (dataset: is empty)")
+        return []
+    if dataset_dir == "ONLINE" or dataset_dir.startswith("REMOTE:"):
+        return [DatasetStatus(n, r, "remote", detail=f"dataset_dir {dataset_dir}") for n, r in named]
+    info_path = Path(dataset_dir) / "dataset_info.json"
+    if not info_path.is_file():
+        errors.append(f"dataset_dir {dataset_dir}: no dataset_info.json there")
+        return [DatasetStatus(n, r, "unregistered") for n, r in named]
+    from ..files import read_json
+
+    info = read_json(info_path)
+    if not isinstance(info, dict):
+        errors.append(f"{info_path}: not a JSON object")
+        return [DatasetStatus(n, r, "unregistered") for n, r in named]
+    out = []
+    for name, role in named:
+        try:
+            (attr,) = get_dataset_list([name], dataset_dir)
+        except ValueError as exc:
+            out.append(DatasetStatus(name, role, "unregistered", detail=_first_line(exc)))
+            continue
+        if attr.load_from != "file":
+            out.append(DatasetStatus(name, role, "remote", attr.dataset_name, detail=attr.load_from))
+            continue
+        path = Path(dataset_dir) / attr.dataset_name
+        if not check_files:
+            out.append(DatasetStatus(name, role, "ok", str(path), detail="file not checked"))
+        elif not path.exists():
+            out.append(DatasetStatus(name, role, "missing", str(path)))
+        elif check_records and path.is_file():
+            n, problem = _check_records(path, info[name], media_dir)
+            out.append(DatasetStatus(name, role, "bad_records" if problem else "ok", str(path), problem, n))
+        else:
+            out.append(DatasetStatus(name, role, "ok", str(path)))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- API
+def check_configs(
+    configs: Sequence[str | os.PathLike],
+    overrides: Sequence[str] = (),
+    *,
+    check_files: bool = True,
+    check_records: bool = False,
+    workdir: str | os.PathLike | None = None,
+) -> list[ConfigCheck]:
+    """Check LLaMA-Factory training configs (all in one process: LLaMA-Factory is imported once).
+
+    Inputs: config paths, ``key=value`` overrides applied to each (as ``llamafactory-cli train CONFIG k=v``),
+    ``check_files`` (False: only that names are registered), ``check_records`` (read every record, check images),
+    ``workdir`` (folder relative paths are resolved against; default the current directory, as LLaMA-Factory).
+    Output: one :class:`ConfigCheck` per config (``.ok``, ``.render()``).
+    Raises :class:`InputError` when a config cannot be read, an override is malformed, ``workdir`` does not exist or
+    LLaMA-Factory cannot be imported. Follows LLaMA-Factory 0.9.5 (``get_train_args``, ``get_dataset_list``).
+    """
+    if not configs:
+        raise InputError("no config given")
+    loaded = [(str(c), load_config(c, overrides)) for c in configs]
+    if workdir is not None and not Path(workdir).is_dir():
+        raise InputError(f"--workdir {workdir}: not a folder")
+    get_train_args, get_dataset_list, templates, version = _import_llamafactory()
+    results = []
+    with _chdir(workdir):
+        for path, cfg in loaded:
+            res = ConfigCheck(path, list(overrides))
+            _check_files(cfg, res.errors)
+            _check_model(cfg, res.errors, res.notes)
+            template = cfg.get("template")
+            if not template:
+                res.errors.append("template is not set (qwen2_vl / qwen3_vl_nothink / qwen3_5_nothink)")
+            elif template not in templates:
+                res.errors.append(f"template {template!r} is not a LLaMA-Factory {version} template")
+            if not any(e.startswith("deepspeed:") for e in res.errors):
+                res.args_error = _parse_with_llamafactory(cfg, get_train_args, res.notes)
+            else:
+                res.args_error = "not run (the DeepSpeed config is missing)"
+            res.datasets = _check_datasets(cfg, get_dataset_list, check_files, check_records, res.errors)
+            results.append(res)
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI of ``scripts/check_config.py`` (see its ``--help``). Exit 0: all valid, 1: some invalid, 2: bad input."""
+    parser = argparse.ArgumentParser(
+        prog="check_config.py",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Validate LLaMA-Factory training configs (train/*.yaml) before launching, on any machine (no GPU and no\n"
+            "model download needed).\n\n"
+            "Inputs: one or more CONFIG.yaml and optional key=value overrides, applied to every config exactly as\n"
+            "`llamafactory-cli train CONFIG key=value` / scripts/train.sh apply them (OmegaConf merge).\n\n"
+            "Checks, per config:\n"
+            "  1. LLaMA-Factory's own argument parser (llamafactory.hparams.get_train_args): unknown keys, invalid\n"
+            "     combinations, the DeepSpeed JSON; run as rank 0 of a one-process torchrun launch (scripts/train.sh\n"
+            "     always uses torchrun). Without a GPU, bf16/fp16 are parsed with use_cpu=true added and the report\n"
+            "     says so (the file is not edited). The template must be a LLaMA-Factory template.\n"
+            "  2. model_name_or_path: a local folder needs config.json; a Hub id (Qwen/...) is noted, not fetched.\n"
+            "  3. every dataset / eval_dataset name is registered in DATASET_DIR/dataset_info.json (resolved with\n"
+            "     LLaMA-Factory's get_dataset_list) and its file exists; --check-records also reads every record\n"
+            "     (ShareGPT turns, one <image> per image, every image found as LLaMA-Factory finds it).\n"
+            "Relative paths are resolved against the working directory (run from the repository root) or --workdir.\n\n"
+            "Output: a report per config on stdout, first line `CONFIG: OK` or `CONFIG: INVALID`, then the lists of\n"
+            "unregistered datasets and missing files.\n"
+            "Exit status: 0 all configs valid, 1 at least one invalid, 2 bad input (unreadable config, malformed\n"
+            "override, LLaMA-Factory not importable).\n\n"
+            "Examples:\n"
+            "  python scripts/check_config.py train/Uni-MuMER-train.yaml\n"
+            "  python scripts/check_config.py train/*.yaml --registry-only\n"
+            "  python scripts/check_config.py train/Uni-MuMER-Qwen3.5-2B.yaml dataset_dir=/mnt/data --check-records"
+        ),
+    )
+    parser.add_argument("args", nargs="+", metavar="CONFIG.yaml | key=value",
+                        help="config files, then optional LLaMA-Factory key=value overrides")
+    parser.add_argument("--registry-only", action="store_true",
+                        help="check that dataset names are registered, not that their files exist (fresh checkout)")
+    parser.add_argument("--check-records", action="store_true",
+                        help="read every record of every dataset file and check its images (slow on the full data)")
+    parser.add_argument("--workdir", metavar="DIR", help="resolve relative paths against DIR (default: current directory)")
+    ns = parser.parse_args(argv)
+    configs, overrides = split_cli_args(ns.args)
+    if not configs:
+        raise InputError("no config file given (expected train/<config>.yaml)")
+    results = check_configs(configs, overrides, check_files=not ns.registry_only,
+                            check_records=ns.check_records, workdir=ns.workdir)
+    for r in results:
+        print(r.render())
+    n_bad = sum(not r.ok for r in results)
+    print(f"{len(results) - n_bad} of {len(results)} config(s) valid")
+    return 1 if n_bad else 0
