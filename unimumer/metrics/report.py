@@ -53,7 +53,7 @@ def format_report(results: Mapping[str, Any]) -> str:
 def format_cdm_line(exprate_cdm: float, evaluated: int | None = None, excluded: int | None = None) -> str:
     """One report line for ExpRate@CDM, aligned like the core metrics, ending in a newline.
 
-    ``format_cdm_line(84.1234, 1640, 12) == "  ExpRate@CDM:           84.1234% (1,640 evaluated, 12 excluded)\\n"``.
+    ``format_cdm_line(84.1234, 1640, 12) == "  ExpRate@CDM:            84.1234% (1,640 evaluated, 12 excluded)\\n"``.
     Appended after the official report only when ``--cdm`` is given (the report is otherwise unchanged).
     """
     line = f"  {'ExpRate@CDM:':<23}{exprate_cdm:>8.4f}%"
