@@ -1,0 +1,93 @@
+"""Normalization (``../shared/spec/normalization.md``): reproduces the official CROHME 2023 normalized test set."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from unimumer.latex.normalize import DROP_REASONS, LatexDropped, normalize_latex, try_normalize
+
+PRED = Path(__file__).parent / "fixtures" / "reference" / "predictions"
+
+
+def test_crohme2023_gt_normalization_reproduces_the_official_normalized_set():
+    raw = json.loads((PRED / "crohme2023_test_pred.json").read_text(encoding="utf-8"))
+    ref = json.loads((PRED / "crohme2023_test_normalized_pred.json").read_text(encoding="utf-8"))
+    kept, reasons = [], Counter()
+    for rec in raw:
+        out, why = try_normalize(rec["gt"])
+        if why:
+            reasons[why] += 1
+        else:
+            kept.append((rec["img_id"], out))
+    assert [(r["img_id"], r["gt"]) for r in ref] == kept
+    assert len(kept) == 1652 and sum(reasons.values()) == 648
+    assert reasons == {"unbalanced_braces": 609, "unbalanced_brackets": 29, "missing_argument": 10}
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("\\dots \\le \\ge", "\\ldots \\leq \\geq"),  # R1
+        ("\\left ( x \\right ) + \\left . y \\right |", "( x ) + y |"),  # R2
+        ("\\mathrm { V } f", "V f"),  # R3
+        ("\\int { \\mathrm { d } } ^ { 4 x }", "\\int { d } ^ { 4 x }"),  # R3, R5 after \int
+        ("- \\frac 1 { 1 9 2 }", "- \\frac { 1 } { 1 9 2 }"),  # R4
+        ("\\sqrt 3 + \\sqrt [ 3 ] x", "\\sqrt { 3 } + \\sqrt [ 3 ] { x }"),  # R4
+        ("\\times { { 1 0 } ^ { - 3 } }", "\\times 1 0 ^ { - 3 }"),  # R5
+        ("\\bar { { Y } }", "\\bar { Y }"),  # R5
+        ("\\sum _ { i } { x _ { i } }", "\\sum _ { i } { x _ { i } }"),  # R5 keeps the group after scripts
+        ("A ^ { - 1 } _ { x }", "A _ { x } ^ { - 1 }"),  # R6
+        ("\\begin { m a t r i x } { a } & b \\\\ c & d \\\\ \\end { m a t r i x }",
+         "\\begin {matrix} a & b \\\\ c & d \\end {matrix}"),  # R7
+        ("\\left ( \\begin {matrix} a \\end {matrix} \\right )", "\\begin {pmatrix} a \\end {pmatrix}"),  # R7
+        ("[ \\begin {matrix} a \\end {matrix} ]", "\\begin {bmatrix} a \\end {bmatrix}"),  # R7
+        ("\\begin {array} { c c } a & b \\end {array}", "\\begin {array} { c c } a & b \\end {array}"),  # specs
+        ("{ l o g } x + e ^ { l n }", "\\log x + e ^ { \\ln }"),  # R8
+        ("{ P r } ( A )", "\\Pr ( A )"),  # R8
+    ],
+)
+def test_rewrite_rules(raw, normalized):
+    assert normalize_latex(raw) == normalized
+    assert normalize_latex(normalized) == normalized  # idempotent
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("\\varphi + 1", "delete_chars"),
+        ("x 中", "cjk"),
+        ("x ^ { 2", "unbalanced_braces"),
+        ("( x ^ { 2 ) }", "unbalanced_brackets"),
+        ("\\frac { a }", "missing_argument"),
+        ("a + \\sqrt", "missing_argument"),
+    ],
+)
+def test_filters(raw, reason):
+    with pytest.raises(LatexDropped) as info:
+        normalize_latex(raw)
+    assert info.value.reason == reason and reason in DROP_REASONS
+    assert try_normalize(raw) == (None, reason)
+
+
+_TOK = st.sampled_from(["a", "1", "{", "}", "(", ")", "[", "]", "^", "_", "\\frac", "\\sqrt", "\\mathrm", "\\left",
+                        "\\right", ".", "\\begin", "\\end", "{matrix}", "\\\\", "&", "\\int", "l", "o", "g"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_TOK, max_size=30))
+def test_random_streams_only_drop_or_normalize_and_deep_nesting_works(tokens):
+    out, why = try_normalize(" ".join(tokens))
+    assert (out is None) != (why is None)
+    if out is not None:
+        assert out.count("{") == out.count("}")
+
+
+def test_deeply_nested_input_does_not_recurse():
+    deep = " ".join(["x ^ {"] * 5000) + " y " + " ".join(["}"] * 5000)
+    assert normalize_latex(deep) == deep
