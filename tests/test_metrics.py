@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -291,3 +292,23 @@ def test_cli_usage_errors(tmp_path):
     help_text = run_cli("--help").stdout.decode()
     for word in ("--input", "--output-dir", "--json", "--cdm", "directory mode", "exit code 2", "method4"):
         assert word in help_text
+
+
+def test_cdm_reuses_an_up_to_date_cdm_json(tmp_path, capsys):
+    # --cdm in directory mode: an existing <stem>_cdm.json newer than the prediction file is reused (resume),
+    # so this needs no renderer; the report is the official one plus one ExpRate@CDM line.
+    src = FIX / "predictions" / "crohme_2014_pred.json"
+    pred = tmp_path / src.name
+    shutil.copy(src, pred)
+    cdm = tmp_path / "crohme_2014_cdm.json"
+    cdm.write_text(json.dumps({"exprate_cdm": 84.1234, "evaluated": 984, "excluded": ["a", "b"], "samples": []}),
+                   encoding="utf-8")
+    st_pred = pred.stat()
+    os.utime(cdm, (st_pred.st_atime + 10, st_pred.st_mtime + 10))
+    assert main(["--input", str(tmp_path), "--cdm", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["exprate_cdm"] == 84.1234 and out["cdm_evaluated"] == 984 and out["cdm_excluded"] == 2
+    assert out["exact_match_rate"] == 82.6572
+    report = (tmp_path / "crohme_2014_results.txt").read_text(encoding="utf-8")
+    official = (FIX / "predictions" / "crohme_2014_results.txt").read_text(encoding="utf-8")
+    assert report == official + "  ExpRate@CDM:            84.1234% (984 evaluated, 2 excluded)\n"

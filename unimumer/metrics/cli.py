@@ -168,7 +168,12 @@ def _cdm_result(records: list, pred_path: Path, cdm_path: Path | None, args) -> 
         if "img_id" in r:
             item["img_id"] = r["img_id"]
         pairs.append(item)
-    result = evaluate_cdm(pairs, workers=args.cdm_workers)
+    import inspect
+
+    kwargs = {"workers": args.cdm_workers}
+    if "progress" in inspect.signature(evaluate_cdm).parameters:
+        kwargs["progress"] = True  # a tqdm bar on stderr: CDM renders every expression (minutes)
+    result = evaluate_cdm(pairs, **kwargs)
     if cdm_path is not None:
         write_json(cdm_path, result, indent=2)
     return result
