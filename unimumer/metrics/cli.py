@@ -25,8 +25,8 @@ CDM_SUFFIX = "_cdm.json"
 DESCRIPTION = """\
 Score Uni-MuMER prediction files with the official metrics and write the official text report.
 
-Metrics (../shared/spec/metrics.md, official scripts/eval_metrics_calculator.py): tokens = str.split();
-ExpRate ("Exact Match Rate") = %% of records with token edit distance 0; Error <= 1/2/3; Mean Edit Score;
+Metrics (official scripts/eval_metrics_calculator.py of BFlameSwift/Uni-MuMER): tokens = str.split();
+ExpRate ("Exact Match Rate") = % of records with token edit distance 0; Error <= 1/2/3; Mean Edit Score;
 BLEU-4 (NLTK corpus_bleu, smoothing method4, x100, bit-identical); "Character Error Rate" = sum of token edit
 distances / sum of gt lengths in characters (the official definition). Values rounded to 4 decimals. The text
 report is byte-identical to the official *_results.txt files.

@@ -253,8 +253,9 @@ Outputs:
   --output summary.md   the same Markdown, written atomically.
   --plot chart.png      bar chart of ExpRate per split (one bar per results folder) against the paper.
 
-Paper numbers: ../shared/spec/training.md "Released results" (ExpRate %, vLLM, temperature 0.2); --paper-model
-chooses the column (default 3B = the paper model Qwen2.5-VL-3B).
+Paper numbers: the released Uni-MuMER results (ExpRate %, vLLM, temperature 0.2; unimumer/metrics/paper.py);
+--paper-model chooses the column: 3B (default, the paper model Qwen2.5-VL-3B), Qwen3.5-2B, Qwen3.5-4B,
+Qwen3-VL-2B, Qwen3-VL-4B.
 
 Errors: missing path, no prediction files found, a malformed prediction or CDM file, unknown --paper-model ->
 "error: ..." on stderr, exit code 2, nothing written.
