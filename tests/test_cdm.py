@@ -1,0 +1,252 @@
+"""ExpRate@CDM (unimumer.cdm): real pdflatex / pdftoppm renders, real scipy matching, official toolkit scores.
+
+Fixture: ``tests/fixtures/reference/cdm/official_crohme2014_40.json`` — 40 CROHME 2014 gt/pred pairs of the paper's
+predictions with the per-sample scores of the official UniMERNet CDM toolkit (see ``tests/fixtures/README.md``).
+Every test uses its own ``tmp_path`` render cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from unimumer.cdm import LatexError, colorize, evaluate_cdm
+from unimumer.cdm.latex import color_of, tokenize
+from unimumer.cdm.render import boxes_from_image, render_sources
+from unimumer.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+REF = ROOT / "tests" / "fixtures" / "reference" / "cdm" / "official_crohme2014_40.json"
+CDM_SCRIPT = ROOT / "scripts" / "cdm_eval.py"
+METRICS_SCRIPT = ROOT / "scripts" / "eval_metrics_calculator.py"
+
+
+@pytest.fixture(scope="module")
+def official() -> list[dict]:
+    return json.loads(REF.read_text(encoding="utf-8"))["samples"]
+
+
+def f1_of(gt: str, pred: str, tmp_path: Path) -> float:
+    result = evaluate_cdm([{"gt": gt, "pred": pred}], workers=1, cache_dir=tmp_path / "cache")
+    return result["samples"][0]["f1"]
+
+
+# ------------------------------------------------------------------------------------------- colour coding
+def test_labels_follow_visible_tokens_and_equivalences():
+    assert colorize(r"\frac { a } { b }").labels == [r"\frac", "a", "b"]
+    assert colorize(r"\sqrt [ 3 ] { x ^ { 2 } }").labels == [r"\sqrt", "3", "x", "2"]
+    # operator names are split into letters, as the official toolkit counts them
+    assert colorize(r"\max _ { i } x").labels == ["m", "a", "x", "i", "x"]
+    # \left / \right are structure, their delimiters are the tokens; spellings share one label
+    assert colorize(r"\left( x \right)").labels == colorize("( x )").labels == ["(", "x", ")"]
+    assert colorize(r"a \le b").labels == colorize(r"a \leq b").labels
+    assert colorize(r"x '").labels == colorize(r"x ^ { \prime }").labels == ["x", r"\prime"]
+    assert colorize(r"\ldots").labels == [r"\ldots"] * 3  # three dots, three boxes
+    # font commands, braces and spacing have no token of their own
+    assert colorize(r"\mathrm { d } { x } \, \quad y").labels == ["d", "x", "y"]
+
+
+def test_unspaced_latex_is_tokenized_with_pylatexenc():
+    assert tokenize(r"x^{2}+\alpha") == ["x", "^", "{", "2", "}", "+", r"\alpha"]
+    assert colorize(r"\frac{1}{2}").labels == colorize(r"\frac { 1 } { 2 }").labels
+
+
+@pytest.mark.parametrize("bad", [r"\input { x }", "a % b", r"x ^", "{ x", "x }", r"\def \a { b }", r"\begin { matrix } a"])
+def test_unsafe_or_broken_input_raises(bad):
+    with pytest.raises(LatexError):
+        colorize(bad)
+
+
+def test_colors_decode_exactly():
+    import numpy as np
+
+    img = np.full((4, 6, 3), 255, dtype=np.uint8)
+    img[1, 1] = color_of(5)
+    img[2, 3] = color_of(5)
+    img[3, 5] = color_of(29790)
+    img[0, 0] = (0, 0, 0)  # uncoloured ink is ignored
+    assert boxes_from_image(img) == [[5, 1, 1, 4, 3], [29790, 5, 3, 6, 4]]
+
+
+# ------------------------------------------------------------------------------------------- rendering
+def test_one_bad_formula_does_not_spoil_the_batch():
+    good = [colorize(s).source for s in (r"x ^ { 2 } + 1", r"\frac { a } { b }", r"\sqrt [ 3 ] { y }")]
+    bad = [colorize(s).source for s in (r"x \undefinedmacro", r"x ^ 2 ^ 3")]
+    mixed = [good[0], bad[0], good[1], bad[1], good[2]]
+    batch = render_sources(mixed)
+    solo = [render_sources([s])[0] for s in mixed]
+    assert batch == solo
+    assert [r["ok"] for r in batch] == [True, False, True, False, True]
+    assert "Undefined control sequence" in batch[1]["error"] and "Double superscript" in batch[3]["error"]
+
+
+def test_no_temporary_files_left(tmp_path, monkeypatch):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    render_sources([colorize("a + b").source, colorize(r"a \nope").source, colorize(r"\frac { 1 } { 2 }").source])
+    assert list(tmp.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------------- scores
+def test_identical_strings_score_one(official, tmp_path):
+    records = [{"gt": s["gt"], "pred": s["gt"], "img_id": s["img_id"]} for s in official]
+    result = evaluate_cdm(records, workers=2, cache_dir=tmp_path)
+    assert result["exprate_cdm"] == 100.0 and result["evaluated"] == 40 and result["excluded"] == []
+    assert all(s["f1"] == 1.0 and s["recall"] == 1.0 and s["precision"] == 1.0 for s in result["samples"])
+
+
+def test_wrong_symbol_lowers_f1(tmp_path):
+    result = evaluate_cdm([{"gt": r"a ^ { 2 } + b ^ { 2 } = c ^ { 2 }", "pred": r"a ^ { 2 } + b ^ { 2 } = e ^ { 2 }"}],
+                          workers=1, cache_dir=tmp_path)
+    sample = result["samples"][0]
+    assert (sample["matched"], sample["n_gt"], sample["n_pred"]) == (7, 8, 8)
+    assert sample["f1"] == round(14 / 16, 4) and result["exprate_cdm"] == 0.0
+
+
+@pytest.mark.parametrize(("gt", "pred"), [
+    (r"x \le y", r"x \leq y"),
+    (r"{ x } + { { 1 } }", r"x + 1"),
+    (r"\dfrac { 1 } { 2 }", r"\frac { 1 } { 2 }"),
+    (r"f ' ( x )", r"f ^ { \prime } ( x )"),
+    (r"\left( a + b \right) ^ { 2 }", r"( a + b ) ^ { 2 }"),
+    (r"\sin x", r"\sin { x }"),
+    (r"x_{i}^{2}", r"x _ { i } ^ { 2 }"),
+])
+def test_style_differences_that_render_the_same_score_one(gt, pred, tmp_path):
+    assert f1_of(gt, pred, tmp_path) == 1.0
+
+
+@pytest.mark.parametrize(("gt", "pred"), [
+    (r"x ^ { 2 }", r"x _ { 2 }"),                     # same tokens, other place
+    (r"\sqrt { a b }", r"\sqrt { a } b"),             # radical spans another extent
+    (r"e ^ { - t } \cos 2 ^ { t }", r"e ^ { - t } \cos 2 t"),
+    (r"a + b", r"b + a"),
+])
+def test_same_tokens_in_other_places_score_below_one(gt, pred, tmp_path):
+    assert f1_of(gt, pred, tmp_path) < 1.0
+
+
+def test_unrenderable_gt_is_excluded_and_unrenderable_pred_scores_zero(tmp_path):
+    records = [
+        {"img_id": "ok", "gt": "x + 1", "pred": "x + 1"},
+        {"img_id": "bad_gt", "gt": r"x \undefinedmacro", "pred": "x"},
+        {"img_id": "bad_pred", "gt": "x", "pred": r"\frac { x"},
+        {"img_id": "tex_pred", "gt": "x", "pred": r"x ^ 2 ^ 3"},
+        {"gt": "", "pred": "x"},
+    ]
+    result = evaluate_cdm(records, workers=1, cache_dir=tmp_path)
+    assert result["excluded"] == ["bad_gt", 4]
+    assert result["evaluated"] == 3 and result["total"] == 5 and result["pred_render_failures"] == 2
+    assert result["exprate_cdm"] == round(100 / 3, 4)
+    by_id = {s["img_id"]: s for s in result["samples"]}
+    assert by_id["bad_gt"]["status"] == "gt_error" and by_id["bad_gt"]["f1"] is None
+    assert "Undefined control sequence" in by_id["bad_gt"]["error"]
+    assert by_id["bad_pred"]["status"] == "pred_error" and by_id["bad_pred"]["f1"] == 0.0
+    assert by_id["tex_pred"]["status"] == "pred_error" and "Double superscript" in by_id["tex_pred"]["error"]
+
+
+def test_official_toolkit_agreement(official, tmp_path):
+    result = evaluate_cdm(official, workers=2, cache_dir=tmp_path)
+    assert result["excluded"] == [] and result["evaluated"] == 40
+    agree = sum((o["f1"] == 1.0) == (s["f1"] == 1.0) for o, s in zip(official, result["samples"], strict=True))
+    assert agree >= 38
+    for o, s in zip(official, result["samples"], strict=True):
+        assert s["img_id"] == o["img_id"]
+        if o["gt"].split() == o["pred"].split():
+            assert s["f1"] == 1.0
+    # beyond the decision: per-sample F1 close to the official one on most samples
+    close = sum(abs(o["f1"] - s["f1"]) <= 0.05 for o, s in zip(official, result["samples"], strict=True))
+    assert close >= 36
+
+
+def test_deterministic_across_runs_workers_and_cache(official, tmp_path):
+    first = evaluate_cdm(official, workers=1, cache_dir=tmp_path / "a")
+    second = evaluate_cdm(official, workers=2, cache_dir=tmp_path / "b")
+    warm = evaluate_cdm(official, workers=2, cache_dir=tmp_path / "b")
+    uncached = evaluate_cdm(official, workers=2, use_cache=False)
+    assert first == second == warm == uncached
+
+
+def test_cache_is_used(official, tmp_path, monkeypatch):
+    records = official[:10]
+    cold = evaluate_cdm(records, workers=1, cache_dir=tmp_path)
+    assert list(tmp_path.rglob("*.json"))
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools-here"))  # no pdflatex: everything must come from the cache
+    assert evaluate_cdm(records, workers=1, cache_dir=tmp_path) == cold
+    with pytest.raises(InputError, match="pdflatex"):
+        evaluate_cdm([{"gt": "q + 1", "pred": "q"}], workers=1, cache_dir=tmp_path)
+
+
+def test_render_timeout_is_a_failure_and_not_cached(tmp_path):
+    result = evaluate_cdm([{"gt": "x", "pred": "y + z"}], workers=1, cache_dir=tmp_path, timeout=1e-4)
+    assert result["excluded"] == [0] and "timed out" in result["samples"][0]["error"]
+    assert not list(tmp_path.rglob("*.json"))
+
+
+@pytest.mark.parametrize("records", [[], [{"gt": "x"}], [{"gt": 1, "pred": "x"}], ["x"]])
+def test_bad_records_raise_input_error(records):
+    with pytest.raises(InputError):
+        evaluate_cdm(records, workers=1, use_cache=False)
+
+
+# ------------------------------------------------------------------------------------------- CLIs
+def run(script: Path, *args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, **(env_extra or {}))
+    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_cdm_eval_cli(official, tmp_path):
+    pred = tmp_path / "crohme_2014_pred.json"
+    pred.write_text(json.dumps(official[:12]), encoding="utf-8")
+    out = tmp_path / "metrics.json"
+    proc = run(CDM_SCRIPT, "--input", str(pred), "--output", str(out), "--workers", "2", "--quiet",
+               "--cache-dir", str(tmp_path / "cache"))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert result == evaluate_cdm(official[:12], workers=1, cache_dir=tmp_path / "cache")
+    assert f"ExpRate@CDM: {result['exprate_cdm']:.4f} %" in proc.stdout
+    assert [s["img_id"] for s in result["samples"]] == [s["img_id"] for s in official[:12]]
+
+
+def test_cdm_eval_cli_errors(tmp_path):
+    out = tmp_path / "m.json"
+    proc = run(CDM_SCRIPT, "--input", str(tmp_path / "missing.json"), "--output", str(out))
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"gt": "x", "pred": "x"}, {"gt": "y"}]), encoding="utf-8")
+    proc = run(CDM_SCRIPT, "--input", str(bad), "--output", str(out))
+    assert proc.returncode == 2 and "record 1" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
+    proc = run(CDM_SCRIPT, "--input", str(bad), "--workers", "0")
+    assert proc.returncode == 2 and "--workers" in proc.stderr
+    help_text = run(CDM_SCRIPT, "--help").stdout
+    for word in ("--input", "--output", "--workers", "--timeout", "--cache-dir", "excluded", "F1 = 1", "exit code 2"):
+        assert word in help_text
+
+
+def test_eval_metrics_calculator_cdm_end_to_end(official, tmp_path):
+    records = official[:8]
+    pred = tmp_path / "crohme_2014_pred.json"
+    pred.write_text(json.dumps(records), encoding="utf-8")
+    env = {"UNIMUMER_CDM_CACHE": str(tmp_path / "cache")}
+    plain = run(METRICS_SCRIPT, "--input", str(pred), env_extra=env)
+    with_cdm = run(METRICS_SCRIPT, "--input", str(pred), "--cdm", "--json", env_extra=env)
+    assert with_cdm.returncode == 0, with_cdm.stderr
+    metrics = json.loads(with_cdm.stdout)
+    expected = evaluate_cdm(records, workers=1, cache_dir=tmp_path / "cache")
+    assert metrics["exprate_cdm"] == expected["exprate_cdm"]
+    assert metrics["cdm_evaluated"] == 8 and metrics["cdm_excluded"] == 0
+    assert metrics["exact_match_rate"] == round(100 * sum(r["gt"].split() == r["pred"].split() for r in records) / 8, 4)
+    # the text report stays the official one unless --cdm is given
+    assert plain.returncode == 0 and "ExpRate@CDM" not in plain.stdout
+    report = run(METRICS_SCRIPT, "--input", str(pred), "--cdm", env_extra=env).stdout
+    assert report.startswith(plain.stdout) and "ExpRate@CDM:" in report[len(plain.stdout):]
