@@ -234,3 +234,31 @@ def test_whole_crohme_train_set_through_prompts_and_training_set(tmp_path, capsy
     printed = capsys.readouterr().out
     assert "crohme_train: input records=8834 skipped: none" in printed
     print(f"CROHME train: {stats}")
+
+
+def test_build_training_set_reports_a_bad_jsonl_line_from_a_worker(tmp_path, capsys):
+    recs = read_json(TREE / "sample_input.json") * 40
+    lines = [json.dumps(r, ensure_ascii=False) for r in recs]
+    lines[57] = "{not json"
+    (tmp_path / "v.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code = run_main(main_build, ["--input", str(tmp_path / "v.jsonl"), "--name", "s", "--workers", "2",
+                                 "--chunk-size", "10", "--output-dir", str(tmp_path / "o")])
+    assert code == 2 and "record 57: not valid JSON" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "s_tree.json").exists() and not list((tmp_path / "o").glob(".*.tmp"))
+
+
+def test_record_serialisation_is_byte_identical_to_json_dumps():
+    from unimumer.builders import _serialise
+
+    items = read_json(TREE / "sample_tree.json") + [
+        {"images": [], "messages": []},
+        {"images": ["a", "b"], "messages": [{"from": "x", "value": "y\n\"é\t\\"}]},
+        {"messages": [], "images": ["a"]},
+        {"images": ["a"], "messages": [{"from": "human", "value": "v", "extra": 1}]},
+        {"images": ["a"], "messages": [{"value": "v", "from": "human"}]},
+    ]
+    for indent in (0, 1, 2, 4):
+        pad = " " * indent
+        for item in items:
+            assert _serialise(item, indent) == pad + json.dumps(item, ensure_ascii=False, indent=indent).replace(
+                "\n", "\n" + pad)

@@ -104,10 +104,19 @@ def make_tree_record(record: dict) -> dict:
     """
     _, latex = record_latex(record)
     target = build_tree_target(latex)
-    new = copy.deepcopy(record)
+    new = _copy_json(record)
     new["messages"][0]["value"] = "<image>" + TASKS["tree"].prompt()
     new["messages"][1]["value"] = target
     return new
+
+
+def _copy_json(obj: Any) -> Any:
+    """Deep copy of JSON data (dicts, lists, immutable leaves): ``copy.deepcopy`` semantics, 10x faster."""
+    if type(obj) is dict:
+        return {k: _copy_json(v) for k, v in obj.items()}
+    if type(obj) is list:
+        return [_copy_json(v) for v in obj]
+    return copy.deepcopy(obj) if isinstance(obj, (dict, list)) else obj
 
 
 def make_can_record(record: dict) -> dict:
@@ -203,9 +212,46 @@ class _ArrayWriter:
 
 
 def _serialise(item: Any, indent: int) -> str:
-    """One array item as :func:`unimumer.files.write_json_stream` lays it out (indented one level)."""
+    """One array item as :func:`unimumer.files.write_json_stream` lays it out (indented one level).
+
+    Plain ShareGPT records (``images`` strings, ``messages`` of ``from`` / ``value`` strings, in that key order)
+    take a string template with the C string encoder of :mod:`json` (the pure-Python indenting encoder is the
+    bottleneck of data building); anything else goes through ``json.dumps``. Both give the same bytes (tested).
+    """
+    if indent > 0 and type(item) is dict and len(item) == 2:
+        fast = _fast_sharegpt(item, " " * indent)
+        if fast is not None:
+            return fast
     pad = " " * indent
     return pad + json.dumps(item, ensure_ascii=False, indent=indent).replace("\n", "\n" + pad)
+
+
+def _fast_sharegpt(item: dict, p: str) -> str | None:
+    from json.encoder import encode_basestring as enc
+
+    keys = iter(item)
+    if next(keys) != "images" or next(keys) != "messages":
+        return None
+    images, messages = item["images"], item["messages"]
+    if type(images) is not list or type(messages) is not list or not images or not messages:
+        return None
+    if any(type(x) is not str for x in images):
+        return None
+    parts = [p, "{\n", p, p, '"images": [']
+    parts.append(",".join(f"\n{p}{p}{p}{enc(x)}" for x in images))
+    parts += ["\n", p, p, "],\n", p, p, '"messages": [']
+    msgs = []
+    for m in messages:
+        if type(m) is not dict or len(m) != 2:
+            return None
+        k = iter(m)
+        if next(k) != "from" or next(k) != "value" or type(m["from"]) is not str or type(m["value"]) is not str:
+            return None
+        msgs.append(f"\n{p}{p}{p}{{\n{p}{p}{p}{p}\"from\": {enc(m['from'])},\n{p}{p}{p}{p}\"value\": "
+                    f"{enc(m['value'])}\n{p}{p}{p}}}")
+    parts.append(",".join(msgs))
+    parts += ["\n", p, p, "]\n", p, "}"]
+    return "".join(parts)
 
 
 # ================================================================================ tree / can files (official CLI)
@@ -663,12 +709,21 @@ def main_prompts(argv: Sequence[str] | None = None) -> int:
 
 
 # ================================================================================ training sets
-def _build_chunk(args: tuple[list, tuple[str, ...], int]) -> tuple[list[list[str]], Counter, int]:
-    """Worker: serialised records of every task for one chunk of vanilla records, the skip counts, the size."""
-    records, tasks, indent = args
+def _build_chunk(args: tuple) -> tuple[list[list[str]], Counter, int]:
+    """Worker: serialised records of every task for one chunk of vanilla records, the skip counts, the size.
+
+    ``args`` = ``(records, tasks, indent, source, first_index)``; a record given as ``str`` is a raw JSONL line
+    (parsed here, so the reading process only splits lines).
+    """
+    records, tasks, indent, source, first = args
     out: list[list[str]] = [[] for _ in tasks]
     skipped: Counter = Counter()
-    for record in records:
+    for index, record in enumerate(records, first):
+        if type(record) is str:
+            try:
+                record = json.loads(record)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{source}: record {index}: not valid JSON ({exc.msg})") from None
         try:
             record_latex(record)
         except RecordError:
@@ -691,6 +746,19 @@ def _chunks(records: Iterable, size: int) -> Iterator[list]:
             chunk = []
     if chunk:
         yield chunk
+
+
+def _iter_raw_or_records(src: Path) -> Iterator[Any]:
+    """JSONL: the raw non-empty lines (workers parse them); a JSON array: records streamed with ijson."""
+    if src.suffix.lower() != ".jsonl":
+        yield from iter_records(src)
+        return
+    if not src.is_file():
+        raise InputError(f"{src}: file not found")
+    with src.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield line
 
 
 def _find_dataset_info(output_dir: Path) -> Path:
@@ -741,7 +809,10 @@ def build_training_set(
     skipped: Counter = Counter()
     total = 0
     try:
-        jobs = ((chunk, tasks, indent) for chunk in _chunks(iter_records(src), chunk_size))
+        jobs = (
+            (chunk, tasks, indent, str(src), k * chunk_size)
+            for k, chunk in enumerate(_chunks(_iter_raw_or_records(src), chunk_size))
+        )
         bar = tqdm(desc=f"build {name}", unit="rec", disable=None)
 
         def consume(result) -> None:

@@ -190,7 +190,7 @@ def tree_lines(tokens: Sequence[str], *, max_nodes: int | None = DEFAULT_MAX_NOD
                 if cur >= end or tokens[cur] != "{":
                     raise TreeParseError(f"{tok} below not with {{")
                 cur = _group(curly, cur, end, level, "below", groups)
-            else:
+            elif cur < end and (tokens[cur] == "_" or tokens[cur] == "^"):  # the common case: no script, no call
                 cur = _script(tokens, curly, cur, end, level, "_", "sub", groups)
                 cur = _script(tokens, curly, cur, end, level, "^", "sup", groups)
 
