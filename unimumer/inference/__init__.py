@@ -1,0 +1,14 @@
+"""Batch inference for Uni-MuMER models: vLLM (default) or plain transformers, resumable and data-parallel.
+
+Modules (torch / transformers / vLLM are imported only inside the functions that use them):
+
+- :mod:`unimumer.inference.core`    engine-agnostic pieces: reading prompt files, prediction records, answer
+  extraction, sharding, GPU groups, the resumable progress file, the atomic final write;
+- :mod:`unimumer.inference.engines` the two engines (``vllm`` and ``hf``) behind one ``generate`` call, prompts
+  built with the model's own processor chat template and images through ``qwen-vl-utils``;
+- :mod:`unimumer.inference.runner`  the ``scripts/vllm_infer.py`` command (one engine for every file of an input
+  folder, data-parallel worker processes, progress bars, reports);
+- :mod:`unimumer.inference.predict` the ``scripts/predict.py`` quick check (LaTeX of a few images).
+
+Output layout follows the released evaluation (``../shared/spec/formats.md``, "Prediction and result files").
+"""

@@ -1,0 +1,432 @@
+"""``scripts/vllm_infer.py``: batch inference over every prompt file of a folder, resumable and data-parallel.
+
+Follows the released ``scripts/vllm_infer.py`` of BFlameSwift/Uni-MuMER (same flags, same output layout, same
+``<stem>_results.txt`` report) and fixes its engineering: one engine for every file of the input folder, data
+parallelism instead of tensor parallelism over all GPUs, resume after a kill, and a bad image is a record with an
+``error`` field instead of a crash.
+
+Flow: the parent process reads and validates every prompt file, then for each file decides what is left to do
+(final file present → skipped; a progress file → its finished records are kept), runs the pending records
+(in-process with ``--data-parallel-size 1``, else in N worker processes, each with its own engine, its own slice
+of ``CUDA_VISIBLE_DEVICES`` and an interleaved shard of every file), and finally writes each prediction file in
+input order, atomically, followed by its metrics report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from ..errors import InputError
+from ..files import atomic_write_text, read_json
+from ..images import load_image
+from ..paths import REPO_ROOT
+from ..tasks import TASKS
+from .core import (
+    TRAIN_MAX_PIXELS,
+    TRAIN_MIN_PIXELS,
+    ProgressFile,
+    PromptItem,
+    device_groups,
+    error_summary,
+    list_prompt_files,
+    make_record,
+    progress_path,
+    read_prompt_file,
+    resolve_image,
+    shard,
+    visible_devices,
+    write_predictions,
+)
+
+#: Test / debugging hook: the worker SIGKILLs itself after this many flushed batches (simulates a killed job).
+KILL_AFTER_ENV = "UNIMUMER_INFER_KILL_AFTER_BATCHES"
+
+DESCRIPTION = """\
+Batch inference of a Uni-MuMER model on every prompt file of a folder (vLLM, or plain transformers with
+--backend hf), with the official output layout and metrics report.
+
+Inputs:  --input-dir with official prompt files (*.json, LLaMA-Factory ShareGPT arrays:
+         {"images": [path], "messages": [{"from": "human", "value": "<image>PROMPT"}, {"from": "gpt", "value": GT}]}).
+         Relative image paths are resolved against --image-root (default: the current folder; the official
+         prompt files say ./data/<DATASET>/..., so run from the repository root).
+Outputs: <output-dir>/<stem><suffix>.json  JSON array (indent 2) of {"gt", "pred", "image_path", "img_id"} in
+         input order, exactly the official layout; records that failed (image missing or unreadable, empty output,
+         engine error) carry an extra "error" key and pred "" (scored as wrong, counted in the summary);
+         <output-dir>/<stem>_results.txt  the official metrics report (ExpRate = "Exact Match Rate").
+         While running, finished records are appended to <output-dir>/.<stem><suffix>.progress.jsonl; a killed
+         run restarted with the same command resumes from it; the final file is written atomically at the end
+         and the progress file removed. An existing complete <stem><suffix>.json is skipped (--overwrite redoes it).
+Model input (released evaluation): system "You are a helpful assistant.", user [image, prompt text without
+         <image>] through the model's processor chat template; images loaded black-on-white and resized by
+         qwen-vl-utils within --min-pixels/--max-pixels (default: the training bounds); stop at <|im_end|> /
+         <|endoftext|>; temperature 0 = greedy.
+pred:    the final LaTeX of the output: the whole stripped text (vanilla, error_find) or its last non-empty line
+         (tree, can, error_fix); --task forces one, default: detected from each record's prompt.
+Parallelism: --data-parallel-size N starts N independent engines (one per group of --tensor-parallel-size GPUs
+         taken from CUDA_VISIBLE_DEVICES, which is only ever subset), each on an interleaved shard of every file;
+         results are merged in input order and equal a single-engine run (greedy).
+Errors:  a missing / malformed input folder or prompt file, or unusable options -> "error: ..." and exit 2;
+         a failed worker -> exit 1 (progress kept: rerun to resume); Ctrl-C -> exit 130 (progress kept).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``scripts/vllm_infer.py`` (official flags first, then this project's)."""
+    p = argparse.ArgumentParser(
+        prog="vllm_infer.py", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--model", required=True, help="model folder or Hugging Face id (offline cache)")
+    p.add_argument("--input-dir", default="./data/", help="folder of prompt *.json files (default: ./data/)")
+    p.add_argument("--output-dir", default="outputs", help="where predictions and reports go (default: outputs)")
+    p.add_argument("--suffix", default="_pred", help="prediction file suffix: <stem><suffix>.json (default: _pred)")
+    p.add_argument("--max-tokens", type=int, default=2048, help="maximum generated tokens (default: 2048)")
+    p.add_argument("--temperature", type=float, default=0.2, help="sampling temperature, 0 = greedy (default: 0.2)")
+    p.add_argument("--top-p", type=float, default=0.8, help="nucleus sampling top-p (default: 0.8)")
+    p.add_argument("--top-k", type=int, default=50, help="top-k sampling (default: 50)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    p.add_argument(
+        "--batch_size", "--batch-size", dest="batch_size", type=int, default=256,
+        help="records per generate call and per progress flush (default: 256; vLLM batches continuously inside)",
+    )
+    p.add_argument(
+        "--task", choices=sorted(TASKS), default=None,
+        help="how to read the final LaTeX from the output (default: from each record's prompt)",
+    )
+    p.add_argument("--backend", choices=("vllm", "hf"), default="vllm", help="inference engine (default: vllm)")
+    p.add_argument("--tensor-parallel-size", type=int, default=1, help="GPUs per engine (vLLM; default: 1)")
+    p.add_argument(
+        "--data-parallel-size", type=int, default=1,
+        help="independent engine processes, one per GPU group, each on a shard (default: 1)",
+    )
+    p.add_argument("--max-pixels", type=int, default=TRAIN_MAX_PIXELS,
+                   help=f"image area upper bound (default: {TRAIN_MAX_PIXELS}, training image_max_pixels)")
+    p.add_argument("--min-pixels", type=int, default=TRAIN_MIN_PIXELS,
+                   help=f"image area lower bound (default: {TRAIN_MIN_PIXELS}, LLaMA-Factory image_min_pixels)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N records of each file")
+    p.add_argument("--image-root", default=None, help="folder relative image paths start from (default: cwd)")
+    p.add_argument("--dtype", default="auto", choices=("auto", "bfloat16", "float16", "float32"),
+                   help="model dtype (default: auto = the checkpoint's; the released models are bf16)")
+    p.add_argument("--max-model-len", type=int, default=None,
+                   help="vLLM context length (default: max-tokens + image tokens at max-pixels + 1024)")
+    p.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vLLM (default: 0.9)")
+    p.add_argument("--enforce-eager", action="store_true",
+                   help="vLLM: skip graph compilation / CUDA graphs (faster start, slower decoding; small jobs, CPU)")
+    p.add_argument("--save-raw", action="store_true", help="also keep the untouched model output as \"output\"")
+    p.add_argument("--overwrite", action="store_true", help="redo files whose predictions already exist")
+    p.add_argument("--no-report", action="store_true", help="do not write <stem>_results.txt")
+    return p
+
+
+def _check_args(a: argparse.Namespace) -> None:
+    for name in ("max_tokens", "batch_size", "tensor_parallel_size", "data_parallel_size", "max_pixels", "min_pixels"):
+        if getattr(a, name) < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be >= 1")
+    if a.limit is not None and a.limit < 0:
+        raise InputError("--limit must be >= 0")
+    if a.temperature < 0:
+        raise InputError("--temperature must be >= 0")
+    if not 0 < a.top_p <= 1:
+        raise InputError("--top-p must be in (0, 1]")
+    if a.min_pixels > a.max_pixels:
+        raise InputError("--min-pixels must not exceed --max-pixels")
+    if not a.suffix or "/" in a.suffix:
+        raise InputError("--suffix must be a non-empty file-name part")
+    if a.backend == "hf" and a.tensor_parallel_size != 1:
+        raise InputError("--tensor-parallel-size applies to --backend vllm only")
+
+
+def _model_id(model: str) -> str:
+    p = Path(model)
+    return str(p.resolve()) if p.exists() else model
+
+
+def run_settings(a: argparse.Namespace) -> dict:
+    """Everything that changes the outputs; a progress file written with other settings is not resumed."""
+    return {
+        "model": _model_id(a.model),
+        "backend": a.backend,
+        "task": a.task,
+        "max_tokens": a.max_tokens,
+        "temperature": a.temperature,
+        "top_p": a.top_p,
+        "top_k": a.top_k,
+        "seed": a.seed,
+        "min_pixels": a.min_pixels,
+        "max_pixels": a.max_pixels,
+        "dtype": a.dtype,
+        "save_raw": a.save_raw,
+    }
+
+
+def worker_config(a: argparse.Namespace) -> dict:
+    """The JSON-serialisable configuration a worker needs to build its engine and records."""
+    cfg = run_settings(a)
+    cfg.update(
+        model=a.model,
+        batch_size=a.batch_size,
+        tensor_parallel_size=a.tensor_parallel_size,
+        max_model_len=a.max_model_len,
+        gpu_memory_utilization=a.gpu_memory_utilization,
+        enforce_eager=a.enforce_eager,
+        image_root=a.image_root,
+    )
+    return cfg
+
+
+# --------------------------------------------------------------------------------------------------- worker
+def _load(engine, item: PromptItem, image_root: str | None):
+    """``(prepared image, None)`` or ``(None, error text)`` for one record."""
+    path = resolve_image(item.image_path, image_root)
+    if not path.is_file():
+        return None, f"image not found: {item.image_path}"
+    try:
+        return engine.prepare_image(load_image(path)), None
+    except InputError as exc:
+        return None, f"unreadable image: {item.image_path} ({str(exc).rsplit('(', 1)[-1].rstrip(')')})"
+
+
+def _generate_batch(engine, batch: list[PromptItem], loaded: list, raw: bool) -> list[tuple[int, dict]]:
+    """Records of one batch. An engine error on the batch is retried record by record; records that still fail
+    get an ``engine error`` record, unless every record of the batch fails (a broken engine: re-raised)."""
+    ok = [(it, img) for it, (img, err) in zip(batch, loaded, strict=True) if err is None]
+    outputs: dict[int, tuple[str | None, str | None]] = {}
+    if ok:
+        try:
+            texts = engine.generate([img for _, img in ok], [it.prompt for it, _ in ok])
+            outputs = {it.index: (t, None) for (it, _), t in zip(ok, texts, strict=True)}
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as batch_exc:
+            failures = 0
+            for it, img in ok:
+                try:
+                    outputs[it.index] = (engine.generate([img], [it.prompt])[0], None)
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except Exception as exc:
+                    failures += 1
+                    msg = str(exc).splitlines()[0] if str(exc) else ""
+                    outputs[it.index] = (None, f"engine error: {type(exc).__name__}: {msg}"[:300])
+            if failures == len(ok):
+                raise batch_exc
+    result = []
+    for it, (_img, err) in zip(batch, loaded, strict=True):
+        if err is None:
+            text, err = outputs[it.index]
+            result.append((it.index, make_record(it, text, err, raw=raw)))
+        else:
+            result.append((it.index, make_record(it, None, err, raw=raw)))
+    return result
+
+
+def run_worker(config: dict, jobs: Sequence[dict], worker: int = 0, n_workers: int = 1) -> int:
+    """Build one engine and run this worker's shard of every job; returns the number of records generated.
+
+    ``jobs``: ``[{"prompt_file", "stem", "progress", "pending": [indices]}]``; the worker takes
+    ``shard(pending, n_workers, worker)`` of each and appends its records to the job's progress file after each
+    batch. Image loading for the next batch overlaps generation of the current one.
+    """
+    from tqdm import tqdm
+
+    from .engines import GenerationSettings, make_engine
+
+    settings = GenerationSettings(
+        max_tokens=config["max_tokens"], temperature=config["temperature"], top_p=config["top_p"],
+        top_k=config["top_k"], seed=config["seed"], min_pixels=config["min_pixels"],
+        max_pixels=config["max_pixels"],
+    )
+    mine = [(job, shard(job["pending"], n_workers, worker)) for job in jobs]
+    if not any(idx for _, idx in mine):
+        return 0
+    engine = make_engine(
+        config["backend"], config["model"], settings, tensor_parallel_size=config["tensor_parallel_size"],
+        dtype=config["dtype"], max_model_len=config["max_model_len"],
+        gpu_memory_utilization=config["gpu_memory_utilization"], enforce_eager=config["enforce_eager"],
+    )
+    kill_after = int(os.environ.get(KILL_AFTER_ENV, "0") or 0)
+    batches = done = 0
+    bs, root, raw = config["batch_size"], config["image_root"], config["save_raw"]
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            for job, idx in mine:
+                if not idx:
+                    continue
+                items = read_prompt_file(job["prompt_file"], config["task"])
+                progress = ProgressFile(job["progress"])
+                chunks = [[items[i] for i in idx[s:s + bs]] for s in range(0, len(idx), bs)]
+                desc = job["stem"] + (f" [worker {worker}]" if n_workers > 1 else "")
+                bar = tqdm(total=len(idx), desc=desc, unit="img", position=worker if n_workers > 1 else None,
+                           dynamic_ncols=True, file=sys.stderr)
+                nxt = pool.submit(lambda c: [_load(engine, it, root) for it in c], chunks[0])
+                for c, chunk in enumerate(chunks):
+                    loaded = nxt.result()
+                    if c + 1 < len(chunks):
+                        nxt = pool.submit(lambda c: [_load(engine, it, root) for it in c], chunks[c + 1])
+                    finished = _generate_batch(engine, chunk, loaded, raw)
+                    progress.append(finished)
+                    bar.update(len(finished))
+                    done += len(finished)
+                    batches += 1
+                    if kill_after and batches >= kill_after:
+                        os.kill(os.getpid(), signal.SIGKILL)
+                bar.close()
+    finally:
+        engine.close()
+    return done
+
+
+def worker_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of a data-parallel worker process: ``python -m unimumer.inference.runner JOBFILE K N``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    spec = read_json(argv[0])
+    run_worker(spec["config"], spec["jobs"], int(argv[1]), int(argv[2]))
+    return 0
+
+
+def _run_data_parallel(config: dict, jobs: list[dict], n: int, tp: int, out_dir: Path) -> None:
+    """Run ``n`` worker processes (one engine each) and wait for all. Raises :class:`InputError` on failure."""
+    devices = visible_devices()
+    if devices is None:
+        try:
+            import torch
+
+            devices = visible_devices(device_count=torch.cuda.device_count())
+        except ImportError:
+            devices = None
+    groups = device_groups(devices, n, tp)
+    with tempfile.TemporaryDirectory(prefix=".infer-jobs-", dir=out_dir) as tmp:
+        spec = Path(tmp) / "jobs.json"
+        spec.write_text(json.dumps({"config": config, "jobs": jobs}), encoding="utf-8")
+        procs = []
+        for k, group in enumerate(groups):
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+            if group is not None:
+                env["CUDA_VISIBLE_DEVICES"] = group
+            cmd = [sys.executable, "-m", "unimumer.inference.runner", str(spec), str(k), str(n)]
+            procs.append(subprocess.Popen(cmd, env=env))
+        try:
+            codes = [p.wait() for p in procs]
+        except KeyboardInterrupt:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.wait()
+            raise
+    bad = [(k, c) for k, c in enumerate(codes) if c != 0]
+    if bad:
+        raise WorkerFailed(
+            "; ".join(f"worker {k} exited with {c}" for k, c in bad)
+            + " (finished records are kept: rerun the same command to resume)"
+        )
+
+
+class WorkerFailed(RuntimeError):
+    """A data-parallel worker process exited with an error (not the user's input; exit code 1)."""
+
+
+# --------------------------------------------------------------------------------------------------- reports
+def write_report(pred_path: Path, report_path: Path) -> dict:
+    """Score ``pred_path`` with the official metrics and write the official text report atomically."""
+    from ..metrics import evaluate_file, format_report
+
+    results = evaluate_file(pred_path)
+    atomic_write_text(report_path, format_report(results))
+    return results
+
+
+def _complete_output(path: Path, n: int) -> bool:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, list) and len(data) == n
+
+
+# --------------------------------------------------------------------------------------------------- main
+def main(argv: Sequence[str] | None = None) -> int:
+    """``scripts/vllm_infer.py`` (see :data:`DESCRIPTION`). Returns 0, or 1 when a worker failed.
+
+    Raises :class:`InputError` for bad input (folder, prompt files, options, model).
+    """
+    a = build_parser().parse_args(argv)
+    _check_args(a)
+    files = list_prompt_files(a.input_dir)
+    parsed = [(f, read_prompt_file(f, a.task)) for f in files]  # validate everything before starting an engine
+    out_dir = Path(a.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    settings = run_settings(a)
+
+    plan = []  # (stem, items, selected, final path, progress)
+    jobs = []
+    resumed = 0
+    for f, items in parsed:
+        stem = f.stem
+        selected = list(range(len(items)))[: a.limit] if a.limit is not None else list(range(len(items)))
+        final = out_dir / f"{stem}{a.suffix}.json"
+        progress = ProgressFile(progress_path(out_dir, stem, a.suffix))
+        if final.exists() and not a.overwrite and _complete_output(final, len(selected)):
+            print(f"{stem}: {final} exists with {len(selected)} records, skipped (--overwrite to redo)")
+            report = out_dir / f"{stem}_results.txt"
+            if not a.no_report and not report.exists():
+                write_report(final, report)
+            continue
+        if a.overwrite:
+            progress.remove()
+        done = progress.load(items, f.name, settings)
+        if not progress.path.exists():
+            progress.create(f.name, len(items), settings)
+        pending = [i for i in selected if i not in done]
+        resumed += len(selected) - len(pending)
+        if done:
+            print(f"{stem}: resuming, {len(selected) - len(pending)} of {len(selected)} records already done")
+        plan.append((f.name, stem, items, selected, final, progress))
+        if pending:
+            jobs.append({"prompt_file": str(f), "stem": stem, "progress": str(progress.path), "pending": pending})
+
+    generated = 0
+    if jobs:
+        config = worker_config(a)
+        if a.data_parallel_size == 1:
+            generated = run_worker(config, jobs)
+        else:
+            try:
+                _run_data_parallel(config, jobs, a.data_parallel_size, a.tensor_parallel_size, out_dir)
+            except WorkerFailed as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+            generated = sum(len(j["pending"]) for j in jobs)
+
+    for name, stem, items, selected, final, progress in plan:
+        done = progress.load(items, name, settings)
+        missing = [i for i in selected if i not in done]
+        if missing:
+            print(f"error: {stem}: {len(missing)} records missing after the run (rerun to resume)", file=sys.stderr)
+            return 1
+        records = [done[i] for i in selected]
+        write_predictions(final, records)
+        progress.remove()
+        errors = error_summary(records)
+        line = f"{stem}: {len(records)} records -> {final}"
+        if errors:
+            line += " (" + ", ".join(f"{n} {k}" for k, n in sorted(errors.items())) + ")"
+        if not a.no_report:
+            report = out_dir / f"{stem}_results.txt"
+            results = write_report(final, report)
+            line += f"; ExpRate {results['exact_match_rate']:.2f}% -> {report}"
+        print(line)
+    print(f"done: {generated} records generated, {resumed} resumed from progress files")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main())
