@@ -1,7 +1,7 @@
 """Error-driven learning data (unimumer.edl, preprocess/make_error_data.py).
 
-Real data: the official Uni-MuMER predictions in ../shared/reference/uni-mumer/predictions/ (read in place, they
-are the acceptance set of the EDL issue). Hand-checked examples cover each edit kind, merged adjacent edits,
+Real data: the official Uni-MuMER predictions (``tests/fixtures/reference/predictions/``, unchanged copies of
+../shared/reference/uni-mumer/predictions/, the acceptance set of the EDL issue). Hand-checked examples cover each edit kind, merged adjacent edits,
 edits at both ends, empty and all-wrong predictions.
 """
 
@@ -34,10 +34,10 @@ from unimumer.edl import (
 )
 from unimumer.errors import InputError
 from unimumer.files import sharegpt_fields
-from unimumer.paths import REPO_ROOT, shared_dir
+from unimumer.paths import REPO_ROOT
 from unimumer.tasks import TASKS
 
-PRED_DIR = shared_dir() / "reference" / "uni-mumer" / "predictions"
+PRED_DIR = Path(__file__).resolve().parent / "fixtures" / "reference" / "predictions"
 PRED_FILES = sorted(PRED_DIR.glob("*_pred.json"))
 FIND_PREFIX = TASKS["error_find"].instruction + "\nExpression: "
 FIX_PREFIX = TASKS["error_fix"].instruction + "\nMarked Expression: "
