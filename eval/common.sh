@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# eval/common.sh - shared by eval/eval_*.sh (sourced, not run on its own).
+#
+# eval_one_dataset NAME ARGS...   runs scripts/vllm_infer.py on data/NAME/prompts -> data/NAME/results
+#   -i / --input-dir DIR    prompt files (default: data/NAME/prompts)
+#   -o / --output-dir DIR   predictions + reports (default: data/NAME/results)
+#   -m / --model MODEL      model folder or Hugging Face id (required)
+#   -b / --batch-size N     records per generate call / progress flush (default: the script's, 256)
+#   -- ARGS...              passed unchanged to scripts/vllm_infer.py (e.g. -- --data-parallel-size 4)
+# Environment: PYTHON (interpreter, default: python, else python3); CUDA_VISIBLE_DEVICES is honoured as set by
+# the caller and never overwritten (the official scripts forced GPU 0 / 1).
+
+UNIMUMER_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+unimumer_python() {
+  if [[ -n "${PYTHON:-}" ]]; then echo "$PYTHON"
+  elif command -v python >/dev/null 2>&1; then echo python
+  else echo python3
+  fi
+}
+
+eval_one_dataset() {
+  local name="$1"; shift
+  local input_dir="data/${name}/prompts" output_dir="data/${name}/results" model="" batch=""
+  local -a extra=()
+  local script
+  script="$(basename "${BASH_SOURCE[1]:-$0}")"
+  local usage="Usage: ${script} -m MODEL [-i INPUT_DIR] [-o OUTPUT_DIR] [-b BATCH] [-- vllm_infer.py options]
+Runs scripts/vllm_infer.py on the ${name} prompt files (default ${input_dir}) and writes <stem>_pred.json and
+<stem>_results.txt (official layout) to OUTPUT_DIR (default ${output_dir}). Run from the repository root: the
+prompt files' image paths (./data/...) are relative to it. CUDA_VISIBLE_DEVICES is used as you set it.
+Resumable: rerun the same command after an interruption."
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      -i|--input-dir)  [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; return 2; }; input_dir="$2"; shift 2 ;;
+      -o|--output-dir) [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; return 2; }; output_dir="$2"; shift 2 ;;
+      -m|--model)      [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; return 2; }; model="$2"; shift 2 ;;
+      -b|--batch-size|--batch_size)
+                       [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; return 2; }; batch="$2"; shift 2 ;;
+      -h|--help)       echo "$usage"; return 0 ;;
+      --)              shift; extra=("$@"); break ;;
+      *)               echo "error: unknown option: $1" >&2; echo "$usage" >&2; return 2 ;;
+    esac
+  done
+  if [[ -z "$model" ]]; then echo "error: -m/--model is required" >&2; echo "$usage" >&2; return 2; fi
+  if [[ ! -d "$input_dir" ]]; then echo "error: ${input_dir}: input folder not found" >&2; return 2; fi
+  echo "[INFO] ${name}: GPU(s): ${CUDA_VISIBLE_DEVICES-all visible}" >&2
+  mkdir -p "$output_dir"
+  local -a cmd=("$(unimumer_python)" "${UNIMUMER_ROOT}/scripts/vllm_infer.py"
+                --input-dir "$input_dir" --output-dir "$output_dir" --model "$model")
+  [[ -n "$batch" ]] && cmd+=(--batch_size "$batch")
+  cmd+=("${extra[@]+"${extra[@]}"}")
+  echo "[INFO] ${cmd[*]}" >&2
+  "${cmd[@]}"
+}

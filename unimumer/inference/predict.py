@@ -1,0 +1,88 @@
+"""``scripts/predict.py``: print the LaTeX a Uni-MuMER model reads from a few images (the quick check).
+
+Same model input and answer extraction as ``scripts/vllm_infer.py`` (:mod:`unimumer.inference.engines`), no
+prompt file needed: the prompt is the task's official instruction (``../shared/spec/formats.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ..errors import InputError
+from ..images import load_image
+from ..tasks import GT_TASKS, get_task
+from .core import TRAIN_MAX_PIXELS, TRAIN_MIN_PIXELS
+
+DESCRIPTION = """\
+Print the LaTeX that a Uni-MuMER model reads from each image, one line per image: IMAGE<TAB>LATEX
+(just LATEX with --plain). Images are read black-on-white whatever their polarity (CROHME PNGs are white on
+black) and resized within the training pixel bounds; the prompt is the official instruction of --task
+(vanilla recognition by default; tree = Tree-CoT, can = symbol counting: the LaTeX is the output's last line,
+--raw prints the whole output under a "==> IMAGE <==" line). Decoding is greedy unless --temperature > 0.
+Backend: --backend auto uses vLLM when a CUDA GPU and vLLM are present, else transformers (hf).
+Errors: an unreadable or missing image is reported on stderr as "error: IMAGE: ..." and the others are still
+printed (exit code 2 at the end); a model that cannot be loaded -> "error: ..." and exit 2.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``scripts/predict.py``."""
+    p = argparse.ArgumentParser(
+        prog="predict.py", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
+    p.add_argument("--model", required=True, help="model folder or Hugging Face id (offline cache)")
+    p.add_argument("--task", choices=GT_TASKS, default="vanilla", help="prompt / answer extraction (default: vanilla)")
+    p.add_argument("--backend", choices=("auto", "vllm", "hf"), default="auto", help="engine (default: auto)")
+    p.add_argument("--max-tokens", type=int, default=2048, help="maximum generated tokens (default: 2048)")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default: 0)")
+    p.add_argument("--top-p", type=float, default=0.8, help="nucleus sampling top-p when sampling (default: 0.8)")
+    p.add_argument("--top-k", type=int, default=50, help="top-k when sampling (default: 50)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    p.add_argument("--max-pixels", type=int, default=TRAIN_MAX_PIXELS, help=f"default: {TRAIN_MAX_PIXELS}")
+    p.add_argument("--min-pixels", type=int, default=TRAIN_MIN_PIXELS, help=f"default: {TRAIN_MIN_PIXELS}")
+    p.add_argument("--dtype", default="auto", choices=("auto", "bfloat16", "float16", "float32"),
+                   help="model dtype (default: the checkpoint's)")
+    p.add_argument("--plain", action="store_true", help="print only the LaTeX, without the image path")
+    p.add_argument("--raw", action="store_true", help="print the whole model output instead of the final LaTeX")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``scripts/predict.py`` (see :data:`DESCRIPTION`). Returns 0, or 2 when some image could not be read.
+
+    Raises :class:`InputError` for unusable options or a model that cannot be loaded.
+    """
+    a = build_parser().parse_args(argv)
+    if a.max_tokens < 1:
+        raise InputError("--max-tokens must be >= 1")
+    from .engines import GenerationSettings, default_backend, make_engine
+
+    settings = GenerationSettings(
+        max_tokens=a.max_tokens, temperature=a.temperature, top_p=a.top_p, top_k=a.top_k, seed=a.seed,
+        min_pixels=a.min_pixels, max_pixels=a.max_pixels,
+    )
+    backend = default_backend() if a.backend == "auto" else a.backend
+    engine = make_engine(backend, a.model, settings, dtype=a.dtype, enforce_eager=True)
+    task = get_task(a.task)
+    ok, failed = [], 0
+    try:
+        for path in a.images:
+            try:
+                ok.append((path, engine.prepare_image(load_image(path))))
+            except InputError as exc:
+                failed += 1
+                print(f"error: {exc}", file=sys.stderr)
+        if ok:
+            texts = engine.generate([img for _, img in ok], [task.prompt()] * len(ok))
+            for (path, _), text in zip(ok, texts, strict=True):
+                if a.raw:
+                    print(text.strip() if a.plain else f"==> {path} <==\n{text.strip()}", flush=True)
+                else:
+                    out = task.extract_answer(text)
+                    print(out if a.plain else f"{path}\t{out}", flush=True)
+    finally:
+        engine.close()
+    return 2 if failed else 0
