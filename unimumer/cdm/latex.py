@@ -16,6 +16,8 @@ Choices (after the CDM paper, UniMERNet arXiv 2409.03643, §3; documented becaus
 - **Commands with arguments** (``\\frac``, ``\\sqrt``, accents, environments) are wrapped as a whole,
   ``\\mathcolor[RGB]{c}{\\frac{A}{B}}``, with every token of ``A`` and ``B`` re-coloured inside, so only the command's
   own ink (bar, radical, accent) keeps colour ``c``. A command whose own ink is empty simply yields no box.
+- ``\\boldsymbol`` / ``\\bm`` cannot take coloured content, so they are applied to each coloured token of their
+  argument instead (``\\boldsymbol{a b}`` → ``\\mathcolor{c1}{\\boldsymbol{a}}\\mathcolor{c2}{\\boldsymbol{b}}``).
 - **Operator names** (``\\sin``, ``\\lim``, ``\\max``…) are split into their letters, each its own token, so
   ``\\max`` and ``m a x`` match letter by letter, as the official toolkit counts them.
 - **Math classes are kept**: relations, binary operators, openings, closings, punctuation and large operators are
@@ -97,12 +99,14 @@ ARITY = {
 #: commands that only change fonts/placement: their arguments are coloured, they themselves have no ink.
 TRANSPARENT = {
     r"\mathrm": 1, r"\mathbf": 1, r"\mathit": 1, r"\mathsf": 1, r"\mathtt": 1, r"\mathcal": 1, r"\mathbb": 1,
-    r"\mathfrak": 1, r"\mathscr": 1, r"\boldsymbol": 1, r"\bm": 1, r"\pmb": 1, r"\mathnormal": 1,
+    r"\mathfrak": 1, r"\mathscr": 1, r"\mathnormal": 1,
     r"\operatorname": 1, r"\operatorname*": 1, r"\overset": 2, r"\underset": 2, r"\stackrel": 2,
     r"\displaystyle": 0, r"\textstyle": 0, r"\scriptstyle": 0, r"\scriptscriptstyle": 0, r"\phantom": 1,
     r"\hphantom": 1, r"\vphantom": 1, r"\mathop": 1, r"\mathrel": 1, r"\mathbin": 1, r"\mathord": 1,
     r"\mathopen": 1, r"\mathclose": 1, r"\mathpunct": 1, r"\mathinner": 1,
 }
+#: bold-symbol commands cannot take coloured content: they are applied to each coloured token of their argument.
+DISTRIBUTED = {r"\boldsymbol", r"\bm", r"\pmb"}
 TEXT_COMMANDS = {r"\text", r"\mbox", r"\textrm", r"\textit", r"\textbf", r"\textsf", r"\texttt", r"\textnormal",
                  r"\hbox"}
 INVISIBLE = set(
@@ -194,6 +198,7 @@ class _Colorizer:
         self.toks = tokens
         self.i = 0
         self.labels: list[str] = []
+        self.wrappers: list[str] = []
 
     # ----- helpers
     def _new(self, label: str) -> str:
@@ -302,6 +307,13 @@ class _Colorizer:
             color = self._new(tok)
             args = "".join("{" + self.argument() + "}" for _ in range(ARITY[tok]))
             return rf"\mathcolor[RGB]{{{color}}}{{{tok}{args}}}"
+        if tok in DISTRIBUTED:
+            # \boldsymbol{\mathcolor…} breaks: apply the command to each coloured token instead
+            self.wrappers.append(tok)
+            try:
+                return "{" + self.argument() + "}"
+            finally:
+                self.wrappers.pop()
         if tok in TRANSPARENT:
             star = ""
             if tok == r"\operatorname" and self._peek() == "*":
@@ -321,7 +333,10 @@ class _Colorizer:
         return None
 
     def _symbol(self, tok: str, cls: str | None) -> str:
-        body = rf"\mathcolor[RGB]{{{self._new(tok)}}}{{{tok}}}"
+        inner = tok
+        for wrapper in reversed(self.wrappers):
+            inner = f"{wrapper}{{{inner}}}"
+        body = rf"\mathcolor[RGB]{{{self._new(tok)}}}{{{inner}}}"
         return WRAP_CLASS[cls] + "{" + body + "}" if cls else body
 
     def _text_token(self, tok: str) -> str:
