@@ -30,6 +30,7 @@ from unimumer.tasks import TASKS
 FIX = Path(__file__).parent / "fixtures" / "reference"
 TREE = FIX / "tree_cot"
 CROHME2014_IMAGES = Path(__file__).parent / "fixtures" / "images" / "crohme2014"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _crohme_sample(tmp_path: Path, n: int = 12) -> Path:
@@ -166,7 +167,7 @@ def test_latex_json_prompts_tokenize_normalize_and_count_drops(tmp_path):
     assert stats == {"records": 6, "written": 2, "unbalanced_braces": 1, "missing_image": 1, "delete_chars": 1,
                      "bad_record": 1}
     recs = read_json(out)
-    assert out == tmp_path / "data" / "MathWriting" / "prompts" / "mathwriting_train.json"
+    assert out == tmp_path / "data" / "MathWriting" / "train" / "mathwriting_train.json"
     assert [r["messages"][1]["value"] for r in recs] == ["\\frac { a } { b } + x _ { i }",
                                                          "\\sqrt { 2 } \\leq ( y )"]
     assert recs[0]["images"][0] == f"MathWriting/train/images/{imgs[0].stem}.png"  # relative to the dataset_dir
@@ -222,13 +223,15 @@ def test_whole_crohme_train_set_through_prompts_and_training_set(tmp_path, capsy
     """Real data: all 8,834 CROHME training images and captions → vanilla / tree / can, registered."""
     src = shared_dir() / "data" / "crohme" / "train"
     data = tmp_path / "data"
+    write_json(data / "dataset_info.json", read_json(REPO / "data" / "dataset_info.json"), indent=2)
     out, stats = build_prompts_from_crohme(src, data, "CROHME", "train")
     assert stats == {"captions": 8834, "written": 8834}
-    paths = build_training_set(out, "crohme_train", output_dir=data)
+    assert out == data / "CROHME" / "train" / "crohme_train.json"
+    paths = build_training_set(out, "crohme_train")  # next to the input, registered in data/dataset_info.json
     for name, n in (("crohme_train", 8834), ("crohme_train_tree", 8834), ("crohme_train_can", 8834)):
         assert len(read_json(paths[name])) == n
-    info = read_json(data / "dataset_info.json")
-    assert info["crohme_train"]["file_name"] == "crohme_train.json"
+    # the entries the repository's registry already holds are reproduced exactly; the other 37 are untouched
+    assert read_json(data / "dataset_info.json") == read_json(REPO / "data" / "dataset_info.json")
     first = read_json(paths["crohme_train_tree"])[0]
     assert (data / first["images"][0]).is_file()  # resolves through LLaMA-Factory's media_dir (= dataset_dir)
     printed = capsys.readouterr().out

@@ -61,6 +61,7 @@ __all__ = [
     "build_training_set",
     "convert_file",
     "convert_record",
+    "default_prompt_path",
     "iter_records",
     "make_can_record",
     "make_tree_record",
@@ -551,10 +552,21 @@ def _write_prompts(
         out_records.append(sharegpt_record(_image_path(dst, data_root, style, repo_root), vanilla, latex))
     if not out_records:
         raise InputError(f"{dataset}/{split}: no record left to write")
-    out = out_json or data_root / dataset / "prompts" / f"{dataset.lower()}_{split}.json"
+    out = out_json or default_prompt_path(data_root, dataset, split)
     write_json_stream(out, out_records, indent=4)
     stats["written"] = len(out_records)
     return Path(out), dict(stats)
+
+
+def default_prompt_path(data_root: str | os.PathLike, dataset: str, split: str) -> Path:
+    """Default vanilla JSON of a split: ``<data_root>/<dataset>/train/<dataset lower>_train.json`` for ``train``
+    (the training file itself, e.g. ``data/CROHME/train/crohme_train.json`` as registered in
+    ``data/dataset_info.json``), else the test prompt file ``<data_root>/<dataset>/prompts/<dataset
+    lower>_<split>.json`` (``data/CROHME/prompts/crohme_2014.json``)."""
+    root = Path(data_root) / dataset
+    if split == "train":
+        return root / "train" / f"{dataset.lower()}_train.json"
+    return root / "prompts" / f"{dataset.lower()}_{split}.json"
 
 
 def _run_parallel(func, jobs: list, workers: int | None, desc: str) -> list:
@@ -579,7 +591,7 @@ def build_prompts_from_crohme(
 
     Images are converted to black strokes on white (:func:`unimumer.images.load_image`) and written to
     ``<data_root>/<dataset>/<split>/images/<img_id>.<image_format>`` (existing files are kept: resumable).
-    The JSON (default ``<data_root>/<dataset>/prompts/<dataset lower>_<split>.json``, e.g.
+    The JSON (default :func:`default_prompt_path`: ``data/CROHME/train/crohme_train.json``,
     ``data/CROHME/prompts/crohme_2014.json``) holds one vanilla record per caption line with the caption's
     tokens as target. ``path_style``: see the module docstring (default: ``dataset_dir`` for ``train``, ``repo``
     otherwise, giving ``./data/CROHME/2014/images/<img_id>.jpg``). ``limit``: first N captions only.
@@ -684,7 +696,8 @@ def main_prompts(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-root", default=str(DATA_DIR), help="dataset root (default: <repo>/data)")
     parser.add_argument("--dataset", help="dataset folder name (default: CROHME, or MathWriting for --latex-json)")
     parser.add_argument("--split", default="train", help="split name: train, 2014, 2016, 2019, N1 … (default: train)")
-    parser.add_argument("--out", help="output JSON (default: DATA_ROOT/DATASET/prompts/<dataset>_<split>.json)")
+    parser.add_argument("--out", help="output JSON (default: DATA_ROOT/DATASET/train/<dataset>_train.json for "
+                        "train, DATA_ROOT/DATASET/prompts/<dataset>_<split>.json for test splits)")
     parser.add_argument("--image-format", choices=("png", "jpg"),
                         help="written image format (default: png for train, jpg for test splits as officially)")
     parser.add_argument("--path-style", choices=("repo", "dataset_dir"), help="image path style (see above)")
