@@ -104,6 +104,27 @@ def test_identical_strings_score_one(official, tmp_path):
     assert all(s["f1"] == 1.0 and s["recall"] == 1.0 and s["precision"] == 1.0 for s in result["samples"])
 
 
+CONSTRUCTS = [
+    r"\begin{matrix} a & b \\ c & d \end{matrix}", r"\begin { pmatrix } 1 & 0 \\ 0 & 1 \end { pmatrix }",
+    r"f ( x ) = \begin{cases} 1 & x > 0 \\ 0 & \text { otherwise } \end{cases}", r"\begin{array}{cc} a & b \end{array}",
+    r"a \not = b", r"\hat { x } + \vec { v } + \overline { A B } + \bar { y } + \tilde { n } + \dot { x }",
+    r"\mathbb { R } ^ { n } \mathcal { L } \boldsymbol { x } \bm { \alpha }",
+    r"\operatorname { t r } ( A ) \operatorname* { a r g m a x } _ { x }", r"\overset { d e f } { = } \underset { x } { \min }",
+    r"\bigl( x \bigr) \Big[ y \Big]", r"\lim _ { x \to 0 } \frac { \sin x } { x }", r"\int \limits _ { 0 } ^ { 1 } f",
+    r"50 \% \{ a \} \| v \| a \mid b \langle x \rangle", r"\vdots \ddots \cdots \ldots", r"\left\{ x \right.",
+    r"\left. \frac { d y } { d x } \right| _ { x = 0 }", r"\sqrt { \sqrt [ n ] { x } }", r"\sum \nolimits _ { i } \prod _ { j }",
+    r"\textrm { a b } \mbox { c }", r"\overbrace { a + b } ^ { n } \underbrace { c } _ { m }", r"\binom { n } { k }",
+    r"x \, y \; z \quad w \qquad v \! u", r"{ } ^ { 1 4 } C", r"\frac 1 2 + x ^ 2 + \sqrt 2", r"\cancel { x }",
+    r"\angle A = 9 0 ^ { \circ }", r"x \equiv 1 \pmod { 3 }", r"\left\langle x \right\rangle \lvert y \rvert",
+]
+
+
+def test_common_constructs_render(tmp_path):
+    result = evaluate_cdm([{"gt": e, "pred": e} for e in CONSTRUCTS], workers=2, cache_dir=tmp_path)
+    failed = [(s["gt"], s["error"]) for s in result["samples"] if s["f1"] != 1.0]
+    assert failed == [] and result["exprate_cdm"] == 100.0
+
+
 def test_wrong_symbol_lowers_f1(tmp_path):
     result = evaluate_cdm([{"gt": r"a ^ { 2 } + b ^ { 2 } = c ^ { 2 }", "pred": r"a ^ { 2 } + b ^ { 2 } = e ^ { 2 }"}],
                           workers=1, cache_dir=tmp_path)
@@ -187,7 +208,7 @@ def test_cache_is_used(official, tmp_path, monkeypatch):
 
 
 def test_render_timeout_is_a_failure_and_not_cached(tmp_path):
-    result = evaluate_cdm([{"gt": "x", "pred": "y + z"}], workers=1, cache_dir=tmp_path, timeout=1e-4)
+    result = evaluate_cdm([{"gt": "y + z", "pred": "y + z"}], workers=1, cache_dir=tmp_path, timeout=1e-4)
     assert result["excluded"] == [0] and "timed out" in result["samples"][0]["error"]
     assert not list(tmp_path.rglob("*.json"))
 

@@ -13,7 +13,8 @@ How (the fast path of ExpRate@CDM, ``../shared/notes/cpu-environment.md`` "Rende
   source line (one expression per line). The batch is rendered again without the implicated expressions, and each
   of those is rendered alone with ``-halt-on-error`` (a failure is only ever declared from a solo run). A run that
   cannot be attributed (no PDF, wrong page count, time-out) is bisected;
-- every run has a time limit (``timeout`` seconds per expression); all files live in a
+- every run has a time limit (``timeout`` seconds for one expression, ``timeout + 0.5·n`` for a batch of ``n``,
+  which is bisected when it runs out); all files live in a
   :class:`tempfile.TemporaryDirectory` that is removed whatever happens.
 
 Raises :class:`~unimumer.errors.InputError` when ``pdflatex`` or ``pdftoppm`` is missing (``make sysdeps``).
@@ -176,7 +177,8 @@ def _run_once(sources: list[str], dpi: int, timeout: float, solo: bool) -> tuple
 def render_sources(sources: list[str], *, dpi: int = DPI, timeout: float = 10.0) -> list[RenderResult]:
     """Render colour-coded math sources; one :data:`RenderResult` per source, in order.
 
-    ``timeout`` is the time limit per expression (a batch of ``n`` gets ``n × timeout``). Never raises for a bad
+    ``timeout`` is the time limit per expression (a batch of ``n`` gets ``timeout + 0.5·n`` s and is bisected when
+    it runs out, so a hanging expression ends as a failure of its own). Never raises for a bad
     expression (its result has ``ok: False`` and the TeX error); raises :class:`InputError` if the tools are
     missing. Empty sources render as an empty image without running TeX.
     """
@@ -197,7 +199,10 @@ def _render_into(out: list, idx: list[int], sources: list[str], dpi: int, timeou
         return
     solo = len(idx) == 1
     batch = [sources[i] for i in idx]
-    results, errors, attributed = _run_once(batch, dpi, timeout * len(batch), solo)
+    # a batch of n gets timeout + 0.5 s per expression (a normal page takes ~10 ms); past that it is bisected,
+    # so an expression that hangs costs about log2(n) batch limits and then its own ``timeout``
+    limit = timeout if solo else timeout + 0.5 * len(batch)
+    results, errors, attributed = _run_once(batch, dpi, limit, solo)
     if results is not None:
         for i, res in zip(idx, results, strict=True):
             out[i] = res
