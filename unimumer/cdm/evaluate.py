@@ -124,7 +124,8 @@ def evaluate_cdm(records: Iterable[dict], *, workers: int | None = None, timeout
     """ExpRate@CDM of prediction records.
 
     Inputs: ``records`` — dicts with string ``gt`` and ``pred`` (space-tokenized LaTeX) and optionally ``img_id``;
-    ``workers`` — render processes (default: all cores); ``timeout`` — seconds per expression render;
+    ``workers`` — parallel pdflatex/pdftoppm pipelines, driven by threads (default: all cores); ``timeout`` —
+    seconds per expression render;
     ``cache_dir`` — render cache (default :func:`default_cache_dir`; ``use_cache=False`` disables it);
     ``progress`` — tqdm bar on stderr.
 
@@ -243,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", required=True, help="prediction file (.json array or .jsonl) with gt/pred")
     parser.add_argument("--output", help="write the full result (totals + per-sample scores) to this JSON file")
-    parser.add_argument("--workers", type=int, default=None, help="render processes (default: all cores)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="parallel pdflatex/pdftoppm pipelines (default: all cores)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                         help=f"seconds allowed per expression render (default {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--cache-dir", default=None, help="render cache folder (default ~/.cache/unimumer/cdm)")
@@ -265,6 +267,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.output:
         write_json(args.output, result, indent=2)
     print(f"ExpRate@CDM: {result['exprate_cdm']:.4f} % ({result['evaluated']} evaluated, "
-          f"{len(result['excluded'])} excluded: gt not renderable, {result['pred_render_failures']} pred not "
+          f"{len(result['excluded'])} excluded (gt not renderable), {result['pred_render_failures']} pred not "
           f"renderable, mean F1 {result['mean_f1']:.4f})")
     return 0
