@@ -193,7 +193,9 @@ def test_cross_fold_pipeline_runs_and_resumes(tmp_path, vanilla_train, tiny_qwen
     first = time.time() - t0
     out = capsys.readouterr().out
     summary = read_json(work / "summary.json")
-    print(f"\n[error corpus] first run {first:.0f} s: {json.dumps({k: summary[k] for k in ('candidates_sampled', 'wrong', 'correct', 'failed', 'duplicates', 'written')})}")
+    numbers = {k: summary[k] for k in ("candidates_sampled", "wrong", "correct", "failed", "duplicates", "written")}
+    with capsys.disabled():  # the numbers the pipeline reports, shown with pytest -s
+        print(f"\n[error corpus] first run {first:.0f} s: {json.dumps(numbers)}")
     assert summary["records"] == 24 and summary["folds"] == 2
     assert summary["candidates_sampled"] == 24 * 2  # N candidates for every held-out image of every fold
     assert summary["wrong"] + summary["correct"] + summary["failed"] == 48
@@ -248,7 +250,8 @@ def test_cross_fold_pipeline_runs_and_resumes(tmp_path, vanilla_train, tiny_qwen
     assert run_main(main, argv) == 0
     second = time.time() - t0
     out = capsys.readouterr().out
-    print(f"[error corpus] resumed run {second:.0f} s")
+    with capsys.disabled():
+        print(f"[error corpus] resumed run {second:.0f} s")
     assert "[split] done before" in out
     assert "[train] fold 0: done before" in out and "[train] fold 1: done before" in out
     assert "[sample] fold 0: done before" in out and "[sample] fold 1: done before" not in out
