@@ -255,6 +255,18 @@ def test_cli_help_documents_formats():
         assert word in res.stdout
 
 
+def test_cli_unloadable_model_is_an_input_error(tmp_path):
+    inp = tmp_path / "in"
+    inp.mkdir()
+    _prompt_file(inp / "a.json", [("x.png", TASKS["vanilla"].prompt(), "x")])
+    for script, args in (("vllm_infer.py", ["--input-dir", str(inp), "--output-dir", str(tmp_path / "o")]),
+                         ("predict.py", [str(tmp_path / "x.png"), "--backend", "hf"])):
+        res = subprocess.run([str(REPO / ".venv/bin/python"), str(REPO / "scripts" / script), "--model",
+                              str(tmp_path / "no_model"), *args], capture_output=True, text=True)
+        assert res.returncode == 2 and "cannot load the model's processor" in res.stderr
+        assert "Traceback" not in res.stderr
+
+
 # ------------------------------------------------------------------------------------------- eval scripts
 def test_eval_scripts_usage_errors(tmp_path):
     res = subprocess.run(["bash", str(REPO / "eval/eval_all.sh")], capture_output=True, text=True, cwd=tmp_path)

@@ -160,7 +160,10 @@ class VLLMEngine(_Base):
             gpu_memory_utilization=gpu_memory_utilization,
             enforce_eager=enforce_eager,
         )
-        self.llm = LLM(**kwargs)
+        try:
+            self.llm = LLM(**kwargs)
+        except (ValueError, OSError) as exc:  # unsupported architecture, too long context, no memory for the cache
+            raise InputError(f"{model}: vLLM cannot serve this model ({str(exc).splitlines()[0][:300]})") from None
         s = settings
         self.sampling = SamplingParams(
             n=1,
