@@ -151,9 +151,20 @@ def test_style_differences_that_render_the_same_score_one(gt, pred, tmp_path):
     (r"\sqrt { a b }", r"\sqrt { a } b"),             # radical spans another extent
     (r"e ^ { - t } \cos 2 ^ { t }", r"e ^ { - t } \cos 2 t"),
     (r"a + b", r"b + a"),
+    (r"x ^ { a b } + y", r"x a b + y"),               # a block moved out of a script
 ])
 def test_same_tokens_in_other_places_score_below_one(gt, pred, tmp_path):
     assert f1_of(gt, pred, tmp_path) < 1.0
+
+
+@pytest.mark.parametrize(("gt", "pred", "counts"), [
+    ("1 2 3 4 5 6", "1 2 3 9 4 5 6", (6, 6, 7)),                          # insertion: the shifted tail counts
+    ("1 2 3 4 5 6 7 8 9 0 1 2", "1 2 3 4 5 6 8 9 0 1 2", (11, 12, 11)),   # deletion
+    ("f ( x ) = a b c + d", "f ( x ) = a b c + d _ { 1 } + e", (10, 10, 13)),
+])
+def test_insertions_and_deletions_keep_the_rest_matched(gt, pred, counts, tmp_path):
+    sample = evaluate_cdm([{"gt": gt, "pred": pred}], workers=1, cache_dir=tmp_path)["samples"][0]
+    assert (sample["matched"], sample["n_gt"], sample["n_pred"]) == counts
 
 
 def test_unrenderable_gt_is_excluded_and_unrenderable_pred_scores_zero(tmp_path):

@@ -8,20 +8,27 @@ F1 = 2·matched / (n_gt + n_pred) (:func:`scores`).
 Steps (CDM, UniMERNet arXiv 2409.03643, §3 "element matching"; our own implementation):
 
 1. **Cost matrix** ``C[i, j] = W_TOKEN·[label_i ≠ label_j] + W_POSITION·‖b_i − b_j‖₁ + W_ORDER·|i/n − j/m|`` where
-   ``b`` are boxes normalised by their own image's width and height and ``i/n`` is the token's rank in reading
+   ``b`` are pixel boxes divided by the larger width and height of the two renders (same font size and resolution,
+   so one common frame) and ``i/n`` is the token's rank in reading
    (LaTeX) order. Assignment: :func:`scipy.optimize.linear_sum_assignment`. Only pairs with equal labels are
    candidates.
-2. **Spatial consistency**: a model ``pred = s·gt + t`` (translation + isotropic scale, on both corners of every
-   box in pixels, so a box that moves or changes size — a radical spanning one token more — is inconsistent;
-   ``s`` restricted to ``[S_MIN, S_MAX]`` since both renders share font size and resolution) is fitted RANSAC-style.
-   Hypotheses come from every pair of candidates (a seeded sample of :data:`MAX_HYPOTHESES` pairs when there are
-   more), so the result is deterministic; the hypothesis with most inliers (residual < ``TAU_EM`` em) wins, ties
-   go to the smaller residual sum, then it is refitted by least squares on its inliers until the inlier set is
-   stable (so a model half-way between two placements cannot absorb a displacement of twice the threshold). As in CDM, the search is
-   repeated on the remaining candidates so that parts of a formula shifted by an insertion or a deletion
-   (a translated tail) still count. Later groups need at least 2 members, the first group's scale (±10 %) and a
-   vertical offset from it below the threshold — a block moved along the baseline counts, a block moved into or
-   out of a script does not; the first group may be a single match.
+2. **Spatial consistency** (RANSAC over the candidate matches, deterministic and exhaustive). The model is
+   ``pred = s·gt + t``, translation + isotropic scale, on both corners of every box in pixels, so a box that moves
+   *or changes size* (a radical spanning one token more, a token moved into a script) is inconsistent. Both
+   renders share font size and resolution, so hypotheses are the translations of every candidate (``s = 1``);
+   the hypothesis with most inliers (largest corner distance < ``TAU_EM`` em) wins, ties go to the smaller
+   residual sum. It is then refined by least squares (``s`` and ``t``) on its inliers until the inlier set is
+   stable — so a model half-way between two placements cannot absorb a displacement of twice the threshold —
+   and rejected if its own scale leaves ``[S_MIN, S_MAX]`` (a block moved into or out of a script is 30 %
+   smaller or larger; it is rejected, never clipped). As in CDM the search is repeated on the remaining
+   candidates so that parts shifted by an insertion or a deletion (a translated tail) still count: later groups
+   need at least 2 members, the first group's scale (±10 %) and a vertical offset from it within
+   ``SECONDARY_DY_EM`` — a block moved along the baseline counts, a block moved into or out of a script does not.
+   The first group may be a single match.
+
+Known difference from the official toolkit: it forgives a single token moved into a script when the formula has
+only two tokens (``P a`` vs ``P _ { a }``: official F1 1.0, here 0.5); here ``x ^ { 2 }`` vs ``x _ { 2 }`` and
+such moves always count as errors.
 """
 
 from __future__ import annotations
@@ -33,10 +40,12 @@ W_POSITION = 0.05
 W_ORDER = 0.15
 #: inlier threshold, in em of the rendered 10 pt font (1 em = 10 pt).
 TAU_EM = 0.2
-S_MIN, S_MAX = 0.8, 1.25
-MAX_HYPOTHESES = 2000
+S_MIN, S_MAX = 0.9, 1.1
 #: later groups: scale within ±10 % of the first group's
 SECONDARY_SCALE_TOL = 0.1
+#: later groups: vertical offset from the first group's translation, in em (a baseline-level block stays within it;
+#: \cdots vs \ldots dots are 0.2 em apart, a block moved into a script also changes scale by 30 %)
+SECONDARY_DY_EM = 0.4
 
 
 def em_pixels(dpi: int) -> float:
@@ -44,20 +53,18 @@ def em_pixels(dpi: int) -> float:
     return 10.0 * dpi / 72.27
 
 
-def _normalised(boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    w, h = max(size[0], 1), max(size[1], 1)
+def _normalised(boxes: np.ndarray, width: float, height: float) -> np.ndarray:
+    w, h = max(width, 1), max(height, 1)
     return boxes / np.array([w, h, w, h], dtype=float)
 
 
 def _fit(g: np.ndarray, p: np.ndarray) -> tuple[float, np.ndarray]:
-    """Least-squares ``p ≈ s·g + t`` over all box corners (``(K, 2, 2)`` arrays), ``s`` clipped to
-    ``[S_MIN, S_MAX]``."""
+    """Least-squares ``p ≈ s·g + t`` over all box corners (``(K, 2, 2)`` arrays); ``s`` is not clipped."""
     g2, p2 = g.reshape(-1, 2), p.reshape(-1, 2)
     gm, pm = g2.mean(axis=0), p2.mean(axis=0)
     gc, pc = g2 - gm, p2 - pm
     denom = float((gc * gc).sum())
     s = float((gc * pc).sum()) / denom if denom > 1e-9 else 1.0
-    s = min(max(s, S_MIN), S_MAX)
     return s, pm - s * gm
 
 
@@ -66,68 +73,57 @@ def _residuals(s, t, g: np.ndarray, p: np.ndarray) -> np.ndarray:
     return np.linalg.norm(s * g + t - p, axis=-1).max(axis=-1)
 
 
-def _best_group(g: np.ndarray, p: np.ndarray, thr: float, rng: np.random.Generator,
-                ref: tuple[float, np.ndarray] | None = None) -> tuple[np.ndarray, float, np.ndarray]:
-    """Largest spatially consistent subset of the point pairs ``g[k] → p[k]``: ``(indices, s, t)``.
+def _best_group(g: np.ndarray, p: np.ndarray, thr: float,
+                ref: tuple[float, np.ndarray] | None = None, dy_max: float = 0.0) -> tuple[np.ndarray, float, np.ndarray]:
+    """Largest spatially consistent subset of the box pairs ``g[k] → p[k]`` (``(K, 2, 2)`` corners):
+    ``(indices, s, t)``.
 
     With ``ref = (s0, t0)`` (the first group's model) only models with ``|s − s0| ≤ SECONDARY_SCALE_TOL·s0`` and a
-    vertical translation within ``thr`` of ``t0`` qualify: later groups may only be shifted along the baseline.
+    vertical translation within ``dy_max`` of ``t0`` qualify: later groups may only be shifted along the baseline.
     """
     k = len(g)
     if k == 1:
         return np.array([0]), 1.0, (p[0] - g[0]).mean(axis=0)
-    ii, jj = np.triu_indices(k, 1)
-    if len(ii) > MAX_HYPOTHESES:
-        pick = np.sort(rng.choice(len(ii), size=MAX_HYPOTHESES, replace=False))
-        ii, jj = ii[pick], jj[pick]
-    # vectorised least-squares fits on the 4 corners of each pair of boxes
-    gq = np.concatenate([g[ii], g[jj]], axis=1)  # (H, 4, 2)
-    pq = np.concatenate([p[ii], p[jj]], axis=1)
-    gm, pm = gq.mean(axis=1), pq.mean(axis=1)
-    gc, pc = gq - gm[:, None], pq - pm[:, None]
-    denom = (gc * gc).sum(axis=(1, 2))
-    s = np.where(denom > 1e-9, (gc * pc).sum(axis=(1, 2)) / np.maximum(denom, 1e-9), 1.0)
-    s = np.clip(s, S_MIN, S_MAX)
-    t = pm - s[:, None] * gm
-    res = np.linalg.norm(s[:, None, None, None] * g[None] + t[:, None, None, :] - p[None], axis=3).max(axis=2)
+    # hypotheses: the translation of every candidate (both renders share font size and resolution, so a
+    # consistent part differs by a translation); the scale is then refined by least squares on the inliers
+    t = (p - g).mean(axis=1)  # (H = K, 2)
+    res = np.linalg.norm(g[None] + t[:, None, None, :] - p[None], axis=3).max(axis=2)  # (H, K)
     inl = res < thr
     if ref is not None:
-        allowed = (np.abs(s - ref[0]) <= SECONDARY_SCALE_TOL * ref[0]) & (np.abs(t[:, 1] - ref[1][1]) <= thr)
+        allowed = (abs(1.0 - ref[0]) <= SECONDARY_SCALE_TOL * ref[0]) & (np.abs(t[:, 1] - ref[1][1]) <= dy_max)
         inl &= allowed[:, None]
     count = inl.sum(axis=1)
     cost = np.where(inl, res, 0.0).sum(axis=1)
     best = int(np.lexsort((cost, -count))[0])
     members = np.flatnonzero(inl[best])
     if len(members) < 2:
-        return np.array([0]) if ref is None else np.array([], dtype=int), 1.0, (p[0] - g[0]).mean(axis=0)
-    # local optimisation: least-squares refit on the inliers until the inlier set is stable, so that a model
-    # half-way between two placements (absorbing a displacement of up to twice the threshold) is not kept
-    s_best, t_best = float(s[best]), t[best]
+        return (np.array([best]) if ref is None else np.array([], dtype=int)), 1.0, t[best]
+    # local optimisation: least-squares (s, t) refit on the inliers until the inlier set is stable, so that a
+    # model half-way between two placements (absorbing a displacement of up to twice the threshold) is not kept;
+    # a group whose own least-squares scale is out of range (a block moved into or out of a script) is rejected
+    fallback = (np.array([best]) if ref is None else np.array([], dtype=int)), 1.0, t[best]
     for _ in range(10):
         s2, t2 = _fit(g[members], p[members])
-        if ref is not None and not (abs(s2 - ref[0]) <= SECONDARY_SCALE_TOL * ref[0]
-                                    and abs(t2[1] - ref[1][1]) <= thr):
-            break
+        if not S_MIN <= s2 <= S_MAX or (ref is not None and not (
+                abs(s2 - ref[0]) <= SECONDARY_SCALE_TOL * ref[0] and abs(t2[1] - ref[1][1]) <= dy_max)):
+            return fallback
         refined = np.flatnonzero(_residuals(s2, t2, g, p) < thr)
-        if len(refined) < 2:
-            break
-        s_best, t_best = s2, t2
-        if np.array_equal(refined, members):
+        if len(refined) < 2 or np.array_equal(refined, members):
             break
         members = refined
-    return members, s_best, t_best
+    return members, s2, t2
 
 
-def consistent_matches(g: np.ndarray, p: np.ndarray, thr: float) -> int:
+def consistent_matches(g: np.ndarray, p: np.ndarray, thr: float, dy_max: float | None = None) -> int:
     """Number of matches kept by the iterated RANSAC of the module docstring (``g``/``p``: (K, 2, 2) box corners)."""
     if len(g) == 0:
         return 0
-    rng = np.random.default_rng(0)
-    group, s0, t0 = _best_group(g, p, thr, rng)
+    dy_max = 2 * thr if dy_max is None else dy_max
+    group, s0, t0 = _best_group(g, p, thr)
     kept = len(group)
     remaining = np.delete(np.arange(len(g)), group)
     while len(remaining) >= 2:
-        group, _, _ = _best_group(g[remaining], p[remaining], thr, rng, ref=(s0, t0))
+        group, _, _ = _best_group(g[remaining], p[remaining], thr, ref=(s0, t0), dy_max=dy_max)
         if len(group) < 2:
             break
         kept += len(group)
@@ -155,7 +151,10 @@ def match_boxes(gt_boxes: list, gt_labels: list[str], gt_size, pred_boxes: list,
     gid = np.array([vocab[x] for x in gl])
     pid = np.array([vocab[x] for x in pl])
     token_cost = (gid[:, None] != pid[None, :]).astype(float)
-    gn, pn = _normalised(gb, gt_size), _normalised(pb, pred_size)
+    # both renders share font size and resolution: one common frame (the larger width / height) keeps the
+    # positions comparable when one side has extra tokens at its end
+    width, height = max(gt_size[0], pred_size[0]), max(gt_size[1], pred_size[1])
+    gn, pn = _normalised(gb, width, height), _normalised(pb, width, height)
     pos_cost = np.abs(gn[:, None, :] - pn[None, :, :]).sum(axis=2)
     order_cost = np.abs(np.arange(n)[:, None] / n - np.arange(m)[None, :] / m)
     cost = W_TOKEN * token_cost + W_POSITION * pos_cost + W_ORDER * order_cost
@@ -166,7 +165,7 @@ def match_boxes(gt_boxes: list, gt_labels: list[str], gt_size, pred_boxes: list,
         return 0, n, m
     gc = gb[rows].reshape(-1, 2, 2)  # (K, corner, xy)
     pc = pb[cols].reshape(-1, 2, 2)
-    kept = consistent_matches(gc, pc, TAU_EM * em_pixels(dpi))
+    kept = consistent_matches(gc, pc, TAU_EM * em_pixels(dpi), SECONDARY_DY_EM * em_pixels(dpi))
     return kept, n, m
 
 
