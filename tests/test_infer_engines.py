@@ -166,3 +166,24 @@ def test_predict_cli_prints_the_same_latex(hf_run, tiny_qwen2_5_vl, data_root, c
     lines = res.stdout.splitlines()
     assert [line.split("\t")[0] for line in lines] == [str(p) for p in images]
     assert [line.split("\t", 1)[1] for line in lines] == [recs[p.stem] for p in images]
+
+
+def test_a_record_the_engine_rejects_fails_alone(tiny_qwen2_5_vl, crohme_samples):
+    """A batch the real engine raises on is retried record by record: only the bad record becomes an error."""
+    from PIL import Image
+
+    from unimumer.images import load_image
+    from unimumer.inference.core import PromptItem
+    from unimumer.inference.engines import GenerationSettings, HFEngine
+    from unimumer.inference.runner import _generate_batch
+
+    engine = HFEngine(str(tiny_qwen2_5_vl), GenerationSettings(max_tokens=8, temperature=0), dtype="float32")
+    good = [engine.prepare_image(load_image(s.path)) for s in crohme_samples[:2]]
+    bad = Image.new("RGB", (900, 2), "white")  # bypasses prepare_image: aspect ratio the processor refuses
+    items = [PromptItem(i, f"./{i}.png", TASKS["vanilla"].prompt(), "g", TASKS["vanilla"]) for i in range(3)]
+    out = dict(_generate_batch(engine, items, [(good[0], None), (bad, None), (good[1], None)], raw=False))
+    assert out[1]["pred"] == "" and out[1]["error"].startswith("engine error: ValueError")
+    alone = engine.generate(good, [TASKS["vanilla"].prompt()] * 2)
+    assert [out[0]["pred"], out[2]["pred"]] == [t.strip() for t in alone]
+    with pytest.raises(ValueError):  # every record failing means a broken engine: raised, not written
+        _generate_batch(engine, items[1:2], [(bad, None)], raw=False)

@@ -130,8 +130,8 @@ def _check_args(a: argparse.Namespace) -> None:
     for name in ("max_tokens", "batch_size", "tensor_parallel_size", "data_parallel_size", "max_pixels", "min_pixels"):
         if getattr(a, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be >= 1")
-    if a.limit is not None and a.limit < 0:
-        raise InputError("--limit must be >= 0")
+    if a.limit is not None and a.limit < 1:
+        raise InputError("--limit must be >= 1")
     if a.temperature < 0:
         raise InputError("--temperature must be >= 0")
     if not 0 < a.top_p <= 1:
@@ -189,9 +189,13 @@ def _load(engine, item: PromptItem, image_root: str | None):
     if not path.is_file():
         return None, f"image not found: {item.image_path}"
     try:
-        return engine.prepare_image(load_image(path)), None
+        image = load_image(path)
     except InputError as exc:
         return None, f"unreadable image: {item.image_path} ({str(exc).rsplit('(', 1)[-1].rstrip(')')})"
+    try:
+        return engine.prepare_image(image), None
+    except InputError as exc:
+        return None, f"unusable image: {item.image_path} ({exc})"
 
 
 def _generate_batch(engine, batch: list[PromptItem], loaded: list, raw: bool) -> list[tuple[int, dict]]:
