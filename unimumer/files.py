@@ -10,16 +10,32 @@ File conventions (``../shared/spec/formats.md``):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .errors import InputError
 
 IMAGE_TOKEN = "<image>"
+
+
+def _umask_mode() -> int:
+    """The permission bits a plain ``open(path, "w")`` would give (0666 minus the umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _mkstemp_beside(p: Path) -> tuple[int, str]:
+    """A temporary file in ``p``'s folder, with normal file permissions (mkstemp alone gives 0600)."""
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    os.fchmod(fd, _umask_mode())
+    return fd, tmp
 SHAREGPT_COLUMNS = {"messages": "messages", "images": "images"}
 
 
@@ -74,20 +90,37 @@ def read_json_or_jsonl(path: str | os.PathLike) -> list:
 
 
 # --------------------------------------------------------------------------------------------------- writing
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically; creates parent folders. Returns the path."""
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
+    """Open a temporary file beside ``path`` for writing; it replaces ``path`` only if the block succeeds.
+
+    ``mode`` is ``"w"`` (UTF-8 text) or ``"wb"``. On any exception the temporary file is removed and ``path`` is
+    left as it was: an interrupted job never leaves a half-written output. Parent folders are created.
+    """
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    fd, tmp = _mkstemp_beside(p)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+            yield fh
         os.replace(tmp, p)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return p
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; creates parent folders. Returns the path."""
+    with atomic_open(path, "w") as fh:
+        fh.write(text)
+    return Path(path)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; creates parent folders. Returns the path."""
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
+    return Path(path)
 
 
 def dump_json(obj: Any, indent: int = 4) -> str:
@@ -105,23 +138,14 @@ def write_json_stream(path: str | os.PathLike, items: Iterable[Any], indent: int
 
     The file appears atomically when the iterable is exhausted. Returns the number of items written.
     """
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     n = 0
     pad = " " * indent
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for item in items:
-                body = json.dumps(item, ensure_ascii=False, indent=indent).replace("\n", "\n" + pad)
-                fh.write(("[\n" if n == 0 else ",\n") + pad + body)
-                n += 1
-            fh.write("\n]" if n else "[]")
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "w") as fh:
+        for item in items:
+            body = json.dumps(item, ensure_ascii=False, indent=indent).replace("\n", "\n" + pad)
+            fh.write(("[\n" if n == 0 else ",\n") + pad + body)
+            n += 1
+        fh.write("\n]" if n else "[]")
     return n
 
 
