@@ -173,6 +173,9 @@ def test_progress_roundtrip_and_truncated_line(tmp_path):
         fh.write('{"index": 1, "record": {"gt"')  # a write cut short by a kill
     done = pf.load(items, "x.json", {"a": 1})
     assert sorted(done) == [0, 3] and done[3]["pred"] == "b"
+    pf.append([(1, core.make_record(items[1], "c"))])  # the resumed run's records start on a new line
+    done = pf.load(items, "x.json", {"a": 1})
+    assert sorted(done) == [0, 1, 3] and done[1]["pred"] == "c"
     pf.remove()
     assert not pf.path.exists()
 

@@ -270,16 +270,26 @@ class ProgressFile:
             os.fsync(fh.fileno())
 
     def append(self, finished: Iterable[tuple[int, dict]]) -> None:
-        """Append ``(index, record)`` pairs as one locked, flushed and fsync'ed write."""
+        """Append ``(index, record)`` pairs as one locked, flushed and fsync'ed write.
+
+        If the file ends in a line cut short by a kill, the new lines start on a fresh line (the cut one stays
+        unreadable and is ignored by :meth:`load`).
+        """
         text = "".join(
             json.dumps({"index": i, "record": rec}, ensure_ascii=False) + "\n" for i, rec in finished
         )
         if not text:
             return
-        with self.path.open("a", encoding="utf-8") as fh:
+        data = text.encode("utf-8")
+        with self.path.open("a+b") as fh:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
             try:
-                fh.write(text)
+                end = fh.seek(0, os.SEEK_END)
+                if end > 0:
+                    fh.seek(end - 1)
+                    if fh.read(1) != b"\n":
+                        data = b"\n" + data
+                fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
             finally:

@@ -297,7 +297,10 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_data_parallel(config: dict, jobs: list[dict], n: int, tp: int, out_dir: Path) -> None:
-    """Run ``n`` worker processes (one engine each) and wait for all. Raises :class:`InputError` on failure."""
+    """Run ``n`` worker processes (one engine each) and wait for all.
+
+    Raises :class:`InputError` when fewer GPUs are visible than needed, :class:`WorkerFailed` when a worker fails.
+    """
     devices = visible_devices()
     if devices is None:
         try:
@@ -433,4 +436,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(worker_main())
+    from ..cli import run_main
+
+    sys.exit(run_main(worker_main))
