@@ -103,12 +103,19 @@ class _Base:
         Input: the ``PIL.Image`` from :func:`unimumer.images.load_image`. Raises :class:`InputError` for an image
         ``qwen_vl_utils`` refuses (aspect ratio above 200).
         """
+        import inspect
+
         from qwen_vl_utils import fetch_image
 
+        # recent qwen-vl-utils take the patch size (14 or 16), older releases the resize factor (patch x merge 2)
+        if "image_patch_size" in inspect.signature(fetch_image).parameters:
+            grid = {"image_patch_size": self.patch_size}
+        else:
+            grid = {"size_factor": self.patch_size * 2}
         try:
             return fetch_image(
                 {"image": image, "min_pixels": self.settings.min_pixels, "max_pixels": self.settings.max_pixels},
-                image_patch_size=self.patch_size,
+                **grid,
             )
         except ValueError as exc:
             raise InputError(str(exc)) from None
