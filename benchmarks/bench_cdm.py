@@ -5,7 +5,8 @@ Input: a prediction file (default ``../shared/reference/uni-mumer/paper_final/cr
 samples behind the paper's numbers). Prints, and writes to ``benchmarks/results/bench_cdm.md``:
 wall seconds and core-seconds (CPU time of this process and every child: workers, pdflatex, pdftoppm) per sample
 for ``workers=1`` and ``workers=<all cores>`` with an empty cache, the warm-cache re-run, and the ExpRate@CDM
-obtained (with the plain ExpRate beside it). Reference: the official UniMERNet toolkit needs ≈ 2.7 core-seconds
+obtained (with the plain ExpRate beside it), and the agreement with the official toolkit on
+``../shared/reference/cdm/official_crohme2014_40.json``. Reference: the official UniMERNet toolkit needs ≈ 2.7 core-seconds
 per sample; the target here is ≤ 0.3.
 
 Usage: ``python benchmarks/bench_cdm.py [--input PRED.json] [--limit N] [--workers N]``
@@ -27,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from unimumer.cdm import evaluate_cdm  # noqa: E402
-from unimumer.files import atomic_write_text, read_json_list  # noqa: E402
+from unimumer.files import atomic_write_text, read_json, read_json_list  # noqa: E402
 from unimumer.paths import shared_dir  # noqa: E402
 
 
@@ -65,6 +66,11 @@ def main() -> int:
         _, wallw, cpuw = _timed(records, workers=cores, cache_dir=Path(tmp) / "cn")
         rows.append((f"{cores} workers, warm cache", wallw, cpuw))
     same = [s["f1"] for s in one["samples"]] == [s["f1"] for s in many["samples"]]
+    ref_path = shared_dir() / "reference" / "cdm" / "official_crohme2014_40.json"
+    official = read_json(ref_path)["samples"]
+    ours = evaluate_cdm(official, workers=cores, use_cache=False)["samples"]
+    agree = sum((o["f1"] == 1.0) == (s["f1"] == 1.0) for o, s in zip(official, ours, strict=True))
+    differ = [o["img_id"] for o, s in zip(official, ours, strict=True) if (o["f1"] == 1.0) != (s["f1"] == 1.0)]
     tex = subprocess.run(["pdflatex", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     lines = [
         "# bench_cdm — ExpRate@CDM (unimumer.cdm)",
@@ -86,6 +92,8 @@ def main() -> int:
         f"{many['pred_render_failures']} pred not renderable, mean F1 {many['mean_f1']:.4f}); "
         f"plain ExpRate (token-exact) {100 * exact / n:.4f} %.",
         f"Per-sample F1 identical for 1 and {cores} workers: {same}.",
+        f"Official toolkit (`{ref_path.name}`): the decision F1 = 1 agrees on {agree}/{len(official)} samples"
+        + (f" (differs: {', '.join(differ)})." if differ else "."),
         "Target: ≤ 0.3 core-seconds per sample (official UniMERNet CDM toolkit ≈ 2.7).",
         "",
     ]
