@@ -44,9 +44,11 @@ def _cache_get(cache_dir: Path | None, key: str) -> dict | None:
         return None
     path = cache_dir / key[:2] / f"{key}.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        hit = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    ok = isinstance(hit, dict) and isinstance(hit.get("ok"), bool) and isinstance(hit.get("boxes"), list)
+    return hit if ok and isinstance(hit.get("size"), list) else None  # a damaged entry is rendered again
 
 
 def _cache_put(cache_dir: Path | None, key: str, result: dict) -> None:
