@@ -90,3 +90,21 @@ def crohme_samples() -> list[CrohmeSample]:
         img_id, caption = line.split("\t", 1)
         out.append(CrohmeSample(img_id, CROHME2014_FIXTURE / "img" / f"{img_id}.png", caption))
     return out
+
+
+# ------------------------------------------------------------------------------------------- training data (issue 6)
+@pytest.fixture(scope="session")
+def crohme_train_data(tmp_path_factory):
+    """A small real training data root, built once per session (read-only for tests).
+
+    24 real CROHME train images (``../shared/data/crohme/train``, sampled with seed 0, converted to black on white)
+    and the five task datasets ``crohme_train``, ``crohme_train_tree``, ``crohme_train_can``,
+    ``crohme_train_error_find``, ``crohme_train_error_fix``, built by the project's builders and registered in the
+    root's own ``dataset_info.json`` (use the root as LLaMA-Factory ``dataset_dir``; image paths are absolute).
+    The EDL candidates are test data only (real confusions of the official model applied to the gt), see
+    :mod:`unimumer.training.smoke`. Returns :class:`unimumer.training.smoke.SmokeData` (``root``, ``names``,
+    ``datasets`` = ``{name: records}``, ``images``, ``captions``, ``predictions``).
+    """
+    from unimumer.training.smoke import build_smoke_data
+
+    return build_smoke_data(tmp_path_factory.mktemp("crohme_train_data"), n=24, seed=0)

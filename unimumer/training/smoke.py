@@ -1,0 +1,171 @@
+"""A small, real, five-task training set for smoke training (tests, CI, demos): CROHME train images → data root.
+
+:func:`build_smoke_data` takes ``n`` real images of a CROHME-style folder (``caption.txt`` = ``img_id<TAB>tokenized
+LaTeX`` + ``img/<img_id>.png``, by default ``../shared/data/crohme/train``), converts them to the training polarity
+(black strokes on white, :func:`unimumer.images.load_image`) and builds, with the project's own builders, the five
+task datasets of the official ``crohme_train`` family, registered in the data root's own ``dataset_info.json``:
+
+- ``crohme_train`` (vanilla), ``crohme_train_tree`` (Tree-CoT), ``crohme_train_can`` (symbol counting): the
+  target builders of the task registry (:mod:`unimumer.tasks` → :mod:`unimumer.latex`);
+- ``crohme_train_error_find`` / ``crohme_train_error_fix`` (EDL): :func:`unimumer.edl.write_edl_datasets` on a
+  prediction file. **Test data only:** the paper's wrong candidates come from a model's own cross-fold predictions
+  (:mod:`unimumer.error_corpus`), far too slow here; the candidates are instead the ground truth with one real
+  confusion of the official Uni-MuMER model applied (the single-token substitutions ``gt token → predicted token``
+  mined from its CROHME 2014 predictions, ``data/sample/official_predictions/crohme_2014.json``), chosen
+  deterministically; a caption with no known confusion loses its last token instead.
+
+Image paths in the records are absolute (the data root may live anywhere, e.g. a pytest ``tmp_path``).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InputError
+from ..files import read_json_list, register_datasets, relative_file_name, sharegpt_record, write_json
+from ..paths import REPO_ROOT, shared_dir
+from ..tasks import GT_TASKS, TASKS, dataset_name
+
+BASE = "crohme_train"
+FOLDER = "CROHME/train"
+DEFAULT_CONFUSIONS = REPO_ROOT / "data" / "sample" / "official_predictions" / "crohme_2014.json"
+
+
+@dataclass
+class SmokeData:
+    """What :func:`build_smoke_data` wrote.
+
+    Attributes:
+        root: the data root (use as LLaMA-Factory ``dataset_dir``; holds ``dataset_info.json``).
+        datasets: ``{dataset name: number of records}`` for the five tasks.
+        images: the converted image files.
+        captions: ``{img_id: LaTeX}`` of the sampled images.
+        predictions: the prediction file the EDL datasets were built from.
+    """
+
+    root: Path
+    datasets: dict[str, int] = field(default_factory=dict)
+    images: list[Path] = field(default_factory=list)
+    captions: dict[str, str] = field(default_factory=dict)
+    predictions: Path | None = None
+
+    @property
+    def names(self) -> list[str]:
+        """The registered dataset names (comma-join them for LLaMA-Factory's ``dataset``)."""
+        return list(self.datasets)
+
+
+def read_captions(source: str | os.PathLike) -> dict[str, str]:
+    """``{img_id: LaTeX}`` of a CROHME-style folder's ``caption.txt`` (``img_id<TAB>LaTeX`` lines).
+
+    Raises :class:`InputError` when the file is missing or a line has no tab.
+    """
+    path = Path(source) / "caption.txt"
+    if not path.is_file():
+        raise InputError(f"{path}: caption file not found (expected a CROHME-style folder)")
+    out = {}
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        img_id, sep, latex = line.partition("\t")
+        if not sep:
+            raise InputError(f"{path}:{lineno}: expected img_id<TAB>LaTeX")
+        out[img_id.strip()] = latex.strip()
+    return out
+
+
+def mine_confusions(prediction_file: str | os.PathLike = DEFAULT_CONFUSIONS) -> dict[str, str]:
+    """Single-token substitutions ``{gt token: predicted token}`` of a prediction file, most frequent per gt token.
+
+    Uses :func:`unimumer.edl.align_edits` (the EDL alignment) on every wrong ``gt`` / ``pred`` pair and keeps the
+    one-token ``replace`` edits. Raises :class:`InputError` if the file is not a prediction array.
+    """
+    from ..edl import align_edits, tokenize
+
+    counts: Counter = Counter()
+    for rec in read_json_list(prediction_file):
+        gt, pred = tokenize(str(rec.get("gt", ""))), tokenize(str(rec.get("pred", "")))
+        if gt == pred:
+            continue
+        for e in align_edits(gt, pred):
+            if e.kind == "replace" and len(e.old) == 1 and len(e.new) == 1 and e.new[0] not in "{}":
+                counts[(e.new[0], e.old[0])] += 1
+    best: dict[str, str] = {}
+    for (gt_tok, pred_tok), _ in counts.most_common():
+        best.setdefault(gt_tok, pred_tok)
+    return best
+
+
+def corrupt(latex: str, confusions: dict[str, str]) -> str:
+    """A deterministic wrong candidate: the first token with a known confusion substituted, else the last token
+    dropped (for a one-token caption: a ``?`` appended). Test data only (see the module docstring)."""
+    toks = latex.split()
+    for i, t in enumerate(toks):
+        if t in confusions:
+            return " ".join(toks[:i] + [confusions[t]] + toks[i + 1:])
+    return " ".join(toks[:-1]) if len(toks) > 1 else f"{latex} ?"
+
+
+def build_smoke_data(
+    output: str | os.PathLike,
+    source: str | os.PathLike | None = None,
+    n: int = 24,
+    seed: int = 0,
+    confusions_from: str | os.PathLike = DEFAULT_CONFUSIONS,
+) -> SmokeData:
+    """Build the five ``crohme_train*`` datasets from ``n`` real images of ``source`` under ``output``.
+
+    Inputs: the output data root, a CROHME-style folder (default ``<shared>/data/crohme/train``), the number of
+    images (sampled with ``random.Random(seed)`` from the sorted ids), the prediction file the EDL confusions are
+    mined from. Output: :class:`SmokeData`; files ``output/CROHME/train/{crohme_train,…}.json``, images in
+    ``output/CROHME/train/images/``, ``output/dataset_info.json``. Records whose Tree-CoT target cannot be parsed are
+    left out of the tree dataset only (as the official builder skips them).
+    Raises :class:`InputError` when the source is missing, has fewer than ``n`` images, or an image is unreadable.
+    """
+    from ..edl import write_edl_datasets
+    from ..images import load_image, save_image
+
+    src = Path(source) if source is not None else shared_dir() / "data" / "crohme" / "train"
+    captions = read_captions(src)
+    ids = sorted(i for i in captions if (src / "img" / f"{i}.png").is_file())
+    if len(ids) < n:
+        raise InputError(f"{src}: only {len(ids)} images with captions, {n} requested")
+    chosen = sorted(random.Random(seed).sample(ids, n))
+    root = Path(output)
+    folder = root / FOLDER
+    data = SmokeData(root.resolve(), captions={i: captions[i] for i in chosen})
+    images = {}
+    for img_id in chosen:
+        dst = folder / "images" / f"{img_id}.png"
+        save_image(load_image(src / "img" / f"{img_id}.png"), dst)
+        images[img_id] = str(dst.resolve())
+        data.images.append(dst.resolve())
+    entries: dict[str, str] = {}
+    info = root / "dataset_info.json"
+    for task in GT_TASKS:
+        t = TASKS[task]
+        build = t.builder()
+        recs = []
+        for img_id in chosen:
+            try:
+                target = build(captions[img_id])
+            except ValueError:  # TreeParseError: skipped, like the official builder
+                continue
+            recs.append(sharegpt_record(images[img_id], t.prompt(), target))
+        name = dataset_name(BASE, task)
+        path = write_json(folder / f"{name}.json", recs, indent=4)
+        entries[name] = relative_file_name(path, root)
+        data.datasets[name] = len(recs)
+    register_datasets(info, entries)
+    confusions = mine_confusions(confusions_from)
+    preds = [{"gt": captions[i], "pred": corrupt(captions[i], confusions), "image_path": images[i], "img_id": i}
+             for i in chosen]
+    data.predictions = write_json(folder / "smoke_pred.json", preds, indent=2)
+    paths, stats = write_edl_datasets([data.predictions], folder, BASE, info)
+    for task in ("error_find", "error_fix"):
+        data.datasets[dataset_name(BASE, task)] = stats.written
+    return data
