@@ -44,7 +44,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..files import IMAGE_TOKEN, read_json, register_datasets, write_json, write_json_stream
+from ..files import (
+    IMAGE_TOKEN,
+    dataset_info_entry,
+    read_json,
+    register_datasets,
+    write_json,
+    write_json_stream,
+)
 from .registry import ALL_DATASETS, TRAINING_DATASETS
 
 #: released parquet config → official LLaMA-Factory dataset name (the 26 training datasets, datasets.md)
@@ -437,7 +444,9 @@ def import_release(
         target = out / spec.file_name
         if target.exists() and not overwrite:
             report.datasets[name] = {"status": "exists, skipped", "file": str(target), "records": None}
-            register_datasets(info_path, {name: spec.file_name})
+            current = read_json(info_path) if info_path.is_file() else {}
+            if not isinstance(current, dict) or current.get(name) != dataset_info_entry(spec.file_name):
+                register_datasets(info_path, {name: spec.file_name})
             continue
         img_dir = out / Path(spec.file_name).parent / "images"
         store = stores.setdefault(str(img_dir), _ImageStore(img_dir))
