@@ -90,13 +90,20 @@ def test_import_converts_under_official_names_and_reports_unmapped(release, tmp_
         assert [g["messages"] for g in got] == [r["messages"] for r in recs]
         for g, r in zip(got, recs, strict=True):
             (img,) = g["images"]
-            assert img == f"./out/CROHME/train/images/{Path(r['images'][0]).name}"  # relative to the run folder
-            assert (tmp_path / img).read_bytes() == Path(r["images"][0]).read_bytes()
+            assert img == f"CROHME/train/images/{Path(r['images'][0]).name}"  # relative to the data root
+            assert (out / img).read_bytes() == Path(r["images"][0]).read_bytes()
     report = json.loads((out / "released_import_report.json").read_text())
     assert report["unmapped"] == ["parquet_crohme_train_v2_extra"]
     assert report["mapped"] == {f"parquet_{n}": n for n in sorted(originals)}
     assert sorted(report["missing_official"]) == sorted(set(TRAINING_DATASETS) - set(originals))
     assert report["datasets"]["crohme_train_tree"]["records"] == len(originals["crohme_train_tree"])
+    # the official test-file form, relative to the repository root (the working directory)
+    res = run("--source", str(src), "--output", "out2", "--only", "crohme_train", "--path-style", "repo",
+              "--no-progress", cwd=tmp_path)
+    assert res.returncode == 1
+    got = json.loads((tmp_path / "out2/CROHME/train/crohme_train.json").read_text())
+    assert all(g["images"][0].startswith("./out2/CROHME/train/images/") for g in got)
+    assert not (tmp_path / "out2/CROHME/train/crohme_train_tree.json").exists()
     # a second run keeps what exists (resume) and converts nothing twice
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*.json") if p.name != "released_import_report.json"}
     res = run("--source", str(src), "--output", "out", "--no-progress", cwd=tmp_path)

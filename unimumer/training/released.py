@@ -25,10 +25,11 @@ Output (``--output data/``), the layout of :mod:`unimumer.training.registry`: ``
 (ShareGPT, ``indent=4``), the images in ``<FOLDER>/train/images/`` (file name from the image's ``path``, else
 ``<name>_<row>.<ext>``; an image shared by several task datasets is written once), each dataset registered in
 ``<output>/dataset_info.json``, and ``<output>/released_import_report.json`` (configs found, mapped, unmapped,
-records and images written). Image paths in the records are written relative to ``--image-root`` (default: the
-current directory = the repository root LLaMA-Factory runs from, ``./data/CROHME/train/images/…`` as in the official
-files), or absolute when outside it. A dataset whose JSON already exists is skipped unless ``--overwrite``
-(resume after an interruption; every file is written atomically).
+records and images written). Image paths in the records follow the training-data builders (``docs/data-building.md``):
+by default relative to the data root (``CROHME/train/images/…``, found by LLaMA-Factory through ``media_dir`` =
+``dataset_dir``); ``path_style="repo"`` writes them relative to the current directory (``./data/CROHME/…``, the
+official test-file form), ``"absolute"`` absolute. A dataset whose JSON already exists is skipped unless
+``--overwrite`` (resume after an interruption; every file is written atomically).
 """
 
 from __future__ import annotations
@@ -307,12 +308,19 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def _image_ref(path: Path, image_root: Path) -> str:
+PATH_STYLES = ("dataset_dir", "repo", "absolute")
+
+
+def _image_ref(path: Path, output: Path, style: str) -> str:
     p = path.resolve()
+    if style == "absolute":
+        return str(p)
+    base = output.resolve() if style == "dataset_dir" else Path.cwd().resolve()
     try:
-        return "./" + p.relative_to(image_root.resolve()).as_posix()
+        rel = p.relative_to(base).as_posix()
     except ValueError:
         return str(p)
+    return rel if style == "dataset_dir" else "./" + rel
 
 
 def _iter_rows(files: Sequence[Path], where: str) -> Iterator[tuple[str, Any, Any]]:
@@ -338,14 +346,14 @@ def convert_config(
     files: Sequence[Path],
     source: Path,
     output: Path,
-    image_root: Path,
+    path_style: str,
     images: _ImageStore,
     stats: dict,
 ) -> Iterator[dict]:
     """Yield the ShareGPT records of one released config, writing its images through ``images``.
 
     Inputs: the official dataset name, its parquet files, the source folder (for image path strings), the output
-    data root, the image root paths are written relative to, the image store and a stats dict (``records`` is
+    data root, the image path style (:data:`PATH_STYLES`), the image store and a stats dict (``records`` is
     counted). Raises :class:`InputError` naming the file and row on a malformed row.
     """
     for where, messages, image_value in _iter_rows(files, name):
@@ -375,7 +383,7 @@ def convert_config(
                 raise InputError(f"{where}: image {k} bytes are not a readable image") from None
             base = Path(orig).name if orig else ""
             fname = base if base and Path(base).suffix else f"{name}_{stats['records']}_{k}{ext}"
-            refs.append(_image_ref(images.store(data, fname), image_root))
+            refs.append(_image_ref(images.store(data, fname), output, path_style))
         n_tokens = sum(t["value"].count(IMAGE_TOKEN) for t in turns)
         if n_tokens == 0 and len(refs) == 1:
             first = next(t for t in turns if t["from"] == "human")
@@ -392,7 +400,7 @@ def import_release(
     *,
     extra_map: dict[str, str] | None = None,
     only: Sequence[str] | None = None,
-    image_root: str | os.PathLike | None = None,
+    path_style: str = "dataset_dir",
     overwrite: bool = False,
     download_dir: str | os.PathLike | None = None,
     progress: bool = True,
@@ -402,7 +410,8 @@ def import_release(
     Inputs: ``source`` (a local folder, or a Hub repo id such as ``phxember/Uni-MuMER-Data`` which is then
     downloaded with :func:`download_release` into ``download_dir``, default ``<output>/.released``), the output data
     root, ``extra_map`` (additional ``config → official name`` pairs, names from the registry), ``only`` (official
-    names to convert), ``image_root`` (default: the current directory), ``overwrite`` (re-convert existing files).
+    names to convert), ``path_style`` (image paths relative to the data root, ``repo`` = to the current directory,
+    or ``absolute``), ``overwrite`` (re-convert existing files).
     Output: the :class:`ImportReport`, also written to ``<output>/released_import_report.json``; datasets are
     registered in ``<output>/dataset_info.json``.
     Raises :class:`InputError` on a missing source, an unknown name in ``extra_map`` / ``only``, or a malformed row.
@@ -423,8 +432,9 @@ def import_release(
     for name in only or ():
         if name not in ALL_DATASETS:
             raise InputError(f"--only {name}: not a registered dataset name")
+    if path_style not in PATH_STYLES:
+        raise InputError(f"--path-style {path_style}: choose from {', '.join(PATH_STYLES)}")
     configs = discover_configs(src)
-    root = Path(image_root) if image_root is not None else Path.cwd()
     report = ImportReport(str(src), str(out), configs_found=list(configs))
     for cfg in configs:
         if cfg in name_map:
@@ -452,7 +462,7 @@ def import_release(
         store = stores.setdefault(str(img_dir), _ImageStore(img_dir))
         before = store.written
         stats = {"records": 0}
-        rows = convert_config(name, configs[cfg], src, out, root, store, stats)
+        rows = convert_config(name, configs[cfg], src, out, path_style, store, stats)
         if progress:
             rows = tqdm(rows, desc=f"{cfg} -> {name}", unit="rec", leave=False)
         write_json_stream(target, rows, indent=4)
@@ -493,9 +503,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "(datasets.Image structs {bytes, path}, raw bytes, or paths relative to the source).\n\n"
             "Output under --output (the data root, `data/`): <FOLDER>/train/<name>.json (ShareGPT, indent 4),\n"
             "images in <FOLDER>/train/images/ (written once even when several task datasets share them), entries in\n"
-            "dataset_info.json, and released_import_report.json. Image paths are written relative to --image-root\n"
-            "(default: current directory = repository root: ./data/CROHME/train/images/...). Existing dataset files\n"
-            "are kept (resume) unless --overwrite.\n\n"
+            "dataset_info.json, and released_import_report.json. Image paths are written relative to the data root\n"
+            "(CROHME/train/images/..., LLaMA-Factory finds them through media_dir = dataset_dir; as the builders in\n"
+            "preprocess/ write them); --path-style repo writes ./data/... relative to the current directory, absolute\n"
+            "absolute paths. Existing dataset files are kept (resume) unless --overwrite.\n\n"
             "Exit status: 0 all configs converted, 1 some configs unmapped (the rest converted), 2 bad input\n"
             "(missing source, malformed row, unknown --map/--only name, download impossible).\n"
             "Then check: python scripts/check_config.py train/Uni-MuMER-train.yaml"
@@ -507,14 +518,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--map", action="append", default=[], metavar="CONFIG=NAME",
                         help="extra config -> registered dataset name mapping (repeatable)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="convert only these official dataset names")
-    parser.add_argument("--image-root", metavar="DIR",
-                        help="write image paths relative to DIR (default: current directory)")
+    parser.add_argument("--path-style", choices=PATH_STYLES, default="dataset_dir",
+                        help="image paths relative to the data root (default), the current directory, or absolute")
     parser.add_argument("--download-dir", metavar="DIR", help="where a Hub download goes (default OUTPUT/.released/)")
     parser.add_argument("--overwrite", action="store_true", help="re-convert datasets whose JSON already exists")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     ns = parser.parse_args(argv)
     report = import_release(ns.source, ns.output, extra_map=_parse_map(ns.map), only=ns.only,
-                            image_root=ns.image_root, overwrite=ns.overwrite, download_dir=ns.download_dir,
+                            path_style=ns.path_style, overwrite=ns.overwrite, download_dir=ns.download_dir,
                             progress=not ns.no_progress)
     print(report.render())
     print(f"report: {Path(ns.output) / 'released_import_report.json'}")
