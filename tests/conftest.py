@@ -100,7 +100,8 @@ def crohme_train_data(tmp_path_factory):
     24 real CROHME train images (``../shared/data/crohme/train``, sampled with seed 0, converted to black on white)
     and the five task datasets ``crohme_train``, ``crohme_train_tree``, ``crohme_train_can``,
     ``crohme_train_error_find``, ``crohme_train_error_fix``, built by the project's builders and registered in the
-    root's own ``dataset_info.json`` (use the root as LLaMA-Factory ``dataset_dir``; image paths are absolute).
+    root's own ``dataset_info.json`` (use the root as LLaMA-Factory ``dataset_dir``; image paths in the records are
+    relative to the root, the builders' convention; ``.images`` lists them absolute).
     The EDL candidates are test data only (real confusions of the official model applied to the gt), see
     :mod:`unimumer.training.smoke`. Returns :class:`unimumer.training.smoke.SmokeData` (``root``, ``names``,
     ``datasets`` = ``{name: records}``, ``images``, ``captions``, ``predictions``).

@@ -117,6 +117,7 @@ def _full_data_root(tmp_path: Path, smoke) -> Path:
     under test here)."""
     root = tmp_path / "data"
     root.mkdir()
+    shutil.copytree(smoke.root / "CROHME/train/images", root / "CROHME/train/images")  # paths relative to the root
     shutil.copy(REPO / "data" / "dataset_info.json", root / "dataset_info.json")
     by_task = {registry.TRAINING_DATASETS[n].task: smoke.root / f"CROHME/train/{n}.json" for n in smoke.names}
     for spec in registry.TRAINING_DATASETS.values():

@@ -31,8 +31,9 @@ def _features(style: str):
                               "images": datasets.Sequence(datasets.Image())})
 
 
-def write_release_config(path: Path, records: list[dict], style: str = "sharegpt") -> None:
-    """Write ShareGPT records as a released parquet file: images embedded as ``datasets.Image`` structs."""
+def write_release_config(path: Path, records: list[dict], root: Path, style: str = "sharegpt") -> None:
+    """Write ShareGPT records (image paths relative to ``root``) as a released parquet file: images embedded as
+    ``datasets.Image`` structs ``{"bytes", "path"}``, the way ``datasets`` writes them."""
     import datasets
 
     col = "messages" if style == "sharegpt" else "conversations"
@@ -43,7 +44,7 @@ def write_release_config(path: Path, records: list[dict], style: str = "sharegpt
             rows[col].append(r["messages"])
         else:
             rows[col].append([{"role": role[m["from"]], "content": m["value"]} for m in r["messages"]])
-        rows["images"].append([{"bytes": Path(p).read_bytes(), "path": Path(p).name} for p in r["images"]])
+        rows["images"].append([{"bytes": (root / p).read_bytes(), "path": Path(p).name} for p in r["images"]])
     path.parent.mkdir(parents=True, exist_ok=True)
     datasets.Dataset.from_dict(rows, features=_features(style)).to_parquet(str(path))
 
@@ -57,10 +58,11 @@ def release(crohme_train_data, tmp_path_factory):
         recs = json.loads((crohme_train_data.root / f"CROHME/train/{name}.json").read_text())
         originals[name] = recs
         style = "openai" if name == "crohme_train_can" else "sharegpt"
-        write_release_config(src / f"parquet_{name}" / "train-00000-of-00001.parquet", recs, style)
+        write_release_config(src / f"parquet_{name}" / "train-00000-of-00001.parquet", recs,
+                             crohme_train_data.root, style)
     write_release_config(src / "parquet_crohme_train_v2_extra" / "train-00000-of-00001.parquet",
-                         originals["crohme_train"][:3])
-    return src, originals
+                         originals["crohme_train"][:3], crohme_train_data.root)
+    return src, originals, crohme_train_data.root
 
 
 def run(*args: str, cwd: Path, env_extra: dict | None = None) -> subprocess.CompletedProcess:
@@ -76,7 +78,7 @@ def test_name_map_is_explicit_and_covers_the_26_official_names():
 
 
 def test_import_converts_under_official_names_and_reports_unmapped(release, tmp_path):
-    src, originals = release
+    src, originals, root = release
     res = run("--source", str(src), "--output", "out", "--no-progress", cwd=tmp_path)
     assert res.returncode == 1, res.stdout + res.stderr  # 1: something was left unmapped
     assert "UNMAPPED" in res.stdout and "parquet_crohme_train_v2_extra" in res.stdout
@@ -91,7 +93,7 @@ def test_import_converts_under_official_names_and_reports_unmapped(release, tmp_
         for g, r in zip(got, recs, strict=True):
             (img,) = g["images"]
             assert img == f"CROHME/train/images/{Path(r['images'][0]).name}"  # relative to the data root
-            assert (out / img).read_bytes() == Path(r["images"][0]).read_bytes()
+            assert (out / img).read_bytes() == (root / r["images"][0]).read_bytes()
     report = json.loads((out / "released_import_report.json").read_text())
     assert report["unmapped"] == ["parquet_crohme_train_v2_extra"]
     assert report["mapped"] == {f"parquet_{n}": n for n in sorted(originals)}
@@ -113,7 +115,7 @@ def test_import_converts_under_official_names_and_reports_unmapped(release, tmp_
 
 @pytest.mark.slow
 def test_imported_data_passes_check_config(release, tmp_path):
-    src, originals = release
+    src, originals, root = release
     assert run("--source", str(src), "--output", "data", "--no-progress", cwd=tmp_path).returncode == 1
     env = dict(os.environ, DISABLE_VERSION_CHECK="1", HF_HUB_OFFLINE="1", CUDA_VISIBLE_DEVICES="")
     res = subprocess.run(
@@ -126,7 +128,7 @@ def test_imported_data_passes_check_config(release, tmp_path):
 
 
 def test_configs_from_the_dataset_card(release, tmp_path):
-    src, originals = release
+    src, originals, root = release
     card = tmp_path / "card"
     (card / "data").mkdir(parents=True)
     for name in ("crohme_train", "crohme_train_tree"):

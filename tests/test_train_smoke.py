@@ -83,7 +83,7 @@ def test_smoke_data_has_all_five_tasks_from_real_crohme_train_images(crohme_trai
         tasks = {task_for_prompt(r["messages"][0]["value"]).name for r in records}
         assert tasks == {TASKS[name.replace("crohme_train", "").lstrip("_") or "vanilla"].name}
         for r in records:
-            img = Path(r["images"][0])
+            img = d.root / r["images"][0]  # relative to the data root (the builders' convention)
             target = r["messages"][1]["value"]
             assert img.is_file()
             if name.endswith("error_find"):  # the marked wrong candidate

@@ -5,8 +5,8 @@ LaTeX`` + ``img/<img_id>.png``, by default ``../shared/data/crohme/train``), con
 (black strokes on white, :func:`unimumer.images.load_image`) and builds, with the project's own builders, the five
 task datasets of the official ``crohme_train`` family, registered in the data root's own ``dataset_info.json``:
 
-- ``crohme_train`` (vanilla), ``crohme_train_tree`` (Tree-CoT), ``crohme_train_can`` (symbol counting): the
-  target builders of the task registry (:mod:`unimumer.tasks` → :mod:`unimumer.latex`);
+- ``crohme_train`` (vanilla), ``crohme_train_tree`` (Tree-CoT), ``crohme_train_can`` (symbol counting):
+  :mod:`unimumer.builders` (``preprocess/make_hmer_prompts.py`` + ``preprocess/build_training_data.py``);
 - ``crohme_train_error_find`` / ``crohme_train_error_fix`` (EDL): :func:`unimumer.edl.write_edl_datasets` on a
   prediction file. **Test data only:** the paper's wrong candidates come from a model's own cross-fold predictions
   (:mod:`unimumer.error_corpus`), far too slow here; the candidates are instead the ground truth with one real
@@ -14,7 +14,8 @@ task datasets of the official ``crohme_train`` family, registered in the data ro
   mined from its CROHME 2014 predictions, ``data/sample/official_predictions/crohme_2014.json``), chosen
   deterministically; a caption with no known confusion loses its last token instead.
 
-Image paths in the records are absolute (the data root may live anywhere, e.g. a pytest ``tmp_path``).
+Image paths in the records are relative to the data root, as the builders write them (use the root as
+LLaMA-Factory ``dataset_dir``; ``SmokeData.images`` holds the absolute paths).
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
-from ..files import read_json_list, register_datasets, relative_file_name, sharegpt_record, write_json
+from ..files import read_json_list, register_datasets, relative_file_name, write_json
 from ..paths import REPO_ROOT, shared_dir
-from ..tasks import GT_TASKS, TASKS, dataset_name
+from ..tasks import dataset_name
 
 BASE = "crohme_train"
 FOLDER = "CROHME/train"
@@ -121,13 +122,19 @@ def build_smoke_data(
 
     Inputs: the output data root, a CROHME-style folder (default ``<shared>/data/crohme/train``), the number of
     images (sampled with ``random.Random(seed)`` from the sorted ids), the prediction file the EDL confusions are
-    mined from. Output: :class:`SmokeData`; files ``output/CROHME/train/{crohme_train,…}.json``, images in
-    ``output/CROHME/train/images/``, ``output/dataset_info.json``. Records whose Tree-CoT target cannot be parsed are
-    left out of the tree dataset only (as the official builder skips them).
-    Raises :class:`InputError` when the source is missing, has fewer than ``n`` images, or an image is unreadable.
+    mined from. Steps, all with the project's builders: :func:`unimumer.builders.build_prompts_from_crohme`
+    (images → ``output/CROHME/train/images/`` black on white, vanilla file ``output/CROHME/train/crohme_train.json``),
+    :func:`unimumer.builders.build_training_set` (``crohme_train_tree`` / ``crohme_train_can``),
+    :func:`unimumer.edl.write_edl_datasets` (``crohme_train_error_find`` / ``crohme_train_error_fix`` from the
+    prediction file ``output/CROHME/train/smoke_pred.json``); all registered in ``output/dataset_info.json``.
+    Image paths in the records are relative to ``output`` (the builders' convention: LLaMA-Factory finds them
+    through ``media_dir`` = ``dataset_dir``). Output: :class:`SmokeData`.
+    Raises :class:`InputError` when the source is missing or has fewer than ``n`` images with captions.
     """
+    import tempfile
+
+    from ..builders import build_prompts_from_crohme, build_training_set
     from ..edl import write_edl_datasets
-    from ..images import load_image, save_image
 
     src = Path(source) if source is not None else shared_dir() / "data" / "crohme" / "train"
     captions = read_captions(src)
@@ -136,36 +143,27 @@ def build_smoke_data(
         raise InputError(f"{src}: only {len(ids)} images with captions, {n} requested")
     chosen = sorted(random.Random(seed).sample(ids, n))
     root = Path(output)
-    folder = root / FOLDER
-    data = SmokeData(root.resolve(), captions={i: captions[i] for i in chosen})
-    images = {}
-    for img_id in chosen:
-        dst = folder / "images" / f"{img_id}.png"
-        save_image(load_image(src / "img" / f"{img_id}.png"), dst)
-        images[img_id] = str(dst.resolve())
-        data.images.append(dst.resolve())
-    entries: dict[str, str] = {}
+    root.mkdir(parents=True, exist_ok=True)
     info = root / "dataset_info.json"
-    for task in GT_TASKS:
-        t = TASKS[task]
-        build = t.builder()
-        recs = []
+    with tempfile.TemporaryDirectory(prefix="crohme_subset_") as tmp:
+        subset = Path(tmp)
+        (subset / "img").mkdir()
         for img_id in chosen:
-            try:
-                target = build(captions[img_id])
-            except ValueError:  # TreeParseError: skipped, like the official builder
-                continue
-            recs.append(sharegpt_record(images[img_id], t.prompt(), target))
-        name = dataset_name(BASE, task)
-        path = write_json(folder / f"{name}.json", recs, indent=4)
-        entries[name] = relative_file_name(path, root)
-        data.datasets[name] = len(recs)
-    register_datasets(info, entries)
+            (subset / "img" / f"{img_id}.png").symlink_to((src / "img" / f"{img_id}.png").resolve())
+        (subset / "caption.txt").write_text("".join(f"{i}\t{captions[i]}\n" for i in chosen), encoding="utf-8")
+        vanilla, _ = build_prompts_from_crohme(subset, data_root=root, dataset="CROHME", split="train",
+                                               path_style="dataset_dir", workers=1)
+    register_datasets(info, {BASE: relative_file_name(vanilla, root)})
+    build_training_set(vanilla, BASE, tasks=("tree", "can"), dataset_info=info, workers=1)
+    records = read_json_list(vanilla)
+    data = SmokeData(root.resolve(), captions={i: captions[i] for i in chosen})
+    data.images = [(root / r["images"][0]).resolve() for r in records]
     confusions = mine_confusions(confusions_from)
-    preds = [{"gt": captions[i], "pred": corrupt(captions[i], confusions), "image_path": images[i], "img_id": i}
-             for i in chosen]
-    data.predictions = write_json(folder / "smoke_pred.json", preds, indent=2)
-    paths, stats = write_edl_datasets([data.predictions], folder, BASE, info)
-    for task in ("error_find", "error_fix"):
-        data.datasets[dataset_name(BASE, task)] = stats.written
+    preds = [{"gt": r["messages"][1]["value"], "pred": corrupt(r["messages"][1]["value"], confusions),
+              "image_path": r["images"][0], "img_id": Path(r["images"][0]).stem} for r in records]
+    data.predictions = write_json(root / FOLDER / "smoke_pred.json", preds, indent=2)
+    write_edl_datasets([data.predictions], root / FOLDER, BASE, info)
+    for task in ("vanilla", "tree", "can", "error_find", "error_fix"):
+        name = dataset_name(BASE, task)
+        data.datasets[name] = len(read_json_list(root / FOLDER / f"{name}.json", allow_empty=True))
     return data
