@@ -45,7 +45,8 @@ _TORCHRUN_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER
 class DatasetStatus:
     """Resolution of one dataset name of a config.
 
-    ``status``: ``ok`` (registered, file or folder present), ``unregistered`` (not in ``dataset_info.json``),
+    ``status``: ``ok`` (registered, file or folder present), ``registered`` (file not checked: registry-only mode),
+    ``unregistered`` (not in ``dataset_info.json``),
     ``missing`` (registered, file absent), ``remote`` (hub / script / cloud entry, not checked offline) or
     ``bad_records`` (``check_records`` found unreadable records or missing images; ``detail`` says which).
     """
@@ -72,7 +73,9 @@ class ConfigCheck:
     @property
     def ok(self) -> bool:
         """True when the parser accepted the config, no other error was found and every dataset resolved."""
-        return self.args_error is None and not self.errors and all(d.status in ("ok", "remote") for d in self.datasets)
+        return self.args_error is None and not self.errors and all(
+            d.status in ("ok", "registered", "remote") for d in self.datasets
+        )
 
     def failing(self, status: str) -> list[DatasetStatus]:
         """The datasets with the given status."""
@@ -88,8 +91,9 @@ class ConfigCheck:
             lines.append("  LLaMA-Factory argument parser: OK")
         lines += [f"  error: {e}" for e in self.errors]
         lines += [f"  note: {n}" for n in self.notes]
-        n_ok = len(self.failing("ok"))
-        lines.append(f"  datasets: {len(self.datasets)} named, {n_ok} found"
+        n_ok, n_reg = len(self.failing("ok")), len(self.failing("registered"))
+        found = f"{n_reg} registered (files not checked)" if n_reg else f"{n_ok} found"
+        lines.append(f"  datasets: {len(self.datasets)} named, {found}"
                      + (f", {len(self.failing('remote'))} remote (not checked)" if self.failing("remote") else ""))
         unreg = self.failing("unregistered")
         if unreg:
@@ -225,7 +229,8 @@ def _check_model(cfg: dict[str, Any], errors: list[str], notes: list[str]) -> No
             errors.append(f"model_name_or_path {model}: local folder without config.json")
         return
     if _HUB_ID.match(str(model)) and not str(model).startswith((".", "/")):
-        notes.append(f"model {model}: Hugging Face Hub id, downloaded at training time (not checked here)")
+        notes.append(f"model {model}: not a local folder, so a Hugging Face Hub id (downloaded at training time; "
+                     "not checked here)")
     else:
         errors.append(f"model_name_or_path {model}: no such local folder and not a Hub id")
 
@@ -326,7 +331,7 @@ def _check_datasets(cfg: dict[str, Any], get_dataset_list, check_files: bool, ch
             continue
         path = Path(dataset_dir) / attr.dataset_name
         if not check_files:
-            out.append(DatasetStatus(name, role, "ok", str(path), detail="file not checked"))
+            out.append(DatasetStatus(name, role, "registered", str(path)))
         elif not path.exists():
             out.append(DatasetStatus(name, role, "missing", str(path)))
         elif check_records and path.is_file():
