@@ -21,7 +21,8 @@ Print the LaTeX that a Uni-MuMER model reads from each image, one line per image
 black) and resized within the training pixel bounds; the prompt is the official instruction of --task
 (vanilla recognition by default; tree = Tree-CoT, can = symbol counting: the LaTeX is the output's last line,
 --raw prints the whole output under a "==> IMAGE <==" line). Decoding is greedy unless --temperature > 0.
-Backend: --backend auto uses vLLM when a CUDA GPU and vLLM are present, else transformers (hf).
+Backend: --backend auto uses vLLM when a CUDA GPU and vLLM are present, else transformers (hf); vLLM runs
+eager here (no graph capture: a quick start matters more than throughput for a few images).
 Errors: an unreadable or missing image is reported on stderr as "error: IMAGE: ..." and the others are still
 printed (exit code 2 at the end); a model that cannot be loaded -> "error: ..." and exit 2.
 """
