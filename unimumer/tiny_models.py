@@ -499,28 +499,21 @@ def suppressed_token_ids(tok) -> list[int]:
     return sorted(ids)
 
 
-def _init_weights(model, tok, seed: int) -> None:
-    """Deterministic random weights; zero the output rows of structural special tokens (see module doc)."""
+def _random_model(config, tok, seed: int):
+    """The model with transformers' own initialisation under ``torch.manual_seed(seed)`` (so each family's
+    conventions hold: zero-centred RMSNorm of Qwen3.5, Gated DeltaNet ``A_log`` / ``dt_bias``), then a wider output
+    projection (std 0.2: greedy decoding is not decided by rounding noise) with the suppressed rows at 0."""
     import torch
+    import transformers
 
     torch.manual_seed(seed)
+    model = transformers.AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
     with torch.no_grad():
-        for name, p in sorted(model.named_parameters()):
-            if name.endswith("norm.weight") or ".norm" in name and name.endswith("weight") and p.dim() == 1:
-                p.fill_(1.0)
-            elif p.dim() == 1:
-                if name.endswith("A_log"):  # Gated DeltaNet decay: log of values in [1, 16)
-                    p.copy_(torch.log(torch.empty_like(p).uniform_(1, 16)))
-                elif name.endswith("dt_bias"):
-                    p.fill_(1.0)
-                else:
-                    p.zero_()
-            else:
-                p.normal_(0.0, 0.02)
         head = model.get_output_embeddings().weight
-        head.normal_(0.0, 0.2)  # larger logit gaps: greedy decoding is not decided by rounding noise
+        head.normal_(0.0, 0.2, generator=torch.Generator().manual_seed(seed))
         for i in suppressed_token_ids(tok):
             head[i] = 0.0
+    return model
 
 
 def build_tiny_model(family: str, output_dir: str | os.PathLike, seed: int = 0) -> Path:
@@ -552,9 +545,7 @@ def build_tiny_model(family: str, output_dir: str | os.PathLike, seed: int = 0) 
     config = _model_config(fam, tok)
     processor = _processor(fam, tok)
     dtype = getattr(torch, fam.dtype)
-    model = transformers.AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
-    _init_weights(model, tok, seed)
-    model = model.to(dtype)
+    model = _random_model(config, tok, seed).to(dtype)
     eos = [tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")]
     model.generation_config = transformers.GenerationConfig(
         bos_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
