@@ -131,7 +131,7 @@ def test_config_trains_on_cpu_saves_and_generates(family, crohme_train_data, req
                       tmp_path, check=False)
         log2 = res2.stdout + res2.stderr
         assert res2.returncode == 0, log2[-4000:]
-        assert "Continuing training from checkpoint" in log2
+        assert "Resuming training from checkpoint with epoch 0 and global step 2" in log2
         state = json.loads((out / "trainer_state.json").read_text())
         assert state["global_step"] == 3
         assert (out / "checkpoint-3" / "model.safetensors").is_file()
