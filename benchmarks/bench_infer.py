@@ -122,16 +122,16 @@ def main() -> int:
         ("unimumer `--data-parallel-size 2`", ["--data-parallel-size", "2"]),
         ("unimumer `--backend hf`", ["--backend", "hf", "--batch_size", "16"]),
     ]
-    rows, ref = [], None
+    rows, ref, bare_phases = [], None, None
     for name, extra in configs:
-        best, phases, preds = None, None, None
+        best, preds = None, None
         for r in range(a.repeat):
             out = work / f"out_{len(rows)}_{r}"
             if extra is None:
                 out.mkdir(parents=True, exist_ok=True)
                 wall, res = _timed([sys.executable, __file__, "--_bare", str(prompts / "crohme_sample.json"),
                                     str(out / "crohme_sample_pred.json"), model, str(a.max_tokens)])
-                phases = json.loads(res.stdout.split("BARE_PHASES ", 1)[1].splitlines()[0])
+                bare_phases = json.loads(res.stdout.split("BARE_PHASES ", 1)[1].splitlines()[0])
             else:
                 wall, res = _timed([sys.executable, str(ROOT / "scripts/vllm_infer.py"), *common,
                                     "--output-dir", str(out), *extra])
@@ -156,16 +156,21 @@ def main() -> int:
         "|---|---:|---:|---:|",
     ]
     lines += [f"| {name} | {wall:.1f} | {ratio:.2f} | {same}/{n} |" for name, wall, ratio, same in rows]
-    if phases:
-        lines += ["", "Bare run phases (s): " + ", ".join(
-            f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in phases.items()) + "."]
+    if bare_phases:
+        lines += ["", "Bare run, inside the process (s): " + ", ".join(
+            f"{k.replace('_', ' ')} {v:.2f}" if isinstance(v, float) else f"{k.replace('_', ' ')} {v}"
+            for k, v in bare_phases.items()) + "."]
+    ours = rows[1][2]
     lines += [
         "",
-        "Reading: on this CPU the work is dominated by process start, imports and engine start; what the pipeline "
-        "adds over the bare call (prompt-file validation, a progress file fsync'ed per batch, the atomic final "
-        "write, the official metrics report) is the difference between the first two rows. Two data-parallel "
-        "engines on 2 cores only add a second engine start (they share the same cores); `--backend hf` is the "
-        "fallback for machines without vLLM.",
+        f"Reading: our pipeline with its defaults takes {ours:.2f}x the bare call's wall time. On this CPU both are "
+        "dominated by imports and vLLM engine start (the tiny model generates in seconds); the pipeline's additions "
+        "(validating every prompt file first, a progress file fsync'ed per batch, image loading in a background "
+        "thread, the atomic final write, the official metrics report) cost nothing measurable beyond run-to-run "
+        "noise, also with a flush every 16 records. Two data-parallel engines on 2 CPU cores share the same cores, "
+        "so they only add a second engine start (this path is here for correctness: its output equals the single "
+        "engine's). `--backend hf` is fastest here only because a 2-layer model makes vLLM's start-up cost dominate; "
+        "it is the fallback for machines without vLLM, not the fast path on GPUs.",
         "",
         "What the design does for throughput on GPUs (not measurable here):",
         "- one engine for every file of the input folder (the released `eval_all.sh` pays one engine start, CUDA-graph "
