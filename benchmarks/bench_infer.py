@@ -173,8 +173,8 @@ def main() -> int:
         "it is the fallback for machines without vLLM, not the fast path on GPUs.",
         "",
         "What the design does for throughput on GPUs (not measurable here):",
-        "- one engine for every file of the input folder (the released `eval_all.sh` pays one engine start, CUDA-graph "
-        "capture included, per dataset script);",
+        "- one engine for all files of an input folder (as released), and no engine start at all when every file's "
+        "predictions are already complete (a rerun of `eval_all.sh` after a failure only redoes what is missing);",
         "- data parallelism instead of tensor parallelism: the released script sets `tensor_parallel_size` to the "
         "number of GPUs, so a 2-4B model is split across GPUs and pays all-reduce on every layer; "
         "`--data-parallel-size N` runs N independent engines, each on its own GPU(s) and an interleaved shard, which "
