@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if a.raw:
                     print(text.strip() if a.plain else f"==> {path} <==\n{text.strip()}", flush=True)
                 else:
-                    out = task.extract_answer(text)
+                    out = " ".join(task.extract_answer(text).splitlines())  # one line per image (same tokens)
                     print(out if a.plain else f"{path}\t{out}", flush=True)
     finally:
         engine.close()
