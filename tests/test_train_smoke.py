@@ -122,7 +122,7 @@ def test_config_trains_on_cpu_saves_and_generates(family, crohme_train_data, req
     else:  # a ZeRO-2 engine checkpoint: DeepSpeed's own optimizer-state shards
         assert (out / "checkpoint-2" / "global_step2" / "zero_pp_rank_0_mp_rank_00_optim_states.pt").is_file()
     assert weights_changed(tiny, out) > 0
-    texts, n_new = generates(out, crohme_train_data.images[0])
+    texts, n_new = generates(out / "checkpoint-2", crohme_train_data.images[0])  # the saved checkpoint
     assert len(texts) == 1 and isinstance(texts[0], str) and n_new >= 1
 
     if paper:  # resume from the DeepSpeed checkpoint, as documented: resume_from_checkpoint=... max_steps=3
