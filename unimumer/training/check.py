@@ -166,6 +166,9 @@ def _chdir(path: str | os.PathLike | None) -> Iterator[None]:
 
 
 def _import_llamafactory():
+    # quiet LLaMA-Factory's INFO logs while its loggers are created, without leaking the setting into the
+    # environment of this process (training subprocesses launched later would inherit it and lose their logs)
+    saved = os.environ.get("LLAMAFACTORY_VERBOSITY")
     os.environ.setdefault("LLAMAFACTORY_VERBOSITY", "WARN")
     try:
         from llamafactory.data.parser import get_dataset_list
@@ -178,6 +181,11 @@ def _import_llamafactory():
             f"cannot import LLaMA-Factory ({first}); install requirements_training.txt "
             "(on the CPU environment set DISABLE_VERSION_CHECK=1)"
         ) from None
+    finally:
+        if saved is None:
+            os.environ.pop("LLAMAFACTORY_VERBOSITY", None)
+        else:
+            os.environ["LLAMAFACTORY_VERBOSITY"] = saved
     return get_train_args, get_dataset_list, TEMPLATES, VERSION
 
 
