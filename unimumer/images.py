@@ -59,18 +59,10 @@ def load_image(path: str | os.PathLike):
 
 def save_image(image, path: str | os.PathLike, quality: int = 95) -> Path:
     """Save an image (format from the suffix: ``.jpg``/``.jpeg`` → JPEG ``quality``, else PNG) atomically."""
-    import tempfile
+    from .files import atomic_open
 
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     fmt = "JPEG" if p.suffix.lower() in (".jpg", ".jpeg") else "PNG"
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=p.suffix, dir=p.parent)
-    os.close(fd)
-    try:
-        image.save(tmp, format=fmt, **({"quality": quality} if fmt == "JPEG" else {}))
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(p, "wb") as fh:
+        image.save(fh, format=fmt, **({"quality": quality} if fmt == "JPEG" else {}))
     return p

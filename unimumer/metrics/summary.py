@@ -14,13 +14,12 @@ import argparse
 import io
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from ..files import atomic_write_text, read_json
+from ..files import atomic_write_bytes, atomic_write_text, read_json
 from .calculator import evaluate_file
 from .cli import CDM_SUFFIX, PRED_SUFFIX, emit, stem_of
 from .paper import DEFAULT_MODEL, MODELS, paper_exprate, resolve_model, split_info
@@ -167,19 +166,6 @@ def markdown_table(rows: Sequence[Row], model: str = DEFAULT_MODEL) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def render_exprate_png(rows: Sequence[Row], model: str = DEFAULT_MODEL) -> bytes:
     """Grouped bar chart of ExpRate per split (one bar per results folder, one hatched bar for the paper) as PNG
     bytes. matplotlib is imported here, with the Agg backend."""
@@ -229,7 +215,7 @@ def plot_exprate(rows: Sequence[Row], out: str | os.PathLike, model: str = DEFAU
     cannot be written."""
     path = Path(out)
     try:
-        _atomic_write_bytes(path, render_exprate_png(rows, model))
+        atomic_write_bytes(path, render_exprate_png(rows, model))
     except OSError as exc:
         raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from None
     return path
@@ -290,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.output:
             atomic_write_text(args.output, text)
         if png is not None:
-            _atomic_write_bytes(Path(args.plot), png)
+            atomic_write_bytes(Path(args.plot), png)
     except OSError as exc:
         raise InputError(f"cannot write {exc.filename or 'output'} ({exc.strerror or exc})") from None
     emit(text)

@@ -47,6 +47,7 @@ from typing import Any
 from ..errors import InputError
 from ..files import (
     IMAGE_TOKEN,
+    atomic_write_bytes,
     dataset_info_entry,
     read_json,
     register_datasets,
@@ -288,24 +289,9 @@ class _ImageStore:
             if target.exists():
                 self.reused += 1
                 return target
-        _atomic_write_bytes(target, data)
+        atomic_write_bytes(target, data)
         self.written += 1
         return target
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 PATH_STYLES = ("dataset_dir", "repo", "absolute")
