@@ -37,6 +37,9 @@ bench: env sysdeps
 	$(PY) benchmarks/bench_preprocess.py
 	$(PY) benchmarks/bench_cdm.py
 	$(PY) benchmarks/bench_infer.py
+	$(PY) benchmarks/bench_edl.py
+	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_tiny_models.py
 
 clean-env:
 	rm -rf $(VENV)
