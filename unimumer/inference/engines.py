@@ -66,6 +66,24 @@ def chat_messages(image, prompt: str) -> list[dict]:
     ]
 
 
+_ASSISTANT = "<|im_start|>assistant\n"
+_THINK_OPENERS = ("<think>\n\n</think>\n\n", "<think>\n")
+
+
+def strip_think_opener(text: str) -> str:
+    """Remove a thinking block opened right after the final ``<|im_start|>assistant\n`` of a prompt.
+
+    Qwen3.5's chat template ends the generation prompt with ``<think>\n`` (or an empty ``<think>…</think>`` block
+    when thinking is disabled); LLaMA-Factory's ``qwen3_5_nothink`` / ``qwen3_vl_nothink`` templates, which the
+    configs in ``train/`` use, train on answers directly after ``<|im_start|>assistant\n``. Inference prompts are
+    made equal to the training prompts. Other texts are returned unchanged.
+    """
+    for opener in _THINK_OPENERS:
+        if text.endswith(_ASSISTANT + opener):
+            return text[: -len(opener)]
+    return text
+
+
 class _Base:
     """Shared pieces: the processor, the chat template, image resizing and decoding."""
 
@@ -92,9 +110,14 @@ class _Base:
         ]
 
     def prompt_text(self, image, prompt: str) -> str:
-        """The chat-template text of one request (contains the vision placeholder tokens)."""
-        return self.processor.apply_chat_template(
-            chat_messages(image, prompt), tokenize=False, add_generation_prompt=True
+        """The chat-template text of one request (contains the vision placeholder tokens).
+
+        A thinking block the template opens after the generation prompt (Qwen3.5) is removed: the models are
+        fine-tuned with LLaMA-Factory's ``*_nothink`` templates, whose answers start right after
+        ``<|im_start|>assistant\n`` (see :func:`strip_think_opener`).
+        """
+        return strip_think_opener(
+            self.processor.apply_chat_template(chat_messages(image, prompt), tokenize=False, add_generation_prompt=True)
         )
 
     def prepare_image(self, image):
