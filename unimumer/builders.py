@@ -27,11 +27,11 @@ the repository root) use. Training splits default to ``"dataset_dir"``, test spl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import os
 import sys
-import tempfile
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -39,6 +39,9 @@ from typing import Any
 
 from .errors import InputError
 from .files import (
+    JsonArrayWriter,
+    atomic_open,
+    json_array_item,
     read_json_list,
     read_json_or_jsonl,
     register_datasets,
@@ -181,37 +184,6 @@ def iter_records(path: str | os.PathLike) -> Iterator[Any]:
             raise InputError(f"{p}: not valid JSON ({exc})") from None
 
 
-class _ArrayWriter:
-    """Writes pre-serialised items as a JSON array, byte-identical to :func:`unimumer.files.write_json_stream`.
-
-    Used where the items are serialised in worker processes; the file appears atomically on :meth:`close`.
-    """
-
-    def __init__(self, path: Path, indent: int):
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        self.fh = os.fdopen(fd, "w", encoding="utf-8")
-        self.n = 0
-
-    def write(self, body: str) -> None:
-        self.fh.write(("[\n" if self.n == 0 else ",\n") + body)
-        self.n += 1
-
-    def close(self) -> None:
-        self.fh.write("\n]" if self.n else "[]")
-        self.fh.close()
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self.tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        os.replace(self.tmp, self.path)
-
-    def abort(self) -> None:
-        self.fh.close()
-        if os.path.exists(self.tmp):
-            os.unlink(self.tmp)
-
-
 def _serialise(item: Any, indent: int) -> str:
     """One array item as :func:`unimumer.files.write_json_stream` lays it out (indented one level).
 
@@ -223,8 +195,7 @@ def _serialise(item: Any, indent: int) -> str:
         fast = _fast_sharegpt(item, " " * indent)
         if fast is not None:
             return fast
-    pad = " " * indent
-    return pad + json.dumps(item, ensure_ascii=False, indent=indent).replace("\n", "\n" + pad)
+    return json_array_item(item, indent)
 
 
 def _fast_sharegpt(item: dict, p: str) -> str | None:
@@ -818,10 +789,11 @@ def build_training_set(
     if any(p.resolve() == src.resolve() for t, p in paths.items() if t != "vanilla"):
         raise InputError(f"{src}: an output would overwrite the input")
     workers = workers or os.cpu_count() or 1
-    writers = {t: _ArrayWriter(paths[t], indent) for t in tasks}
     skipped: Counter = Counter()
     total = 0
-    try:
+    # every output appears only if the whole build succeeds (atomic_open drops its temporary file otherwise)
+    with contextlib.ExitStack() as stack:
+        writers = {t: JsonArrayWriter(stack.enter_context(atomic_open(paths[t]))) for t in tasks}
         jobs = (
             (chunk, tasks, indent, str(src), k * chunk_size)
             for k, chunk in enumerate(_chunks(_iter_raw_or_records(src), chunk_size))
@@ -857,11 +829,7 @@ def build_training_set(
         if total == 0:
             raise InputError(f"{src}: no records")
         for w in writers.values():
-            w.close()
-    except BaseException:
-        for w in writers.values():
-            w.abort()
-        raise
+            w.finish()
     if register:
         info = Path(dataset_info) if dataset_info else _find_dataset_info(out_dir)
         register_datasets(info, {names[t]: relative_file_name(paths[t], info.parent) for t in tasks})

@@ -133,20 +133,42 @@ def write_json(path: str | os.PathLike, obj: Any, indent: int = 4) -> Path:
     return atomic_write_text(path, dump_json(obj, indent))
 
 
+def json_array_item(item: Any, indent: int = 4) -> str:
+    """``item`` serialised as one element of an ``indent``-indented JSON array (``ensure_ascii=False``)."""
+    pad = " " * indent
+    return pad + json.dumps(item, ensure_ascii=False, indent=indent).replace("\n", "\n" + pad)
+
+
+class JsonArrayWriter:
+    """Writes serialised elements (:func:`json_array_item`) to an open text file as a JSON array.
+
+    The bytes equal ``json.dumps(list, ensure_ascii=False, indent=indent)``; call :meth:`finish` once at the end.
+    ``n`` counts the elements written. Pair it with :func:`atomic_open` so that the file appears only when done.
+    """
+
+    def __init__(self, fh: IO):
+        self.fh = fh
+        self.n = 0
+
+    def write(self, body: str) -> None:
+        self.fh.write(("[\n" if self.n == 0 else ",\n") + body)
+        self.n += 1
+
+    def finish(self) -> None:
+        self.fh.write("\n]" if self.n else "[]")
+
+
 def write_json_stream(path: str | os.PathLike, items: Iterable[Any], indent: int = 4) -> int:
     """Write an iterable as a JSON array without holding it in memory, byte-identical to ``json.dump(list, indent)``.
 
     The file appears atomically when the iterable is exhausted. Returns the number of items written.
     """
-    n = 0
-    pad = " " * indent
     with atomic_open(path, "w") as fh:
+        writer = JsonArrayWriter(fh)
         for item in items:
-            body = json.dumps(item, ensure_ascii=False, indent=indent).replace("\n", "\n" + pad)
-            fh.write(("[\n" if n == 0 else ",\n") + pad + body)
-            n += 1
-        fh.write("\n]" if n else "[]")
-    return n
+            writer.write(json_array_item(item, indent))
+        writer.finish()
+    return writer.n
 
 
 # --------------------------------------------------------------------------------------------------- ShareGPT
