@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -54,7 +53,7 @@ DISCLAIMER = ("NOTE: the demo model is a tiny RANDOMLY INITIALISED Qwen2.5-VL tr
 
 
 class DemoError(UniMuMERError):
-    """A demo stage failed; the message names the stage and its log file."""
+    """A demo check failed (an invalid config, a report that differs from the official one)."""
 
 
 def _env() -> dict:
@@ -66,18 +65,6 @@ def _env() -> dict:
     for k in ("NNODES", "NODE_RANK", "NPROC_PER_NODE", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(k, None)
     return env
-
-
-def _run(cmd: list[str], log: Path, stage: str, env: dict) -> None:
-    """Run a CLI exactly as a user would, output into ``log``; raise :class:`DemoError` with the log tail."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w", encoding="utf-8") as fh:
-        fh.write("$ " + " ".join(cmd) + "\n")
-        fh.flush()
-        rc = subprocess.run(cmd, cwd=REPO_ROOT, stdout=fh, stderr=subprocess.STDOUT, env=env).returncode
-    if rc != 0:
-        tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-30:])
-        raise DemoError(f"stage {stage!r} failed (exit {rc}); log: {log}\n{tail}")
 
 
 def _prepare_output(out: Path) -> None:
@@ -125,10 +112,11 @@ def run_demo(
     Output: ``{"output_dir", "stage_seconds", "datasets", "train", "predictions", "official", "report"}``; files
     under ``output_dir`` (``data/``, ``models/``, ``saves/``, ``error_corpus/``, ``official/``, ``logs/``,
     ``report.md``, ``exprate.png``). Raises :class:`InputError` (bad output folder / sample) and
-    :class:`DemoError` (a stage failed; names its log).
+    :class:`~unimumer.error_corpus.StageError` (a training / inference run failed; names its log) and
+    :class:`DemoError` (invalid configs, a report that differs from the official one).
     """
     from .builders import build_prompts_from_crohme, build_training_set
-    from .error_corpus import CorpusSettings, build_error_corpus
+    from .error_corpus import CorpusSettings, build_error_corpus, run_logged
     from .files import read_json, write_json
     from .metrics import evaluate_file, format_report
     from .metrics.summary import collect_rows, markdown_table, plot_exprate
@@ -208,7 +196,7 @@ def run_demo(
 
     def train():
         env_t = dict(env, HF_DATASETS_CACHE=str(out / ".cache" / "hf_datasets"))
-        _run(train_cmd, logs / "train.log", "train", env_t)
+        run_logged(train_cmd, logs / "train.log", "stage 'train'", env_t, cwd=REPO_ROOT)
         import json
 
         rows = [json.loads(x) for x in (model_out / "trainer_log.jsonl").read_text().splitlines() if x.strip()]
@@ -226,7 +214,7 @@ def run_demo(
                  "--max-tokens", str(max_tokens), "--temperature", "0", "--dtype", "float32", "--enforce-eager"]
 
     def infer():
-        _run(infer_cmd, logs / "infer.log", "infer", env)
+        run_logged(infer_cmd, logs / "infer.log", "stage 'infer'", env, cwd=REPO_ROOT)
         pred = results_dir / "crohme_2014_pred.json"
         m = evaluate_file(pred)
         log(f"    {pred.relative_to(out)}: {m['total_samples']} records, ExpRate {m['exact_match_rate']:.2f} % "
@@ -336,10 +324,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         v = getattr(a, flag)
         if v is not None and v < 1:
             raise InputError(f"--{flag.replace('_', '-')} must be >= 1")
+    from .error_corpus import StageError
+
     try:
         run_demo(a.output_dir, n_train=a.n_train, n_test=a.n_test, folds=a.folds, samples=a.samples,
                  max_tokens=a.max_tokens, train_steps=a.train_steps, cdm=not a.no_cdm)
-    except DemoError as exc:
+    except (DemoError, StageError) as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -289,14 +289,17 @@ def _child_env() -> dict:
     return env
 
 
-def _run_logged(cmd: list[str], log_path: Path, what: str, env: dict) -> float:
-    """Run ``cmd`` with stdout+stderr into ``log_path``; raise :class:`StageError` with the log's tail on failure."""
+def run_logged(cmd: list[str], log_path: Path, what: str, env: dict, cwd: str | Path | None = None) -> float:
+    """Run ``cmd`` (in ``cwd``) with stdout+stderr into ``log_path``; return its wall time in seconds.
+
+    On failure the log's tail goes to stderr and :class:`StageError` names ``what`` and the log.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.time()
     with log_path.open("w", encoding="utf-8") as fh:
         fh.write("$ " + " ".join(cmd) + "\n")
         fh.flush()
-        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=cwd)
     if proc.returncode != 0:
         tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-25:]
         print("\n".join(tail), file=sys.stderr)
@@ -328,7 +331,7 @@ def stage_train(work_dir: Path, settings: CorpusSettings, k: int, log=print) -> 
     if model_dir.exists():
         shutil.rmtree(model_dir)
     log(f"[train] fold {k}: llamafactory-cli train {cfg_path} (log {fold / 'train.log'})")
-    seconds = _run_logged([_llamafactory_cli(), "train", str(cfg_path)], fold / "train.log",
+    seconds = run_logged([_llamafactory_cli(), "train", str(cfg_path)], fold / "train.log",
                           f"training of fold {k}", _child_env())
     if not (model_dir / "config.json").is_file():
         raise StageError(f"training of fold {k} wrote no model to {model_dir}; see {fold / 'train.log'}")
@@ -477,7 +480,7 @@ def stage_sample(work_dir: Path, settings: CorpusSettings, k: int, model_dir: Pa
            "--batch-size", str(batch_size), "--engine-kwargs", json.dumps(engine_kwargs)]
     log(f"[sample] fold {k}: {settings.samples} candidates per held-out image, temperature {settings.temperature} "
         f"(log {fold / 'sample.log'})")
-    seconds = _run_logged(cmd, fold / "sample.log", f"sampling of fold {k}", _child_env())
+    seconds = run_logged(cmd, fold / "sample.log", f"sampling of fold {k}", _child_env())
     log(f"[sample] fold {k}: done in {seconds:.0f} s")
     return out
 
