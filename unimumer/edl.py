@@ -82,6 +82,18 @@ def _check_markers(tokens: Sequence[str], what: str) -> None:
         raise InputError(f"{what} contains the EDL marker token(s) {' '.join(bad)}; it cannot be marked unambiguously")
 
 
+def alignment_opcodes(gt_tokens: Sequence[str], pred_tokens: Sequence[str]) -> list:
+    """The token alignment every EDL edit (and the error analysis, :mod:`unimumer.analysis`) is built from.
+
+    Returns ``rapidfuzz.distance.Levenshtein.opcodes(pred_tokens, gt_tokens)`` as a list of opcodes (``tag`` in
+    ``equal`` / ``replace`` / ``delete`` / ``insert``; ``src_*`` index the pred tokens, ``dest_*`` the gt tokens).
+    A minimal alignment: the non-``equal`` opcodes cost exactly the token Levenshtein distance.
+    """
+    from rapidfuzz.distance import Levenshtein
+
+    return list(Levenshtein.opcodes(list(pred_tokens), list(gt_tokens)))
+
+
 def align_edits(gt_tokens: Sequence[str], pred_tokens: Sequence[str]) -> list[Edit]:
     """The merged edits that turn ``pred_tokens`` into ``gt_tokens``, left to right.
 
@@ -92,8 +104,6 @@ def align_edits(gt_tokens: Sequence[str], pred_tokens: Sequence[str]) -> list[Ed
     Source: ``../shared/spec/formats.md`` (Error-driven learning; rapidfuzz's alignment and tie-breaking are the
     reference). Raises nothing on well-typed input.
     """
-    from rapidfuzz.distance import Levenshtein
-
     pred = list(pred_tokens)
     gt = list(gt_tokens)
     edits: list[Edit] = []
@@ -105,7 +115,7 @@ def align_edits(gt_tokens: Sequence[str], pred_tokens: Sequence[str]) -> list[Ed
         kind = "replace" if old and new else ("delete" if old else "insert")
         edits.append(Edit(kind, ps, pe, gs, ge, old, new))
 
-    for op in Levenshtein.opcodes(pred, gt):
+    for op in alignment_opcodes(gt, pred):
         if op.tag == "equal":
             if run is not None:
                 close()
