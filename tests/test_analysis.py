@@ -206,6 +206,15 @@ def test_file_against_itself_cli(tmp_path):
     assert "Fixed by B: **0**, broken by B: **0**" in (out / "report.md").read_text(encoding="utf-8")
 
 
+def test_pairing_is_by_img_id_not_by_position(tmp_path):
+    shuffled = tmp_path / "reversed_pred.json"
+    shuffled.write_text(json.dumps(_load(PAPER[1])[::-1]), encoding="utf-8")
+    out = tmp_path / "rev"
+    assert main(["--input", str(PAPER[1]), "--compare", str(shuffled), "--output-dir", str(out)]) == 0
+    comp = json.loads((out / "analysis.json").read_text(encoding="utf-8"))["comparison"]
+    assert comp["fixed"] == [] and comp["broken"] == [] and comp["mcnemar"]["p_value"] == 1.0
+
+
 def _independent_mcnemar(a_path: Path, b_path: Path) -> tuple[set, set, float, float]:
     a = {r["img_id"]: r["gt"].split() == r["pred"].split() for r in _load(a_path)}
     b = {r["img_id"]: r["gt"].split() == r["pred"].split() for r in _load(b_path)}
@@ -299,6 +308,7 @@ def _bad_inputs(tmp: Path) -> dict[str, list[str]]:
         "different img_ids": ["--input", a, "--compare", str(tmp / "fewer.json")],
         "the gt differs": ["--input", a, "--compare", str(tmp / "othergt.json")],
         "--length-edges": ["--input", a, "--length-edges", "10,5"],
+        "--compare must be a file": ["--input", a, "--compare", str(FIX / "predictions")],
     }
 
 
