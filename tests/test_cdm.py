@@ -19,6 +19,8 @@ from unimumer.cdm import LatexError, colorize, evaluate_cdm
 from unimumer.cdm.latex import color_of, tokenize
 from unimumer.cdm.render import boxes_from_image, render_sources
 from unimumer.errors import InputError
+from unimumer.files import read_json, read_json_list
+from unimumer.paths import shared_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 REF = ROOT / "tests" / "fixtures" / "reference" / "cdm" / "official_crohme2014_40.json"
@@ -46,7 +48,10 @@ def test_labels_follow_visible_tokens_and_equivalences():
     assert colorize(r"\left( x \right)").labels == colorize("( x )").labels == ["(", "x", ")"]
     assert colorize(r"a \le b").labels == colorize(r"a \leq b").labels
     assert colorize(r"x '").labels == colorize(r"x ^ { \prime }").labels == ["x", r"\prime"]
-    assert colorize(r"\ldots").labels == [r"\ldots"] * 3  # three dots, three boxes
+    # every ellipsis is three "." tokens and \cdot ≡ "." (the official toolkit's rewriting and norm_same_token)
+    assert colorize(r"\ldots").labels == colorize(r"\cdots").labels == ["."] * 3
+    assert colorize(r"a \cdot b").labels == ["a", ".", "b"]
+    assert colorize(r"\varepsilon \widehat { x }").labels == [r"\epsilon", r"\hat", "x"]
     # font commands, braces and spacing have no token of their own
     assert colorize(r"\mathrm { d } { x } \, \quad y").labels == ["d", "x", "y"]
 
@@ -147,23 +152,42 @@ def test_style_differences_that_render_the_same_score_one(gt, pred, tmp_path):
 
 
 @pytest.mark.parametrize(("gt", "pred"), [
+    (r"x ^ { 2 }", r"x _ { 2 }"),                     # ≤ 2 pairs: the official check keeps them all
+    (r"P a", r"P _ { a }"),
+    (r"x ^ { a b } + y", r"x a b + y"),               # a block moved out of a script: its own RANSAC round
+    (r"e ^ { - t } \cos 2 ^ { t }", r"e ^ { - t } \cos 2 t"),
+])
+def test_official_mode_forgives_tokens_moved_into_or_out_of_scripts(gt, pred, tmp_path):
+    assert f1_of(gt, pred, tmp_path) == 1.0
+
+
+@pytest.mark.parametrize(("gt", "pred"), [
+    (r"a + b", r"b + a"),                             # order swapped: no translation + scale explains it
+    (r"\frac { a + b } { c + d }", r"\frac { c + d } { a + b }"),
+])
+def test_official_mode_rejects_swapped_tokens(gt, pred, tmp_path):
+    assert f1_of(gt, pred, tmp_path) < 1.0
+
+
+@pytest.mark.parametrize(("gt", "pred"), [
     (r"x ^ { 2 }", r"x _ { 2 }"),                     # same tokens, other place
     (r"\sqrt { a b }", r"\sqrt { a } b"),             # radical spans another extent
     (r"e ^ { - t } \cos 2 ^ { t }", r"e ^ { - t } \cos 2 t"),
     (r"a + b", r"b + a"),
     (r"x ^ { a b } + y", r"x a b + y"),               # a block moved out of a script
 ])
-def test_same_tokens_in_other_places_score_below_one(gt, pred, tmp_path):
-    assert f1_of(gt, pred, tmp_path) < 1.0
+def test_strict_mode_scores_same_tokens_in_other_places_below_one(gt, pred, tmp_path):
+    result = evaluate_cdm([{"gt": gt, "pred": pred}], workers=1, cache_dir=tmp_path / "cache", mode="strict")
+    assert result["samples"][0]["f1"] < 1.0 and result["settings"]["mode"] == "strict"
 
 
+@pytest.mark.parametrize("mode", ["official", "strict"])
 @pytest.mark.parametrize(("gt", "pred", "counts"), [
     ("1 2 3 4 5 6", "1 2 3 9 4 5 6", (6, 6, 7)),                          # insertion: the shifted tail counts
     ("1 2 3 4 5 6 7 8 9 0 1 2", "1 2 3 4 5 6 8 9 0 1 2", (11, 12, 11)),   # deletion
-    ("f ( x ) = a b c + d", "f ( x ) = a b c + d _ { 1 } + e", (10, 10, 13)),
 ])
-def test_insertions_and_deletions_keep_the_rest_matched(gt, pred, counts, tmp_path):
-    sample = evaluate_cdm([{"gt": gt, "pred": pred}], workers=1, cache_dir=tmp_path)["samples"][0]
+def test_insertions_and_deletions_keep_the_rest_matched(gt, pred, counts, mode, tmp_path):
+    sample = evaluate_cdm([{"gt": gt, "pred": pred}], workers=1, cache_dir=tmp_path, mode=mode)["samples"][0]
     assert (sample["matched"], sample["n_gt"], sample["n_pred"]) == counts
 
 
@@ -190,14 +214,44 @@ def test_official_toolkit_agreement(official, tmp_path):
     result = evaluate_cdm(official, workers=2, cache_dir=tmp_path)
     assert result["excluded"] == [] and result["evaluated"] == 40
     agree = sum((o["f1"] == 1.0) == (s["f1"] == 1.0) for o, s in zip(official, result["samples"], strict=True))
-    assert agree >= 38
+    assert agree == 40  # 29_em_151 included: the official check forgives the token moved into a script
     for o, s in zip(official, result["samples"], strict=True):
         assert s["img_id"] == o["img_id"]
         if o["gt"].split() == o["pred"].split():
             assert s["f1"] == 1.0
-    # beyond the decision: per-sample F1 close to the official one on most samples
-    close = sum(abs(o["f1"] - s["f1"]) <= 0.05 for o, s in zip(official, result["samples"], strict=True))
-    assert close >= 36
+    # beyond the decision: per-sample F1 within 0.02 of the official one
+    close = sum(abs(o["f1"] - s["f1"]) <= 0.02 for o, s in zip(official, result["samples"], strict=True))
+    assert close >= 38
+
+
+def test_official_toolkit_agreement_on_the_inexact_half(tmp_path):
+    """The 340 token-inexact paper_final predictions with the official toolkit's per-sample scores
+    (``../shared/reference/cdm/official_crohme_inexact_half.json``, 46 with F1 = 1): the F1 = 1 decision agrees on
+    ≥ 98 % and |F1 − official F1| ≤ 0.02 on ≥ 90 % (issue #13 acceptance). Token-exact matching gives F1 = 1 to
+    none of them and the strict variant to far fewer than the official 46."""
+    ref = read_json(shared_dir() / "reference" / "cdm" / "official_crohme_inexact_half.json")["samples"]
+    assert len(ref) == 340
+    records = [{"img_id": key, "gt": v["gt"], "pred": v["pred"]} for key, v in ref.items()]
+    result = evaluate_cdm(records, workers=2, cache_dir=tmp_path)
+    assert result["excluded"] == [] and result["evaluated"] == 340
+    ours = {s["img_id"]: s["f1"] for s in result["samples"]}
+    agree = sum((v["F1_score"] == 1.0) == (ours[k] == 1.0) for k, v in ref.items())
+    close = sum(abs(v["F1_score"] - ours[k]) <= 0.02 for k, v in ref.items())
+    assert agree >= 0.98 * 340 and close >= 0.90 * 340
+    assert abs(sum(f == 1.0 for f in ours.values()) - 46) <= 3
+    strict = evaluate_cdm(records, workers=2, cache_dir=tmp_path, mode="strict")
+    assert sum(s["f1"] == 1.0 for s in strict["samples"]) < 30
+
+
+def test_every_token_exact_paper_prediction_scores_one(tmp_path):
+    """All token-exact predictions of the three paper_final CROHME sets (2,652 samples) score F1 = 1."""
+    records = []
+    for year in (2014, 2016, 2019):
+        rows = read_json_list(shared_dir() / "reference" / "uni-mumer" / "paper_final" / f"crohme_{year}.json")
+        records += [{"img_id": f"{year}/{r['img_id']}", "gt": r["gt"], "pred": r["pred"]} for r in rows
+                    if r["gt"].split() == r["pred"].split()]
+    result = evaluate_cdm(records, workers=2, cache_dir=tmp_path)
+    assert result["evaluated"] == len(records) > 2500 and result["exprate_cdm"] == 100.0
 
 
 def test_deterministic_across_runs_workers_and_cache(official, tmp_path):

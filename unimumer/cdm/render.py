@@ -2,7 +2,9 @@
 
 Input: colour-coded math sources (:func:`unimumer.cdm.latex.colorize`). Output: one :data:`RenderResult` per
 source, ``{"ok": bool, "error": str | None, "size": [width, height], "boxes": [[k, x0, y0, x1, y1], ...]}`` with
-pixel boxes (``x1``/``y1`` exclusive) of colour index ``k`` at :data:`DPI`; a colour without pixels has no box.
+pixel boxes of colour index ``k`` at :data:`DPI`; a colour without pixels has no box. As in the official toolkit
+the page is cropped to its ink with :data:`CROP_PAD` px of padding (``size`` is the cropped size) and a box is the
+extent of its colour ± 1 px in that frame (``x0 = first column − 1``, ``x1 = last column + 1``).
 
 How (the fast path of ExpRate@CDM, ``../shared/notes/cpu-environment.md`` "Rendering"):
 
@@ -34,9 +36,11 @@ from ..errors import InputError
 
 DPI = 200
 #: bump when rendering or box extraction changes: part of every cache key.
-RENDER_VERSION = "cdm-render-1"
+RENDER_VERSION = "cdm-render-2"
+#: padding around the ink of the cropped page, in pixels (official toolkit: 8)
+CROP_PAD = 8
 PREAMBLE = (
-    r"\documentclass[10pt]{article}",
+    r"\documentclass[12pt]{article}",
     r"\usepackage{amsmath,amssymb,bm,mathrsfs,cancel}",
     r"\usepackage{xcolor}",
     r"\usepackage[active,tightpage]{preview}",
@@ -108,6 +112,22 @@ def boxes_from_image(img: np.ndarray) -> list[list[int]]:
     return [[int(k), int(a), int(b), int(c), int(d)] for k, a, b, c, d in zip(keys, x0, y0, x1, y1, strict=True)]
 
 
+def page_result(img: np.ndarray) -> RenderResult:
+    """One rendered page (``uint8`` (H, W, 3)) → :data:`RenderResult`, in the official toolkit's frame: the page is
+    cropped to its non-white pixels plus :data:`CROP_PAD` px (a page without ink: a 26 × 26 crop at the corner),
+    boxes are colour extents ± 1 px in the cropped frame."""
+    ink = (img != 255).any(axis=2)
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if rows.size:
+        x_min, x_max, y_min, y_max = int(cols[0]), int(cols[-1]), int(rows[0]), int(rows[-1])
+    else:
+        x_min, x_max, y_min, y_max = 0, 10, 0, 10
+    ox, oy = x_min - CROP_PAD, y_min - CROP_PAD
+    boxes = [[k, x0 - 1 - ox, y0 - 1 - oy, x1 - ox, y1 - oy] for k, x0, y0, x1, y1 in boxes_from_image(img)]
+    return {"ok": True, "error": None, "size": [x_max - x_min + 2 * CROP_PAD, y_max - y_min + 2 * CROP_PAD],
+            "boxes": boxes}
+
+
 def _tex_errors(log: str, first_line: int, n: int) -> tuple[dict[int, str], bool]:
     """Map TeX errors in ``log`` to expression indices. Returns ``({index: message}, all_attributed)``."""
     errors: dict[int, str] = {}
@@ -166,12 +186,7 @@ def _run_once(sources: list[str], dpi: int, timeout: float, solo: bool) -> tuple
         pages = sorted(tmpdir.glob("page-*.ppm"))
         if len(pages) != len(sources):
             return None, {}, False
-        results = []
-        for page in pages:
-            img = _read_ppm(page)
-            results.append({"ok": True, "error": None, "size": [int(img.shape[1]), int(img.shape[0])],
-                            "boxes": boxes_from_image(img)})
-        return results, {}, True
+        return [page_result(_read_ppm(page)) for page in pages], {}, True
 
 
 def render_sources(sources: list[str], *, dpi: int = DPI, timeout: float = 10.0) -> list[RenderResult]:
