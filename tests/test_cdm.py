@@ -272,6 +272,27 @@ def test_cache_is_used(official, tmp_path, monkeypatch):
         evaluate_cdm([{"gt": "q + 1", "pred": "q"}], workers=1, cache_dir=tmp_path)
 
 
+def test_deep_and_long_latex_is_scored_or_reported_per_sample(tmp_path):
+    """400 nested ``x ^ {`` (deeper than Python's recursion limit and TeX's grouping levels) is reported for its
+    own sample; a 2,399-token expression is scored; the other records of the run are unaffected."""
+    nested = "x ^ { " * 400 + "y" + " }" * 400
+    long = " + ".join(["a _ { 1 }"] * 400)
+    assert len(long.split()) == 2399
+    records = [{"img_id": "nested_gt", "gt": nested, "pred": "x"},
+               {"img_id": "nested_pred", "gt": "x ^ { y }", "pred": nested},
+               {"img_id": "long", "gt": long, "pred": long},
+               {"img_id": "long_one_off", "gt": long, "pred": long.replace("a _ { 1 }", "b _ { 1 }", 1)},
+               {"img_id": "plain", "gt": "x + 1", "pred": "x + 1"}]
+    result = evaluate_cdm(records, workers=2, cache_dir=tmp_path)
+    by_id = {s["img_id"]: s for s in result["samples"]}
+    assert by_id["nested_gt"]["status"] == "gt_error" and "nested too deeply" in by_id["nested_gt"]["error"]
+    assert by_id["nested_pred"]["status"] == "pred_error" and by_id["nested_pred"]["f1"] == 0.0
+    assert by_id["long"]["f1"] == 1.0 and by_id["long"]["n_gt"] == 1199
+    # one wrong token in 1,199: F1 = 0.99917 rounds to 0.999 (3 decimals, as the official toolkit) — not a hit
+    assert (by_id["long_one_off"]["matched"], by_id["long_one_off"]["f1"]) == (1198, 0.999)
+    assert by_id["plain"]["f1"] == 1.0 and result["excluded"] == ["nested_gt"]
+
+
 def test_render_timeout_is_a_failure_and_not_cached(tmp_path):
     result = evaluate_cdm([{"gt": "y + z", "pred": "y + z"}], workers=1, cache_dir=tmp_path, timeout=1e-4)
     assert result["excluded"] == [0] and "timed out" in result["samples"][0]["error"]
@@ -314,8 +335,16 @@ def test_cdm_eval_cli_errors(tmp_path):
     assert not out.exists()
     proc = run(CDM_SCRIPT, "--input", str(bad), "--workers", "0")
     assert proc.returncode == 2 and "--workers" in proc.stderr
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps([{"gt": "x", "pred": "x"}]), encoding="utf-8")
+    # a path below a file cannot be created (even as root); a folder cannot be replaced by the result
+    for target in (good / "m.json", tmp_path):
+        proc = run(CDM_SCRIPT, "--input", str(good), "--output", str(target), "--no-cache")
+        assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "--output" in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     help_text = run(CDM_SCRIPT, "--help").stdout
-    for word in ("--input", "--output", "--workers", "--timeout", "--cache-dir", "excluded", "F1 = 1", "exit code 2"):
+    for word in ("--input", "--output", "--workers", "--timeout", "--cache-dir", "--mode", "strict", "RANSAC",
+                 "200 dpi", "excluded", "F1 = 1", "exit code 2"):
         assert word in help_text
 
 
