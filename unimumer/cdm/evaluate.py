@@ -22,7 +22,7 @@ from ..errors import InputError
 from ..files import atomic_write_text, read_json_or_jsonl, write_json
 from . import match as _match
 from .latex import LatexError, colorize
-from .render import DPI, RENDER_VERSION, check_tools, render_sources
+from .render import DPI, RENDER_VERSION, check_tools, clip_to_page, render_sources
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -171,7 +171,7 @@ def evaluate_cdm(records: Iterable[dict], *, workers: int | None = None, timeout
         res = rendered[col.source]
         if not res["ok"]:
             return None, col.labels, f"render failed: {res['error']}"
-        return res, col.labels, None
+        return clip_to_page(res, len(col.labels), dpi), col.labels, None
 
     samples, excluded = [], []
     perfect = evaluated = pred_failures = 0

@@ -8,7 +8,9 @@ extent of its colour ± 1 px in that frame (``x0 = first column − 1``, ``x1 = 
 
 How (the fast path of ExpRate@CDM, ``../shared/notes/cpu-environment.md`` "Rendering"):
 
-- many expressions go into ONE ``pdflatex`` run, one ``preview`` page each (``$\\displaystyle …$``), then ONE
+- many expressions go into ONE ``pdflatex`` run, one ``preview`` page each (``\\hbox{$\\displaystyle …$}``: one line,
+  never broken, as the official ``displaymath``; the official page width is applied afterwards by
+  :func:`clip_to_page`), then ONE
   ``pdftoppm -r 200 -aa no -aaVector no`` call rasterises all pages to PPM, parsed with numpy (no PNG decoding);
   anti-aliasing is off so every inked pixel carries its token's exact colour;
 - one bad expression never kills the batch: pdflatex runs in ``nonstopmode`` and every error is mapped to its
@@ -65,7 +67,7 @@ def check_tools() -> None:
 
 def document(sources: list[str]) -> tuple[str, int]:
     """The LaTeX document for ``sources`` (one page per expression) and the line number of the first expression."""
-    body = [rf"\begin{{preview}}$\displaystyle {src}$\end{{preview}}" for src in sources]
+    body = [rf"\begin{{preview}}\hbox{{$\displaystyle {src}$}}\end{{preview}}" for src in sources]
     text = "\n".join((*PREAMBLE, *body, r"\end{document}", ""))
     return text, len(PREAMBLE) + 1
 
@@ -126,6 +128,30 @@ def page_result(img: np.ndarray) -> RenderResult:
     boxes = [[k, x0 - 1 - ox, y0 - 1 - oy, x1 - ox, y1 - oy] for k, x0, y0, x1, y1 in boxes_from_image(img)]
     return {"ok": True, "error": None, "size": [x_max - x_min + 2 * CROP_PAD, y_max - y_min + 2 * CROP_PAD],
             "boxes": boxes}
+
+
+#: the official page: landscape ISO A5, A4 past 600 coloured tokens, A3 past 1,300; ``geometry`` scale 0.98
+PAPER_WIDTH_MM = {5: 210.0, 4: 297.0, 3: 420.0}
+GEOMETRY_SCALE = 0.98
+
+
+def paper_size(n_tokens: int) -> int:
+    """ISO A-size of the official toolkit's page for an expression of ``n_tokens`` coloured tokens (5, 4 or 3)."""
+    return 3 if n_tokens > 1300 else 4 if n_tokens > 600 else 5
+
+
+def clip_to_page(result: RenderResult, n_tokens: int, dpi: int = DPI) -> RenderResult:
+    """Cut a render to what the official toolkit's page shows: a display wider than the text width starts at the
+    left margin and runs off the right edge of the landscape page (:func:`paper_size`), so ink further right than
+    ``page width − left margin`` has no pixels there. Boxes starting beyond it are dropped, boxes crossing it end
+    there, the width shrinks accordingly. A result that fits (all CROHME expressions) is returned unchanged."""
+    width_mm = PAPER_WIDTH_MM[paper_size(n_tokens)]
+    visible = int(width_mm * (1 - (1 - GEOMETRY_SCALE) / 2) / 25.4 * dpi)  # from the left margin to the page edge
+    limit = CROP_PAD + visible  # in the cropped frame, whose ink starts at CROP_PAD
+    if not result.get("ok") or result["size"][0] <= limit + CROP_PAD:
+        return result
+    boxes = [[k, x0, y0, min(x1, limit), y1] for k, x0, y0, x1, y1 in result["boxes"] if x0 + 1 < limit]
+    return dict(result, size=[limit + CROP_PAD, result["size"][1]], boxes=boxes)
 
 
 def _tex_errors(log: str, first_line: int, n: int) -> tuple[dict[int, str], bool]:
