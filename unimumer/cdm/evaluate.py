@@ -164,14 +164,14 @@ def evaluate_cdm(records: Iterable[dict], *, workers: int | None = None, timeout
     sources = sorted({c.source for c in colored.values() if not isinstance(c, LatexError)})
     rendered = _render_all(sources, workers=workers, timeout=timeout, dpi=dpi, cache_dir=cdir, progress=progress)
 
-    def outcome(expr: str) -> tuple[dict | None, list[str], str | None]:
+    def outcome(expr: str) -> tuple[dict | None, object, str | None]:
         col = colored[expr]
         if isinstance(col, LatexError):
-            return None, [], f"not renderable: {col}"
+            return None, None, f"not renderable: {col}"
         res = rendered[col.source]
         if not res["ok"]:
-            return None, col.labels, f"render failed: {res['error']}"
-        return clip_to_page(res, len(col.labels), dpi), col.labels, None
+            return None, col, f"render failed: {res['error']}"
+        return clip_to_page(res, len(col.labels), dpi), col, None
 
     samples, excluded = [], []
     perfect = evaluated = pred_failures = 0
@@ -180,7 +180,7 @@ def evaluate_cdm(records: Iterable[dict], *, workers: int | None = None, timeout
         ident = rec.get("img_id", i)
         sample = {"img_id": ident, "gt": rec["gt"], "pred": rec["pred"], "recall": None, "precision": None,
                   "f1": None, "status": "ok", "matched": 0, "n_gt": 0, "n_pred": 0, "error": None}
-        g_res, g_labels, g_err = outcome(rec["gt"])
+        g_res, g_col, g_err = outcome(rec["gt"])
         if g_err is None and not g_res["boxes"]:
             g_err = "gt renders no visible token"
         if g_err is not None:
@@ -189,15 +189,16 @@ def evaluate_cdm(records: Iterable[dict], *, workers: int | None = None, timeout
             samples.append(sample)
             continue
         evaluated += 1
-        p_res, p_labels, p_err = outcome(rec["pred"])
+        p_res, p_col, p_err = outcome(rec["pred"])
         n_gt = len(g_res["boxes"])
         if p_err is not None:
             pred_failures += 1
             sample.update(status="pred_error", error=p_err, recall=0.0, precision=0.0, f1=0.0, n_gt=n_gt)
             samples.append(sample)
             continue
-        matched, n_gt, n_pred = _match.match_boxes(g_res["boxes"], g_labels, g_res["size"], p_res["boxes"],
-                                                   p_labels, p_res["size"], dpi=dpi, mode=mode)
+        matched, n_gt, n_pred = _match.match_boxes(g_res["boxes"], g_col.labels, g_res["size"], p_res["boxes"],
+                                                   p_col.labels, p_res["size"], dpi=dpi, mode=mode,
+                                                   gt_spellings=g_col.spellings, pred_spellings=p_col.spellings)
         recall, precision, f1 = (round(x, 3) for x in _match.scores(matched, n_gt, n_pred))
         sample.update(recall=recall, precision=precision, f1=f1, matched=matched, n_gt=n_gt, n_pred=n_pred)
         if f1 == 1.0:

@@ -197,10 +197,12 @@ def tokenize(latex: str) -> list[str]:
 # --------------------------------------------------------------------------------------------------- colouring
 @dataclass
 class ColoredLatex:
-    """The colour-coded math source (one line, math mode) and ``labels[k-1]`` = canonical label of colour ``k``."""
+    """The colour-coded math source (one line, math mode), ``labels[k-1]`` = canonical label of colour ``k`` and
+    ``spellings[k-1]`` = its token as written (``\\le`` has label ``\\leq``, spelling ``\\le``)."""
 
     source: str
     labels: list[str] = field(default_factory=list)
+    spellings: list[str] = field(default_factory=list)
 
 
 class _Colorizer:
@@ -208,11 +210,13 @@ class _Colorizer:
         self.toks = tokens
         self.i = 0
         self.labels: list[str] = []
+        self.spellings: list[str] = []
         self.wrappers: list[str] = []
 
     # ----- helpers
     def _new(self, label: str) -> str:
         self.labels.append(canonical(label))
+        self.spellings.append(label)
         r, g, b = color_of(len(self.labels))
         return f"{r},{g},{b}"
 
@@ -409,4 +413,4 @@ def colorize(latex: str) -> ColoredLatex:
     except RecursionError:
         # far deeper than TeX's 255 grouping levels allow: reported as this expression's failure, never a crash
         raise LatexError("nested too deeply to render") from None
-    return ColoredLatex(source=source, labels=col.labels)
+    return ColoredLatex(source=source, labels=col.labels, spellings=col.spellings)

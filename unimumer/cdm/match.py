@@ -10,8 +10,9 @@ Two modes (``mode=``):
 ``"official"`` (default) — the decisions of the official UniMERNet CDM toolkit (``../shared/spec/metrics.md``,
 ExpRate@CDM, steps 2–3; our own implementation):
 
-1. **Cost matrix** ``C[i, j] = 1.0·token + 0.05·position + 0.15·order``: token cost 0 for equal labels (the labels
-   already fold the toolkit's ``norm_same_token`` equivalences, :data:`unimumer.cdm.latex.EQUIVALENT`), else 1;
+1. **Cost matrix** ``C[i, j] = 1.0·token + 0.05·position + 0.15·order``: token cost 0 for the same token, 0.005
+   for two spellings of one label (the toolkit's ``norm_same_token`` equivalences,
+   :data:`unimumer.cdm.latex.EQUIVALENT`: ``\\le`` / ``\\leq``, ``\\cdot`` / ``.``), else 1;
    position = L1 distance of the two boxes, each divided by its own image's width / height, divided by 4;
    order = ``|i/n − j/m|``. Assignment: :func:`scipy.optimize.linear_sum_assignment` over *all* pairs (pairs of
    different tokens are assigned too and take part in the spatial check).
@@ -38,6 +39,8 @@ MODES = ("official", "strict")
 W_TOKEN = 1.0
 W_POSITION = 0.05
 W_ORDER = 0.15
+#: token cost of two spellings of one token (``\\le`` / ``\\leq``, ``\\cdot`` / ``.``): the toolkit's norm_same_token
+TOKEN_EQUIVALENT_COST = 0.005
 #: official spatial check: RANSAC rounds, inlier threshold in pixels at the official 200 dpi, trials per round
 RANSAC_ROUNDS = 5
 RANSAC_MIN_SAMPLES = 2
@@ -230,7 +233,8 @@ def spatial_inliers(src: np.ndarray, dst: np.ndarray, *, threshold: float = RANS
 
 
 def _match_official(gt_boxes: list, gt_labels: list[str], gt_size, pred_boxes: list, pred_labels: list[str],
-                    pred_size, *, dpi: int) -> tuple[int, int, int]:
+                    pred_size, *, dpi: int, gt_spellings: list[str] | None = None,
+                    pred_spellings: list[str] | None = None) -> tuple[int, int, int]:
     """The ``official`` mode of :func:`match_boxes` (module docstring)."""
     n, m = len(gt_boxes), len(pred_boxes)
     if n == 0 or m == 0:
@@ -245,6 +249,12 @@ def _match_official(gt_boxes: list, gt_labels: list[str], gt_size, pred_boxes: l
     gid = np.array([vocab[x] for x in gl])
     pid = np.array([vocab[x] for x in pl])
     token_cost = (gid[:, None] != pid[None, :]).astype(float)
+    if gt_spellings is not None and pred_spellings is not None:
+        gs = [gt_spellings[b[0] - 1] for b in gt_boxes]
+        ps = [pred_spellings[b[0] - 1] for b in pred_boxes]
+        spell = {tok: i for i, tok in enumerate(sorted(set(gs) | set(ps)))}
+        differ = np.array([spell[x] for x in gs])[:, None] != np.array([spell[x] for x in ps])[None, :]
+        token_cost[differ & (token_cost == 0)] = TOKEN_EQUIVALENT_COST
     gn, pn = _normalised(gb, *gt_size), _normalised(pb, *pred_size)
     pos_cost = np.abs(gn[:, None, :] - pn[None, :, :]).sum(axis=2) / 4.0
     order_cost = np.abs(np.arange(n)[:, None] / n - np.arange(m)[None, :] / m)
@@ -254,21 +264,24 @@ def _match_official(gt_boxes: list, gt_labels: list[str], gt_size, pred_boxes: l
     src = (gb[rows] @ centre)[:, ::-1]
     dst = (pb[cols] @ centre)[:, ::-1]
     inliers = spatial_inliers(src, dst, threshold=RANSAC_THRESHOLD_PX * dpi / OFFICIAL_DPI)
-    kept = int(np.count_nonzero(inliers & (gid[rows] == pid[cols])))
+    kept = int(np.count_nonzero(inliers & (token_cost[rows, cols] < 1.0)))
     return kept, n, m
 
 
 def match_boxes(gt_boxes: list, gt_labels: list[str], gt_size, pred_boxes: list, pred_labels: list[str],
-                pred_size, *, dpi: int, mode: str = "official") -> tuple[int, int, int]:
+                pred_size, *, dpi: int, mode: str = "official", gt_spellings: list[str] | None = None,
+                pred_spellings: list[str] | None = None) -> tuple[int, int, int]:
     """Match the gt and pred token boxes; returns ``(matched, n_gt, n_pred)``.
 
     ``*_boxes``: ``[[k, x0, y0, x1, y1], ...]`` (colour index ``k`` is 1-based into ``*_labels``);
     ``*_size``: ``(width, height)`` of the render; ``dpi``: render resolution (scales the inlier threshold);
-    ``mode``: ``"official"`` (the official toolkit's decisions, default) or ``"strict"`` (module docstring).
-    Raises ``ValueError`` for an unknown mode.
+    ``mode``: ``"official"`` (the official toolkit's decisions, default) or ``"strict"`` (module docstring);
+    ``*_spellings``: the tokens as written, parallel to ``*_labels`` (official mode: equal labels but different
+    spellings cost :data:`TOKEN_EQUIVALENT_COST` instead of 0). Raises ``ValueError`` for an unknown mode.
     """
     if mode == "official":
-        return _match_official(gt_boxes, gt_labels, gt_size, pred_boxes, pred_labels, pred_size, dpi=dpi)
+        return _match_official(gt_boxes, gt_labels, gt_size, pred_boxes, pred_labels, pred_size, dpi=dpi,
+                               gt_spellings=gt_spellings, pred_spellings=pred_spellings)
     if mode == "strict":
         return _match_strict(gt_boxes, gt_labels, gt_size, pred_boxes, pred_labels, pred_size, dpi=dpi)
     raise ValueError(f"unknown CDM mode {mode!r} (expected one of {', '.join(MODES)})")
