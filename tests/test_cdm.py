@@ -47,6 +47,7 @@ def test_labels_follow_visible_tokens_and_equivalences():
     # \left / \right are structure, their delimiters are the tokens; spellings share one label
     assert colorize(r"\left( x \right)").labels == colorize("( x )").labels == ["(", "x", ")"]
     assert colorize(r"a \le b").labels == colorize(r"a \leq b").labels
+    assert colorize(r"a \le b").spellings == ["a", r"\le", "b"]  # the token as written: 0.005 from \leq
     assert colorize(r"x '").labels == colorize(r"x ^ { \prime }").labels == ["x", r"\prime"]
     # every ellipsis is three "." tokens and \cdot ≡ "." (the official toolkit's rewriting and norm_same_token)
     assert colorize(r"\ldots").labels == colorize(r"\cdots").labels == ["."] * 3

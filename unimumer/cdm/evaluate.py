@@ -218,7 +218,8 @@ def evaluate_cdm(records: Iterable[dict], *, workers: int | None = None, timeout
 
 
 def _settings(mode: str, dpi: int) -> dict:
-    weights = {"token": _match.W_TOKEN, "position": _match.W_POSITION, "order": _match.W_ORDER}
+    weights = {"token": _match.W_TOKEN, "position": _match.W_POSITION, "order": _match.W_ORDER,
+               "token_equivalent": _match.TOKEN_EQUIVALENT_COST if mode == "official" else 0.0}
     out = {"mode": mode, "dpi": dpi, "render_version": RENDER_VERSION, "weights": weights}
     if mode == "official":
         out.update(ransac={"rounds": _match.RANSAC_ROUNDS, "min_samples": _match.RANSAC_MIN_SAMPLES,
