@@ -17,8 +17,10 @@ import pytest
 
 from unimumer.cdm import LatexError, colorize, evaluate_cdm
 from unimumer.cdm.latex import color_of, tokenize
-from unimumer.cdm.render import boxes_from_image, render_sources
+from unimumer.cdm.render import boxes_from_image, clip_to_page, paper_size, render_sources
 from unimumer.errors import InputError
+from unimumer.files import read_json, read_json_list
+from unimumer.paths import shared_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 REF = ROOT / "tests" / "fixtures" / "reference" / "cdm" / "official_crohme2014_40.json"
@@ -45,8 +47,12 @@ def test_labels_follow_visible_tokens_and_equivalences():
     # \left / \right are structure, their delimiters are the tokens; spellings share one label
     assert colorize(r"\left( x \right)").labels == colorize("( x )").labels == ["(", "x", ")"]
     assert colorize(r"a \le b").labels == colorize(r"a \leq b").labels
+    assert colorize(r"a \le b").spellings == ["a", r"\le", "b"]  # the token as written: 0.005 from \leq
     assert colorize(r"x '").labels == colorize(r"x ^ { \prime }").labels == ["x", r"\prime"]
-    assert colorize(r"\ldots").labels == [r"\ldots"] * 3  # three dots, three boxes
+    # every ellipsis is three "." tokens and \cdot ≡ "." (the official toolkit's rewriting and norm_same_token)
+    assert colorize(r"\ldots").labels == colorize(r"\cdots").labels == ["."] * 3
+    assert colorize(r"a \cdot b").labels == ["a", ".", "b"]
+    assert colorize(r"\varepsilon \widehat { x }").labels == [r"\epsilon", r"\hat", "x"]
     # font commands, braces and spacing have no token of their own
     assert colorize(r"\mathrm { d } { x } \, \quad y").labels == ["d", "x", "y"]
 
@@ -83,6 +89,21 @@ def test_one_bad_formula_does_not_spoil_the_batch():
     assert batch == solo
     assert [r["ok"] for r in batch] == [True, False, True, False, True]
     assert "Undefined control sequence" in batch[1]["error"] and "Double superscript" in batch[3]["error"]
+
+
+def test_render_is_cropped_and_cut_like_the_official_page():
+    sources = [colorize(r"x + 1").source, colorize(" + ".join(["a"] * 300)).source]
+    short, wide = render_sources(sources)
+    # cropped to the ink with 8 px padding; boxes are colour extents ± 1 px in that frame
+    assert min(b[1] for b in short["boxes"]) == 7 and max(b[3] for b in short["boxes"]) == short["size"][0] - 7
+    assert min(b[2] for b in short["boxes"]) == 7 and max(b[4] for b in short["boxes"]) == short["size"][1] - 7
+    assert clip_to_page(short, 3) is short
+    assert [paper_size(n) for n in (600, 601, 1300, 1301)] == [5, 4, 4, 3]
+    # one line (as the official displaymath), then cut at the edge of the landscape A5 / A3 page at 200 dpi
+    assert wide["size"][1] < 60 and len(wide["boxes"]) == 599
+    a5, a3 = clip_to_page(wide, 599), clip_to_page(wide, 1301)
+    assert a5["size"][0] == 8 + int(210 * 0.99 / 25.4 * 200) + 8 and max(b[3] for b in a5["boxes"]) <= a5["size"][0] - 8
+    assert len(a5["boxes"]) < len(a3["boxes"]) < 599 and a3["size"][0] < wide["size"][0]
 
 
 def test_no_temporary_files_left(tmp_path, monkeypatch):
@@ -147,23 +168,42 @@ def test_style_differences_that_render_the_same_score_one(gt, pred, tmp_path):
 
 
 @pytest.mark.parametrize(("gt", "pred"), [
+    (r"x ^ { 2 }", r"x _ { 2 }"),                     # ≤ 2 pairs: the official check keeps them all
+    (r"P a", r"P _ { a }"),
+    (r"x ^ { a b } + y", r"x a b + y"),               # a block moved out of a script: its own RANSAC round
+    (r"e ^ { - t } \cos 2 ^ { t }", r"e ^ { - t } \cos 2 t"),
+])
+def test_official_mode_forgives_tokens_moved_into_or_out_of_scripts(gt, pred, tmp_path):
+    assert f1_of(gt, pred, tmp_path) == 1.0
+
+
+@pytest.mark.parametrize(("gt", "pred"), [
+    (r"a + b", r"b + a"),                             # order swapped: no translation + scale explains it
+    (r"\frac { a + b } { c + d }", r"\frac { c + d } { a + b }"),
+])
+def test_official_mode_rejects_swapped_tokens(gt, pred, tmp_path):
+    assert f1_of(gt, pred, tmp_path) < 1.0
+
+
+@pytest.mark.parametrize(("gt", "pred"), [
     (r"x ^ { 2 }", r"x _ { 2 }"),                     # same tokens, other place
     (r"\sqrt { a b }", r"\sqrt { a } b"),             # radical spans another extent
     (r"e ^ { - t } \cos 2 ^ { t }", r"e ^ { - t } \cos 2 t"),
     (r"a + b", r"b + a"),
     (r"x ^ { a b } + y", r"x a b + y"),               # a block moved out of a script
 ])
-def test_same_tokens_in_other_places_score_below_one(gt, pred, tmp_path):
-    assert f1_of(gt, pred, tmp_path) < 1.0
+def test_strict_mode_scores_same_tokens_in_other_places_below_one(gt, pred, tmp_path):
+    result = evaluate_cdm([{"gt": gt, "pred": pred}], workers=1, cache_dir=tmp_path / "cache", mode="strict")
+    assert result["samples"][0]["f1"] < 1.0 and result["settings"]["mode"] == "strict"
 
 
+@pytest.mark.parametrize("mode", ["official", "strict"])
 @pytest.mark.parametrize(("gt", "pred", "counts"), [
     ("1 2 3 4 5 6", "1 2 3 9 4 5 6", (6, 6, 7)),                          # insertion: the shifted tail counts
     ("1 2 3 4 5 6 7 8 9 0 1 2", "1 2 3 4 5 6 8 9 0 1 2", (11, 12, 11)),   # deletion
-    ("f ( x ) = a b c + d", "f ( x ) = a b c + d _ { 1 } + e", (10, 10, 13)),
 ])
-def test_insertions_and_deletions_keep_the_rest_matched(gt, pred, counts, tmp_path):
-    sample = evaluate_cdm([{"gt": gt, "pred": pred}], workers=1, cache_dir=tmp_path)["samples"][0]
+def test_insertions_and_deletions_keep_the_rest_matched(gt, pred, counts, mode, tmp_path):
+    sample = evaluate_cdm([{"gt": gt, "pred": pred}], workers=1, cache_dir=tmp_path, mode=mode)["samples"][0]
     assert (sample["matched"], sample["n_gt"], sample["n_pred"]) == counts
 
 
@@ -190,14 +230,44 @@ def test_official_toolkit_agreement(official, tmp_path):
     result = evaluate_cdm(official, workers=2, cache_dir=tmp_path)
     assert result["excluded"] == [] and result["evaluated"] == 40
     agree = sum((o["f1"] == 1.0) == (s["f1"] == 1.0) for o, s in zip(official, result["samples"], strict=True))
-    assert agree >= 38
+    assert agree == 40  # 29_em_151 included: the official check forgives the token moved into a script
     for o, s in zip(official, result["samples"], strict=True):
         assert s["img_id"] == o["img_id"]
         if o["gt"].split() == o["pred"].split():
             assert s["f1"] == 1.0
-    # beyond the decision: per-sample F1 close to the official one on most samples
-    close = sum(abs(o["f1"] - s["f1"]) <= 0.05 for o, s in zip(official, result["samples"], strict=True))
-    assert close >= 36
+    # beyond the decision: per-sample F1 within 0.02 of the official one
+    close = sum(abs(o["f1"] - s["f1"]) <= 0.02 for o, s in zip(official, result["samples"], strict=True))
+    assert close >= 38
+
+
+def test_official_toolkit_agreement_on_the_inexact_half(tmp_path):
+    """The 340 token-inexact paper_final predictions with the official toolkit's per-sample scores
+    (``../shared/reference/cdm/official_crohme_inexact_half.json``, 46 with F1 = 1): the F1 = 1 decision agrees on
+    ≥ 98 % and |F1 − official F1| ≤ 0.02 on ≥ 90 % (issue #13 acceptance). Token-exact matching gives F1 = 1 to
+    none of them and the strict variant to far fewer than the official 46."""
+    ref = read_json(shared_dir() / "reference" / "cdm" / "official_crohme_inexact_half.json")["samples"]
+    assert len(ref) == 340
+    records = [{"img_id": key, "gt": v["gt"], "pred": v["pred"]} for key, v in ref.items()]
+    result = evaluate_cdm(records, workers=2, cache_dir=tmp_path)
+    assert result["excluded"] == [] and result["evaluated"] == 340
+    ours = {s["img_id"]: s["f1"] for s in result["samples"]}
+    agree = sum((v["F1_score"] == 1.0) == (ours[k] == 1.0) for k, v in ref.items())
+    close = sum(abs(v["F1_score"] - ours[k]) <= 0.02 for k, v in ref.items())
+    assert agree >= 0.98 * 340 and close >= 0.90 * 340
+    assert abs(sum(f == 1.0 for f in ours.values()) - 46) <= 3
+    strict = evaluate_cdm(records, workers=2, cache_dir=tmp_path, mode="strict")
+    assert sum(s["f1"] == 1.0 for s in strict["samples"]) < 30
+
+
+def test_every_token_exact_paper_prediction_scores_one(tmp_path):
+    """All token-exact predictions of the three paper_final CROHME sets (2,652 samples) score F1 = 1."""
+    records = []
+    for year in (2014, 2016, 2019):
+        rows = read_json_list(shared_dir() / "reference" / "uni-mumer" / "paper_final" / f"crohme_{year}.json")
+        records += [{"img_id": f"{year}/{r['img_id']}", "gt": r["gt"], "pred": r["pred"]} for r in rows
+                    if r["gt"].split() == r["pred"].split()]
+    result = evaluate_cdm(records, workers=2, cache_dir=tmp_path)
+    assert result["evaluated"] == len(records) > 2500 and result["exprate_cdm"] == 100.0
 
 
 def test_deterministic_across_runs_workers_and_cache(official, tmp_path):
@@ -216,6 +286,31 @@ def test_cache_is_used(official, tmp_path, monkeypatch):
     assert evaluate_cdm(records, workers=1, cache_dir=tmp_path) == cold
     with pytest.raises(InputError, match="pdflatex"):
         evaluate_cdm([{"gt": "q + 1", "pred": "q"}], workers=1, cache_dir=tmp_path)
+
+
+def test_deep_and_long_latex_is_scored_or_reported_per_sample(tmp_path):
+    """400 nested ``x ^ {`` (deeper than Python's recursion limit and TeX's grouping levels) is reported for its
+    own sample; a 2,399-token expression is scored on what the official page shows; the other records of the run
+    are unaffected."""
+    nested = "x ^ { " * 400 + "y" + " }" * 400
+    long = " + ".join(["a _ { 1 }"] * 400)
+    assert len(long.split()) == 2399
+    records = [{"img_id": "nested_gt", "gt": nested, "pred": "x"},
+               {"img_id": "nested_pred", "gt": "x ^ { y }", "pred": nested},
+               {"img_id": "long", "gt": long, "pred": long},
+               {"img_id": "long_one_off", "gt": long, "pred": long.replace("a _ { 1 }", "b _ { 1 }", 1)},
+               {"img_id": "plain", "gt": "x + 1", "pred": "x + 1"}]
+    result = evaluate_cdm(records, workers=2, cache_dir=tmp_path)
+    by_id = {s["img_id"]: s for s in result["samples"]}
+    assert by_id["nested_gt"]["status"] == "gt_error" and "nested too deeply" in by_id["nested_gt"]["error"]
+    assert by_id["nested_pred"]["status"] == "pred_error" and by_id["nested_pred"]["f1"] == 0.0
+    # one line, never broken, cut at the edge of the official page (A4 landscape past 600 tokens): only the
+    # first ~99 of the 1,199 tokens have pixels there, as in the official toolkit
+    long_sample = by_id["long"]
+    assert long_sample["f1"] == 1.0 and 60 < long_sample["n_gt"] == long_sample["n_pred"] < 200
+    one_off = by_id["long_one_off"]
+    assert (one_off["n_gt"], one_off["matched"]) == (long_sample["n_gt"], long_sample["n_gt"] - 1)
+    assert by_id["plain"]["f1"] == 1.0 and result["excluded"] == ["nested_gt"]
 
 
 def test_render_timeout_is_a_failure_and_not_cached(tmp_path):
@@ -260,8 +355,16 @@ def test_cdm_eval_cli_errors(tmp_path):
     assert not out.exists()
     proc = run(CDM_SCRIPT, "--input", str(bad), "--workers", "0")
     assert proc.returncode == 2 and "--workers" in proc.stderr
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps([{"gt": "x", "pred": "x"}]), encoding="utf-8")
+    # a path below a file cannot be created (even as root); a folder cannot be replaced by the result
+    for target in (good / "m.json", tmp_path):
+        proc = run(CDM_SCRIPT, "--input", str(good), "--output", str(target), "--no-cache")
+        assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "--output" in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     help_text = run(CDM_SCRIPT, "--help").stdout
-    for word in ("--input", "--output", "--workers", "--timeout", "--cache-dir", "excluded", "F1 = 1", "exit code 2"):
+    for word in ("--input", "--output", "--workers", "--timeout", "--cache-dir", "--mode", "strict", "RANSAC",
+                 "200 dpi", "excluded", "F1 = 1", "exit code 2"):
         assert word in help_text
 
 

@@ -301,8 +301,11 @@ def test_cdm_reuses_an_up_to_date_cdm_json(tmp_path, capsys):
     pred = tmp_path / src.name
     shutil.copy(src, pred)
     cdm = tmp_path / "crohme_2014_cdm.json"
-    cdm.write_text(json.dumps({"exprate_cdm": 84.1234, "evaluated": 984, "excluded": ["a", "b"], "samples": []}),
-                   encoding="utf-8")
+    from unimumer.cdm.render import RENDER_VERSION  # only a result of the current official-mode CDM is reused
+
+    settings = {"mode": "official", "render_version": RENDER_VERSION}
+    cdm.write_text(json.dumps({"exprate_cdm": 84.1234, "evaluated": 984, "excluded": ["a", "b"], "samples": [],
+                               "settings": settings}), encoding="utf-8")
     st_pred = pred.stat()
     os.utime(cdm, (st_pred.st_atime + 10, st_pred.st_mtime + 10))
     assert main(["--input", str(tmp_path), "--cdm", "--json"]) == 0

@@ -1,13 +1,15 @@
-"""ExpRate@CDM: a fast, dependable Character Detection Matching evaluator (TeX Live + poppler, no KaTeX/Node).
+"""ExpRate@CDM: a fast Character Detection Matching evaluator that reproduces the official UniMERNet toolkit's
+decisions (TeX Live + poppler, no ImageMagick/KaTeX/Node).
 
 - :func:`evaluate_cdm` (:mod:`unimumer.cdm.evaluate`): records with ``gt``/``pred`` → ExpRate@CDM, per-sample
   recall / precision / F1; also the ``scripts/cdm_eval.py`` CLI (:func:`main`);
 - :mod:`unimumer.cdm.latex`: colour-coding of every visible token (the token rules are documented there);
 - :mod:`unimumer.cdm.render`: batched pdflatex + pdftoppm rendering, per-token boxes by exact colour;
-- :mod:`unimumer.cdm.match`: Hungarian assignment + RANSAC spatial consistency, F1.
+- :mod:`unimumer.cdm.match`: Hungarian assignment + the official iterative RANSAC spatial check (``mode="official"``,
+  default) or a stricter layout-aware variant (``mode="strict"``), F1.
 
 Definition: ``../shared/spec/metrics.md`` (ExpRate@CDM), after UniMERNet's CDM (arXiv 2409.03643). Never imports
-torch; scipy and tqdm are imported lazily.
+torch; scipy, scikit-image and tqdm are imported lazily.
 """
 
 from .evaluate import default_cache_dir, evaluate_cdm, main

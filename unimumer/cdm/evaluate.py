@@ -22,7 +22,7 @@ from ..errors import InputError
 from ..files import atomic_write_text, read_json_or_jsonl, write_json
 from . import match as _match
 from .latex import LatexError, colorize
-from .render import DPI, RENDER_VERSION, check_tools, render_sources
+from .render import DPI, RENDER_VERSION, check_tools, clip_to_page, render_sources
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -122,25 +122,31 @@ def _render_all(sources: list[str], *, workers: int, timeout: float, dpi: int, c
 
 def evaluate_cdm(records: Iterable[dict], *, workers: int | None = None, timeout: float = DEFAULT_TIMEOUT,
                  cache_dir: str | os.PathLike | None = None, progress: bool = False, use_cache: bool = True,
-                 dpi: int = DPI) -> dict:
+                 dpi: int = DPI, mode: str = "official") -> dict:
     """ExpRate@CDM of prediction records.
 
     Inputs: ``records`` — dicts with string ``gt`` and ``pred`` (space-tokenized LaTeX) and optionally ``img_id``;
     ``workers`` — parallel pdflatex/pdftoppm pipelines, driven by threads (default: all cores); ``timeout`` —
     seconds per expression render;
     ``cache_dir`` — render cache (default :func:`default_cache_dir`; ``use_cache=False`` disables it);
-    ``progress`` — tqdm bar on stderr.
+    ``progress`` — tqdm bar on stderr; ``mode`` — ``"official"`` (default: the official UniMERNet toolkit's
+    decisions) or ``"strict"`` (a stricter layout-aware variant, not comparable with published ExpRate@CDM), see
+    :mod:`unimumer.cdm.match`.
 
     Output: ``{"exprate_cdm": % of evaluated samples with F1 = 1 (round 4), "evaluated": int, "total": int,
     "excluded": [img_id or record index of samples whose gt did not render], "pred_render_failures": int,
-    "mean_f1": mean F1 of evaluated samples (round 4), "samples": [{"img_id", "gt", "pred", "recall",
+    "mean_f1": mean of the per-sample F1 (round 4), "samples": [{"img_id", "gt", "pred", "recall",
     "precision", "f1", "status", "matched", "n_gt", "n_pred", "error"}, ...], "settings": {...}}``; ``status`` is
-    ``ok`` / ``pred_error`` (F1 = 0) / ``gt_error`` (excluded; scores ``None``). Deterministic: the same result for
+    ``ok`` / ``pred_error`` (F1 = 0) / ``gt_error`` (excluded; scores ``None``). Per-sample recall / precision /
+    F1 are rounded to 3 decimals and a sample counts for ExpRate@CDM when its rounded F1 is 1, as in the official
+    toolkit. Raises :class:`ValueError` for an unknown ``mode``. Deterministic: the same result for
     any ``workers`` and with or without cache.
 
     Raises :class:`InputError` for malformed records or when pdflatex / pdftoppm are missing.
     Source: ``../shared/spec/metrics.md`` (ExpRate@CDM) and the CDM paper; see :mod:`unimumer.cdm`.
     """
+    if mode not in _match.MODES:
+        raise ValueError(f"unknown CDM mode {mode!r} (expected one of {', '.join(_match.MODES)})")
     recs = _validate(records)
     workers = max(1, int(workers)) if workers else (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                                                      else os.cpu_count() or 1)
@@ -158,14 +164,14 @@ def evaluate_cdm(records: Iterable[dict], *, workers: int | None = None, timeout
     sources = sorted({c.source for c in colored.values() if not isinstance(c, LatexError)})
     rendered = _render_all(sources, workers=workers, timeout=timeout, dpi=dpi, cache_dir=cdir, progress=progress)
 
-    def outcome(expr: str) -> tuple[dict | None, list[str], str | None]:
+    def outcome(expr: str) -> tuple[dict | None, object, str | None]:
         col = colored[expr]
         if isinstance(col, LatexError):
-            return None, [], f"not renderable: {col}"
+            return None, None, f"not renderable: {col}"
         res = rendered[col.source]
         if not res["ok"]:
-            return None, col.labels, f"render failed: {res['error']}"
-        return res, col.labels, None
+            return None, col, f"render failed: {res['error']}"
+        return clip_to_page(res, len(col.labels), dpi), col, None
 
     samples, excluded = [], []
     perfect = evaluated = pred_failures = 0
@@ -174,7 +180,7 @@ def evaluate_cdm(records: Iterable[dict], *, workers: int | None = None, timeout
         ident = rec.get("img_id", i)
         sample = {"img_id": ident, "gt": rec["gt"], "pred": rec["pred"], "recall": None, "precision": None,
                   "f1": None, "status": "ok", "matched": 0, "n_gt": 0, "n_pred": 0, "error": None}
-        g_res, g_labels, g_err = outcome(rec["gt"])
+        g_res, g_col, g_err = outcome(rec["gt"])
         if g_err is None and not g_res["boxes"]:
             g_err = "gt renders no visible token"
         if g_err is not None:
@@ -183,21 +189,20 @@ def evaluate_cdm(records: Iterable[dict], *, workers: int | None = None, timeout
             samples.append(sample)
             continue
         evaluated += 1
-        p_res, p_labels, p_err = outcome(rec["pred"])
+        p_res, p_col, p_err = outcome(rec["pred"])
         n_gt = len(g_res["boxes"])
         if p_err is not None:
             pred_failures += 1
             sample.update(status="pred_error", error=p_err, recall=0.0, precision=0.0, f1=0.0, n_gt=n_gt)
             samples.append(sample)
             continue
-        matched, n_gt, n_pred = _match.match_boxes(g_res["boxes"], g_labels, g_res["size"], p_res["boxes"],
-                                                   p_labels, p_res["size"], dpi=dpi)
-        recall, precision, f1 = _match.scores(matched, n_gt, n_pred)
-        sample.update(recall=round(recall, 4), precision=round(precision, 4), f1=round(f1, 4), matched=matched,
-                      n_gt=n_gt, n_pred=n_pred)
-        if matched == n_gt == n_pred:
+        matched, n_gt, n_pred = _match.match_boxes(g_res["boxes"], g_col.labels, g_res["size"], p_res["boxes"],
+                                                   p_col.labels, p_res["size"], dpi=dpi, mode=mode,
+                                                   gt_spellings=g_col.spellings, pred_spellings=p_col.spellings)
+        recall, precision, f1 = (round(x, 3) for x in _match.scores(matched, n_gt, n_pred))
+        sample.update(recall=recall, precision=precision, f1=f1, matched=matched, n_gt=n_gt, n_pred=n_pred)
+        if f1 == 1.0:
             perfect += 1
-            sample["f1"] = 1.0
         f1_sum += f1
         samples.append(sample)
     return {
@@ -208,10 +213,21 @@ def evaluate_cdm(records: Iterable[dict], *, workers: int | None = None, timeout
         "pred_render_failures": pred_failures,
         "mean_f1": round(f1_sum / evaluated, 4) if evaluated else 0.0,
         "samples": samples,
-        "settings": {"dpi": dpi, "render_version": RENDER_VERSION, "tau_em": _match.TAU_EM,
-                     "weights": {"token": _match.W_TOKEN, "position": _match.W_POSITION, "order": _match.W_ORDER},
-                     "scale_range": [_match.S_MIN, _match.S_MAX]},
+        "settings": _settings(mode, dpi),
     }
+
+
+def _settings(mode: str, dpi: int) -> dict:
+    weights = {"token": _match.W_TOKEN, "position": _match.W_POSITION, "order": _match.W_ORDER,
+               "token_equivalent": _match.TOKEN_EQUIVALENT_COST if mode == "official" else 0.0}
+    out = {"mode": mode, "dpi": dpi, "render_version": RENDER_VERSION, "weights": weights}
+    if mode == "official":
+        out.update(ransac={"rounds": _match.RANSAC_ROUNDS, "min_samples": _match.RANSAC_MIN_SAMPLES,
+                           "residual_threshold_px": _match.RANSAC_THRESHOLD_PX * dpi / _match.OFFICIAL_DPI,
+                           "max_trials": _match.RANSAC_MAX_TRIALS, "rng": _match.RANSAC_SEED})
+    else:
+        out.update(tau_em=_match.TAU_EM, scale_range=[_match.S_MIN, _match.S_MAX])
+    return out
 
 
 # --------------------------------------------------------------------------------------------------- CLI
@@ -220,11 +236,15 @@ ExpRate@CDM (Character Detection Matching) of a prediction file.
 
 Input: --input PRED.json — a JSON array (or .jsonl) of records with string "gt" and "pred" (space-tokenized
 LaTeX, as written by scripts/vllm_infer.py / the official *_pred.json) and optionally "img_id".
-Each expression is colour-coded token by token, rendered with pdflatex (TeX Live from Debian), rasterised with
-pdftoppm (anti-aliasing off); token boxes are taken by exact colour, gt and pred boxes are matched (token identity
-with CDM's equivalences such as \\le = \\leq, box position, reading order; Hungarian assignment) and only
-spatially consistent matches are kept (RANSAC, translation + isotropic scale). Per sample:
-recall, precision, F1 = 2*matched / (gt boxes + pred boxes). ExpRate@CDM = % of evaluated samples with F1 = 1.
+Default (--mode official): the decisions of the official UniMERNet CDM toolkit (../shared/spec/metrics.md).
+Each expression is colour-coded token by token, rendered with pdflatex (TeX Live from Debian, 12pt) and
+rasterised with pdftoppm at 200 dpi (anti-aliasing off), cropped to the ink with 8 px padding; a token's box is
+the extent of its exact colour +- 1 px. gt and pred boxes are assigned by the Hungarian algorithm (cost =
+1.0 token + 0.05 position + 0.15 order; token equivalences of the toolkit such as \\le = \\leq, \\cdot = .);
+the spatial check is iterative RANSAC on box centres (translation + isotropic scale, 20 px, up to 5 rounds,
+each on the pairs not yet accepted, seed 42); accepted pairs of different tokens do not count. Per sample:
+recall, precision, F1 = 2*matched / (gt boxes + pred boxes), rounded to 3 decimals.
+ExpRate@CDM = % of evaluated samples with F1 = 1.
 A gt that fails to render is excluded (listed in "excluded"); a pred that fails to render scores F1 = 0.
 
 Output: a summary line on stdout; with --output, a JSON object {"exprate_cdm", "evaluated", "total",
@@ -233,8 +253,9 @@ Output: a summary line on stdout; with --output, a JSON object {"exprate_cdm", "
 unimumer.cdm.evaluate_cdm returns).
 Renders are cached by content hash (default ~/.cache/unimumer/cdm, or $UNIMUMER_CDM_CACHE), so a re-run is fast.
 
-Errors: missing/invalid input file, records without string gt/pred, or pdflatex/pdftoppm not installed
-(`make sysdeps`) -> "error: ..." and exit code 2.
+Errors: missing/invalid input file, records without string gt/pred, an --output that cannot be written, or
+pdflatex/pdftoppm not installed (`make sysdeps`) -> "error: ..." and exit code 2. An expression that cannot be
+rendered (bad LaTeX, nested too deeply, TeX capacity exceeded) is reported per sample, never a crash.
 Source: ../shared/spec/metrics.md (ExpRate@CDM); CDM, UniMERNet arXiv 2409.03643 (re-implemented, not the
 official toolkit, which needs ImageMagick 7, Node/KaTeX and texlive-full).
 """
@@ -252,8 +273,24 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"seconds allowed per expression render (default {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--cache-dir", default=None, help="render cache folder (default ~/.cache/unimumer/cdm)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the render cache")
+    parser.add_argument("--mode", choices=_match.MODES, default="official",
+                        help="official (default): the official UniMERNet CDM toolkit's decisions, comparable with "
+                             "published ExpRate@CDM; strict: a stricter layout-aware variant (a token moved into a "
+                             "script always counts as an error), for analysis only")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def _check_writable(path: Path) -> None:
+    """Raise :class:`InputError` before any work when ``path`` cannot be written (a folder, no permission...)."""
+    if path.is_dir():
+        raise InputError(f"--output {path} is a folder")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK) or (
+            path.exists() and not os.access(path, os.W_OK)):
+        raise InputError(f"cannot write --output {path}: no write permission in {parent}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -264,10 +301,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.timeout <= 0:
         raise InputError("--timeout must be > 0")
     records = read_json_or_jsonl(args.input)
-    result = evaluate_cdm(records, workers=args.workers, timeout=args.timeout, cache_dir=args.cache_dir,
-                          progress=not args.quiet, use_cache=not args.no_cache)
     if args.output:
-        write_json(args.output, result, indent=2)
+        _check_writable(Path(args.output))
+    result = evaluate_cdm(records, workers=args.workers, timeout=args.timeout, cache_dir=args.cache_dir,
+                          progress=not args.quiet, use_cache=not args.no_cache, mode=args.mode)
+    if args.output:
+        try:
+            write_json(args.output, result, indent=2)
+        except OSError as exc:
+            raise InputError(f"cannot write --output {args.output}: {exc.strerror or exc}") from None
     print(f"ExpRate@CDM: {result['exprate_cdm']:.4f} % ({result['evaluated']} evaluated, "
           f"{len(result['excluded'])} excluded (gt not renderable), {result['pred_render_failures']} pred not "
           f"renderable, mean F1 {result['mean_f1']:.4f})")

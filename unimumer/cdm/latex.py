@@ -24,8 +24,9 @@ Choices (after the CDM paper, UniMERNet arXiv 2409.03643, §3; documented becaus
   wrapped in ``\\mathrel`` / ``\\mathbin`` / ``\\mathopen`` / ``\\mathclose`` / ``\\mathpunct`` / ``\\mathop`` around
   the coloured token, so the coloured render has TeX's normal spacing and limits.
 - **Equivalent spellings** get one canonical label (:data:`EQUIVALENT`): ``\\le``≡``\\leq``, ``\\ge``≡``\\geq``,
-  ``\\ne``≡``\\neq``, ``\\to``≡``\\rightarrow``, ``\\dots``≡``\\ldots``≡``\\cdots`` (the official toolkit
-  matches the dots of both ellipses; their height differs, so they form their own consistent group), ``\\lbrace``≡``\\{``, ``'``≡``\\prime``,
+  ``\\ne``≡``\\neq``, ``\\to``≡``\\rightarrow``, every ellipsis (``\\dots``, ``\\ldots``, ``\\cdots``…) is three
+  ``.`` tokens and ``\\cdot``≡``.`` (as the official toolkit writes them), ``\\var…``/``\\wide…`` prefixes
+  dropped, ``\\lbrace``≡``\\{``, ``'``≡``\\prime``,
   ``\\dfrac``≡``\\frac``, ``\\left(``≡``(`` …; the label is what the matcher compares.
 - Unsafe or unrenderable input (``\\def``, ``\\input``, ``%``, ``$``, unbalanced braces, a script without
   argument…) raises :class:`LatexError`, which the evaluator reports as a render failure of that expression.
@@ -51,6 +52,10 @@ EQUIVALENT = {
     r"\lt": "<", r"\implies": r"\Longrightarrow", r"\impliedby": r"\Longleftarrow", r"\iff": r"\Longleftrightarrow",
     r"\varnothing": r"\emptyset", r"\textbackslash": r"\backslash", r"\lbrack": "[", r"\rbrack": "]",
     r"\bigcirc": r"\circ", r"\widehat": r"\hat", r"\widetilde": r"\tilde", r"\overrightarrow": r"\vec",
+    # the official toolkit's norm_same_token: the dot-like glyphs, \top ≡ T, \parallel ≡ \|, capitalised accents
+    r"\cdot": ".", r"\cdotp": ".", r"\ldotp": ".", r"\dot": ".", r"\Dot": ".", r"\top": "T",
+    r"\parallel": r"\|", r"\dag": r"\dagger", r"\ddag": r"\ddagger", r"\slash": "/", r"\Tilde": r"\tilde",
+    r"\Bar": r"\bar", r"\Vec": r"\vec", r"\Ddot": r"\ddot", r"\textless": "<", r"\textgreater": ">",
 }
 
 REL = set(
@@ -134,8 +139,13 @@ class LatexError(ValueError):
 
 
 def canonical(token: str) -> str:
-    """Canonical CDM label of a token (:data:`EQUIVALENT`), e.g. ``\\le`` → ``\\leq``; others unchanged."""
-    return EQUIVALENT.get(token, token)
+    """Canonical CDM label of a token: :data:`EQUIVALENT`, e.g. ``\\le`` → ``\\leq``, then the official toolkit's
+    prefix rules (``\\var…`` and ``\\wide…`` dropped: ``\\varepsilon`` ≡ ``\\epsilon``); others unchanged."""
+    token = EQUIVALENT.get(token, token)
+    for prefix in (r"\var", r"\wide"):
+        if token.startswith(prefix) and len(token) > len(prefix):
+            return EQUIVALENT.get("\\" + token[len(prefix):], "\\" + token[len(prefix):])
+    return token
 
 
 def color_of(index: int) -> tuple[int, int, int]:
@@ -187,10 +197,12 @@ def tokenize(latex: str) -> list[str]:
 # --------------------------------------------------------------------------------------------------- colouring
 @dataclass
 class ColoredLatex:
-    """The colour-coded math source (one line, math mode) and ``labels[k-1]`` = canonical label of colour ``k``."""
+    """The colour-coded math source (one line, math mode), ``labels[k-1]`` = canonical label of colour ``k`` and
+    ``spellings[k-1]`` = its token as written (``\\le`` has label ``\\leq``, spelling ``\\le``)."""
 
     source: str
     labels: list[str] = field(default_factory=list)
+    spellings: list[str] = field(default_factory=list)
 
 
 class _Colorizer:
@@ -198,11 +210,13 @@ class _Colorizer:
         self.toks = tokens
         self.i = 0
         self.labels: list[str] = []
+        self.spellings: list[str] = []
         self.wrappers: list[str] = []
 
     # ----- helpers
     def _new(self, label: str) -> str:
         self.labels.append(canonical(label))
+        self.spellings.append(label)
         r, g, b = color_of(len(self.labels))
         return f"{r},{g},{b}"
 
@@ -291,7 +305,7 @@ class _Colorizer:
             return rf"\mathop{{\mathrm{{{letters}}}}}" + ("" if OPERATOR_NAMES[tok] else r"\nolimits ")
         if tok in DOTS:
             dot = DOTS[tok]
-            label = canonical(tok)
+            label = "."  # the official toolkit rewrites every ellipsis as ". . ."
             return r"\mathinner{" + "".join(
                 rf"\mathpunct{{\mathcolor[RGB]{{{self._new(label)}}}{{{dot}}}}}" for _ in range(3)) + "}"
         if tok in BIG_OPS:
@@ -388,10 +402,15 @@ def colorize(latex: str) -> ColoredLatex:
 
     Input: the expression (space-tokenized LaTeX, no ``$``). Output: :class:`ColoredLatex` (``source`` is one line
     of math-mode LaTeX; ``labels[k-1]`` the canonical label of colour index ``k``). Raises :class:`LatexError`
-    for unsafe or structurally broken input. Deterministic: the same string always gives the same source.
+    for unsafe or structurally broken input, or input nested too deeply to render. Deterministic: the same
+    string always gives the same source.
     """
     if "\n" in latex or "\r" in latex:
         latex = " ".join(latex.split())
     col = _Colorizer(tokenize(latex))
-    source = col.sequence(None)
-    return ColoredLatex(source=source, labels=col.labels)
+    try:
+        source = col.sequence(None)
+    except RecursionError:
+        # far deeper than TeX's 255 grouping levels allow: reported as this expression's failure, never a crash
+        raise LatexError("nested too deeply to render") from None
+    return ColoredLatex(source=source, labels=col.labels, spellings=col.spellings)

@@ -1,44 +1,56 @@
-"""CDM matching of two renders: Hungarian assignment of token boxes, then spatial consistency (RANSAC).
+"""CDM matching of two renders: Hungarian assignment of token boxes, then the spatial check (RANSAC).
 
 Input: the boxes of the gt and of the pred render (``[[k, x0, y0, x1, y1], ...]`` in pixels, from
 :mod:`unimumer.cdm.render`), their labels (canonical tokens, :mod:`unimumer.cdm.latex`) and image sizes.
 Output (:func:`match_boxes`): ``(matched, n_gt, n_pred)``; recall = matched / n_gt, precision = matched / n_pred,
-F1 = 2·matched / (n_gt + n_pred) (:func:`scores`).
+F1 = 2·matched / (n_gt + n_pred) (:func:`scores`, rounded to 3 decimals like the official toolkit).
 
-Steps (CDM, UniMERNet arXiv 2409.03643, §3 "element matching"; our own implementation):
+Two modes (``mode=``):
 
-1. **Cost matrix** ``C[i, j] = W_TOKEN·[label_i ≠ label_j] + W_POSITION·‖b_i − b_j‖₁ + W_ORDER·|i/n − j/m|`` where
-   ``b`` are pixel boxes divided by the larger width and height of the two renders (same font size and resolution,
-   so one common frame) and ``i/n`` is the token's rank in reading
-   (LaTeX) order. Assignment: :func:`scipy.optimize.linear_sum_assignment`. Only pairs with equal labels are
-   candidates.
-2. **Spatial consistency** (RANSAC over the candidate matches, deterministic and exhaustive). The model is
-   ``pred = s·gt + t``, translation + isotropic scale, on both corners of every box in pixels, so a box that moves
-   *or changes size* (a radical spanning one token more, a token moved into a script) is inconsistent. Both
-   renders share font size and resolution, so hypotheses are the translations of every candidate (``s = 1``);
-   the hypothesis with most inliers (largest corner distance < ``TAU_EM`` em) wins, ties go to the smaller
-   residual sum. It is then refined by least squares (``s`` and ``t``) on its inliers until the inlier set is
-   stable — so a model half-way between two placements cannot absorb a displacement of twice the threshold —
-   and rejected if its own scale leaves ``[S_MIN, S_MAX]`` (a block moved into or out of a script is 30 %
-   smaller or larger; it is rejected, never clipped). As in CDM the search is repeated on the remaining
-   candidates so that parts shifted by an insertion or a deletion (a translated tail) still count: later groups
-   need at least 2 members, the first group's scale (±10 %) and a vertical offset from it within
-   ``SECONDARY_DY_EM`` — a block moved along the baseline counts, a block moved into or out of a script does not.
-   The first group may be a single match.
+``"official"`` (default) — the decisions of the official UniMERNet CDM toolkit (``../shared/spec/metrics.md``,
+ExpRate@CDM, steps 2–3; our own implementation):
 
-Known difference from the official toolkit: it forgives a single token moved into a script when the formula has
-only two tokens (``P a`` vs ``P _ { a }``: official F1 1.0, here 0.5); here ``x ^ { 2 }`` vs ``x _ { 2 }`` and
-such moves always count as errors.
+1. **Cost matrix** ``C[i, j] = 1.0·token + 0.05·position + 0.15·order``: token cost 0 for the same token, 0.005
+   for two spellings of one label (the toolkit's ``norm_same_token`` equivalences,
+   :data:`unimumer.cdm.latex.EQUIVALENT`: ``\\le`` / ``\\leq``, ``\\cdot`` / ``.``), else 1;
+   position = L1 distance of the two boxes, each divided by its own image's width / height, divided by 4;
+   order = ``|i/n − j/m|``. Assignment: :func:`scipy.optimize.linear_sum_assignment` over *all* pairs (pairs of
+   different tokens are assigned too and take part in the spatial check).
+2. **Spatial check, iterative**: on the assigned pairs' box centres ``(y, x)``; ≤ 2 pairs are all accepted;
+   otherwise up to :data:`RANSAC_ROUNDS` rounds of :func:`skimage.measure.ransac` (min_samples 2,
+   residual_threshold :data:`RANSAC_THRESHOLD_PX` px at 200 dpi, max_trials 50, rng 42) with
+   :class:`TranslationScale` (translation + isotropic scale about the centroid of the points it is applied to),
+   each round on the pairs not yet accepted, adding its inliers; it stops when ≤ 2 pairs remain, a round finds
+   no inlier, or all pairs are accepted. A group of tokens that moved (into a script, onto another line) can
+   therefore still count.
+3. Accepted pairs of different tokens are dropped; ``matched`` is the number left.
+
+``"strict"`` — a stricter layout-aware variant (not the official metric; for analysis only): only pairs of equal
+labels are candidates, the model is fitted on both box corners so a box that changes size is inconsistent, the
+threshold is :data:`TAU_EM` em, and later groups may only be shifted along the baseline (:data:`SECONDARY_DY_EM`,
+scale within ±10 %), so ``x ^ { 2 }`` vs ``x _ { 2 }`` or a block moved into a script always count as errors.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+MODES = ("official", "strict")
 W_TOKEN = 1.0
 W_POSITION = 0.05
 W_ORDER = 0.15
-#: inlier threshold, in em of the rendered 10 pt font (1 em = 10 pt).
+#: token cost of two spellings of one token (``\\le`` / ``\\leq``, ``\\cdot`` / ``.``): the toolkit's norm_same_token
+TOKEN_EQUIVALENT_COST = 0.005
+#: official spatial check: RANSAC rounds, inlier threshold in pixels at the official 200 dpi, trials per round
+RANSAC_ROUNDS = 5
+RANSAC_MIN_SAMPLES = 2
+RANSAC_THRESHOLD_PX = 20.0
+RANSAC_MAX_TRIALS = 50
+RANSAC_SEED = 42
+OFFICIAL_DPI = 200
+#: font size of the render (``\documentclass[12pt]``), in pt
+FONT_PT = 12.0
+#: strict mode: inlier threshold, in em of the rendered font.
 TAU_EM = 0.2
 S_MIN, S_MAX = 0.9, 1.1
 #: later groups: scale within ±10 % of the first group's
@@ -49,8 +61,8 @@ SECONDARY_DY_EM = 0.4
 
 
 def em_pixels(dpi: int) -> float:
-    """Pixels per em of the 10 pt render at ``dpi``."""
-    return 10.0 * dpi / 72.27
+    """Pixels per em of the :data:`FONT_PT` render at ``dpi``."""
+    return FONT_PT * dpi / 72.27
 
 
 def _normalised(boxes: np.ndarray, width: float, height: float) -> np.ndarray:
@@ -131,13 +143,9 @@ def consistent_matches(g: np.ndarray, p: np.ndarray, thr: float, dy_max: float |
     return kept
 
 
-def match_boxes(gt_boxes: list, gt_labels: list[str], gt_size, pred_boxes: list, pred_labels: list[str],
-                pred_size, *, dpi: int) -> tuple[int, int, int]:
-    """Match the gt and pred token boxes; returns ``(matched, n_gt, n_pred)``.
-
-    ``*_boxes``: ``[[k, x0, y0, x1, y1], ...]`` (colour index ``k`` is 1-based into ``*_labels``);
-    ``*_size``: ``(width, height)`` of the render; ``dpi``: render resolution (sets the inlier threshold).
-    """
+def _match_strict(gt_boxes: list, gt_labels: list[str], gt_size, pred_boxes: list, pred_labels: list[str],
+                  pred_size, *, dpi: int) -> tuple[int, int, int]:
+    """The ``strict`` mode of :func:`match_boxes` (module docstring)."""
     n, m = len(gt_boxes), len(pred_boxes)
     if n == 0 or m == 0:
         return 0, n, m
@@ -169,8 +177,118 @@ def match_boxes(gt_boxes: list, gt_labels: list[str], gt_size, pred_boxes: list,
     return kept, n, m
 
 
+class TranslationScale:
+    """Translation + isotropic scale for :func:`skimage.measure.ransac` (the official toolkit's model).
+
+    :meth:`estimate` sets the translation to the difference of the centroids and the scale to the ratio of the mean
+    distances to the centroids; applying it scales the given points about *their own* centroid, then translates.
+    Points are ``(K, 2)`` arrays of ``(y, x)`` pixels.
+    """
+
+    def __init__(self) -> None:
+        self.translation = np.zeros(2)
+        self.scale = 1.0
+
+    def estimate(self, src: np.ndarray, dst: np.ndarray) -> bool:
+        src_c, dst_c = src.mean(axis=0), dst.mean(axis=0)
+        self.translation = dst_c - src_c
+        spread = float(np.linalg.norm(src - src_c, axis=1).mean())
+        self.scale = float(np.linalg.norm(dst - dst_c, axis=1).mean()) / (spread + 1e-10)
+        return True
+
+    def __call__(self, coords: np.ndarray) -> np.ndarray:
+        centre = coords.mean(axis=0)
+        return self.scale * (coords - centre) + centre + self.translation
+
+    def residuals(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(self(src) - dst, axis=1)
+
+
+def spatial_inliers(src: np.ndarray, dst: np.ndarray, *, threshold: float = RANSAC_THRESHOLD_PX) -> np.ndarray:
+    """Official iterative spatial check: boolean inlier mask of the pairs ``src[k] → dst[k]`` (``(K, 2)`` box centres
+    ``(y, x)`` in pixels). ≤ 2 pairs: all accepted; else up to :data:`RANSAC_ROUNDS` RANSAC rounds on the pairs not yet
+    accepted (each with its own translation + scale), stopping when ≤ 2 remain, a round finds none or all are in."""
+    k = len(src)
+    if k <= RANSAC_MIN_SAMPLES:
+        return np.ones(k, dtype=bool)
+    import warnings
+
+    from skimage.measure import ransac
+
+    accepted = np.zeros(k, dtype=bool)
+    for _ in range(RANSAC_ROUNDS):
+        rest = np.flatnonzero(~accepted)
+        if len(rest) <= RANSAC_MIN_SAMPLES:
+            break
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "No inliers found" is an outcome here, not a problem
+            _, inl = ransac((src[rest], dst[rest]), TranslationScale, min_samples=RANSAC_MIN_SAMPLES,
+                            residual_threshold=threshold, max_trials=RANSAC_MAX_TRIALS, rng=RANSAC_SEED)
+        if inl is None or not np.any(inl):
+            break
+        accepted[rest[np.asarray(inl, dtype=bool)]] = True
+        if accepted.all():
+            break
+    return accepted
+
+
+def _match_official(gt_boxes: list, gt_labels: list[str], gt_size, pred_boxes: list, pred_labels: list[str],
+                    pred_size, *, dpi: int, gt_spellings: list[str] | None = None,
+                    pred_spellings: list[str] | None = None) -> tuple[int, int, int]:
+    """The ``official`` mode of :func:`match_boxes` (module docstring)."""
+    n, m = len(gt_boxes), len(pred_boxes)
+    if n == 0 or m == 0:
+        return 0, n, m
+    from scipy.optimize import linear_sum_assignment
+
+    gb = np.array([b[1:] for b in gt_boxes], dtype=float)
+    pb = np.array([b[1:] for b in pred_boxes], dtype=float)
+    gl = [gt_labels[b[0] - 1] for b in gt_boxes]
+    pl = [pred_labels[b[0] - 1] for b in pred_boxes]
+    vocab = {lab: i for i, lab in enumerate(sorted(set(gl) | set(pl)))}
+    gid = np.array([vocab[x] for x in gl])
+    pid = np.array([vocab[x] for x in pl])
+    token_cost = (gid[:, None] != pid[None, :]).astype(float)
+    if gt_spellings is not None and pred_spellings is not None:
+        gs = [gt_spellings[b[0] - 1] for b in gt_boxes]
+        ps = [pred_spellings[b[0] - 1] for b in pred_boxes]
+        spell = {tok: i for i, tok in enumerate(sorted(set(gs) | set(ps)))}
+        differ = np.array([spell[x] for x in gs])[:, None] != np.array([spell[x] for x in ps])[None, :]
+        token_cost[differ & (token_cost == 0)] = TOKEN_EQUIVALENT_COST
+    gn, pn = _normalised(gb, *gt_size), _normalised(pb, *pred_size)
+    pos_cost = np.abs(gn[:, None, :] - pn[None, :, :]).sum(axis=2) / 4.0
+    order_cost = np.abs(np.arange(n)[:, None] / n - np.arange(m)[None, :] / m)
+    cost = W_TOKEN * token_cost + W_POSITION * pos_cost + W_ORDER * order_cost
+    rows, cols = linear_sum_assignment(cost)
+    centre = np.array([[1, 0], [0, 1], [1, 0], [0, 1]], dtype=float) / 2.0  # (x0, y0, x1, y1) -> (y, x) centre
+    src = (gb[rows] @ centre)[:, ::-1]
+    dst = (pb[cols] @ centre)[:, ::-1]
+    inliers = spatial_inliers(src, dst, threshold=RANSAC_THRESHOLD_PX * dpi / OFFICIAL_DPI)
+    kept = int(np.count_nonzero(inliers & (token_cost[rows, cols] < 1.0)))
+    return kept, n, m
+
+
+def match_boxes(gt_boxes: list, gt_labels: list[str], gt_size, pred_boxes: list, pred_labels: list[str],
+                pred_size, *, dpi: int, mode: str = "official", gt_spellings: list[str] | None = None,
+                pred_spellings: list[str] | None = None) -> tuple[int, int, int]:
+    """Match the gt and pred token boxes; returns ``(matched, n_gt, n_pred)``.
+
+    ``*_boxes``: ``[[k, x0, y0, x1, y1], ...]`` (colour index ``k`` is 1-based into ``*_labels``);
+    ``*_size``: ``(width, height)`` of the render; ``dpi``: render resolution (scales the inlier threshold);
+    ``mode``: ``"official"`` (the official toolkit's decisions, default) or ``"strict"`` (module docstring);
+    ``*_spellings``: the tokens as written, parallel to ``*_labels`` (official mode: equal labels but different
+    spellings cost :data:`TOKEN_EQUIVALENT_COST` instead of 0). Raises ``ValueError`` for an unknown mode.
+    """
+    if mode == "official":
+        return _match_official(gt_boxes, gt_labels, gt_size, pred_boxes, pred_labels, pred_size, dpi=dpi,
+                               gt_spellings=gt_spellings, pred_spellings=pred_spellings)
+    if mode == "strict":
+        return _match_strict(gt_boxes, gt_labels, gt_size, pred_boxes, pred_labels, pred_size, dpi=dpi)
+    raise ValueError(f"unknown CDM mode {mode!r} (expected one of {', '.join(MODES)})")
+
+
 def scores(matched: int, n_gt: int, n_pred: int) -> tuple[float, float, float]:
-    """``(recall, precision, f1)`` from match counts; an empty side scores 0 (both empty: 1)."""
+    """``(recall, precision, f1)`` from match counts, unrounded; an empty side scores 0 (both empty: 1)."""
     if n_gt == 0 and n_pred == 0:
         return 1.0, 1.0, 1.0
     recall = matched / n_gt if n_gt else 0.0

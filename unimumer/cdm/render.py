@@ -2,11 +2,15 @@
 
 Input: colour-coded math sources (:func:`unimumer.cdm.latex.colorize`). Output: one :data:`RenderResult` per
 source, ``{"ok": bool, "error": str | None, "size": [width, height], "boxes": [[k, x0, y0, x1, y1], ...]}`` with
-pixel boxes (``x1``/``y1`` exclusive) of colour index ``k`` at :data:`DPI`; a colour without pixels has no box.
+pixel boxes of colour index ``k`` at :data:`DPI`; a colour without pixels has no box. As in the official toolkit
+the page is cropped to its ink with :data:`CROP_PAD` px of padding (``size`` is the cropped size) and a box is the
+extent of its colour ± 1 px in that frame (``x0 = first column − 1``, ``x1 = last column + 1``).
 
 How (the fast path of ExpRate@CDM, ``../shared/notes/cpu-environment.md`` "Rendering"):
 
-- many expressions go into ONE ``pdflatex`` run, one ``preview`` page each (``$\\displaystyle …$``), then ONE
+- many expressions go into ONE ``pdflatex`` run, one ``preview`` page each (``\\hbox{$\\displaystyle …$}``: one line,
+  never broken, as the official ``displaymath``; the official page width is applied afterwards by
+  :func:`clip_to_page`), then ONE
   ``pdftoppm -r 200 -aa no -aaVector no`` call rasterises all pages to PPM, parsed with numpy (no PNG decoding);
   anti-aliasing is off so every inked pixel carries its token's exact colour;
 - one bad expression never kills the batch: pdflatex runs in ``nonstopmode`` and every error is mapped to its
@@ -34,9 +38,11 @@ from ..errors import InputError
 
 DPI = 200
 #: bump when rendering or box extraction changes: part of every cache key.
-RENDER_VERSION = "cdm-render-1"
+RENDER_VERSION = "cdm-render-2"
+#: padding around the ink of the cropped page, in pixels (official toolkit: 8)
+CROP_PAD = 8
 PREAMBLE = (
-    r"\documentclass[10pt]{article}",
+    r"\documentclass[12pt]{article}",
     r"\usepackage{amsmath,amssymb,bm,mathrsfs,cancel}",
     r"\usepackage{xcolor}",
     r"\usepackage[active,tightpage]{preview}",
@@ -61,7 +67,7 @@ def check_tools() -> None:
 
 def document(sources: list[str]) -> tuple[str, int]:
     """The LaTeX document for ``sources`` (one page per expression) and the line number of the first expression."""
-    body = [rf"\begin{{preview}}$\displaystyle {src}$\end{{preview}}" for src in sources]
+    body = [rf"\begin{{preview}}\hbox{{$\displaystyle {src}$}}\end{{preview}}" for src in sources]
     text = "\n".join((*PREAMBLE, *body, r"\end{document}", ""))
     return text, len(PREAMBLE) + 1
 
@@ -106,6 +112,46 @@ def boxes_from_image(img: np.ndarray) -> list[list[int]]:
     y0 = np.minimum.reduceat(ys, starts)
     y1 = np.maximum.reduceat(ys, starts) + 1
     return [[int(k), int(a), int(b), int(c), int(d)] for k, a, b, c, d in zip(keys, x0, y0, x1, y1, strict=True)]
+
+
+def page_result(img: np.ndarray) -> RenderResult:
+    """One rendered page (``uint8`` (H, W, 3)) → :data:`RenderResult`, in the official toolkit's frame: the page is
+    cropped to its non-white pixels plus :data:`CROP_PAD` px (a page without ink: a 26 × 26 crop at the corner),
+    boxes are colour extents ± 1 px in the cropped frame."""
+    ink = (img != 255).any(axis=2)
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if rows.size:
+        x_min, x_max, y_min, y_max = int(cols[0]), int(cols[-1]), int(rows[0]), int(rows[-1])
+    else:
+        x_min, x_max, y_min, y_max = 0, 10, 0, 10
+    ox, oy = x_min - CROP_PAD, y_min - CROP_PAD
+    boxes = [[k, x0 - 1 - ox, y0 - 1 - oy, x1 - ox, y1 - oy] for k, x0, y0, x1, y1 in boxes_from_image(img)]
+    return {"ok": True, "error": None, "size": [x_max - x_min + 2 * CROP_PAD, y_max - y_min + 2 * CROP_PAD],
+            "boxes": boxes}
+
+
+#: the official page: landscape ISO A5, A4 past 600 coloured tokens, A3 past 1,300; ``geometry`` scale 0.98
+PAPER_WIDTH_MM = {5: 210.0, 4: 297.0, 3: 420.0}
+GEOMETRY_SCALE = 0.98
+
+
+def paper_size(n_tokens: int) -> int:
+    """ISO A-size of the official toolkit's page for an expression of ``n_tokens`` coloured tokens (5, 4 or 3)."""
+    return 3 if n_tokens > 1300 else 4 if n_tokens > 600 else 5
+
+
+def clip_to_page(result: RenderResult, n_tokens: int, dpi: int = DPI) -> RenderResult:
+    """Cut a render to what the official toolkit's page shows: a display wider than the text width starts at the
+    left margin and runs off the right edge of the landscape page (:func:`paper_size`), so ink further right than
+    ``page width − left margin`` has no pixels there. Boxes starting beyond it are dropped, boxes crossing it end
+    there, the width shrinks accordingly. A result that fits (all CROHME expressions) is returned unchanged."""
+    width_mm = PAPER_WIDTH_MM[paper_size(n_tokens)]
+    visible = int(width_mm * (1 - (1 - GEOMETRY_SCALE) / 2) / 25.4 * dpi)  # from the left margin to the page edge
+    limit = CROP_PAD + visible  # in the cropped frame, whose ink starts at CROP_PAD
+    if not result.get("ok") or result["size"][0] <= limit + CROP_PAD:
+        return result
+    boxes = [[k, x0, y0, min(x1, limit), y1] for k, x0, y0, x1, y1 in result["boxes"] if x0 + 1 < limit]
+    return dict(result, size=[limit + CROP_PAD, result["size"][1]], boxes=boxes)
 
 
 def _tex_errors(log: str, first_line: int, n: int) -> tuple[dict[int, str], bool]:
@@ -166,12 +212,7 @@ def _run_once(sources: list[str], dpi: int, timeout: float, solo: bool) -> tuple
         pages = sorted(tmpdir.glob("page-*.ppm"))
         if len(pages) != len(sources):
             return None, {}, False
-        results = []
-        for page in pages:
-            img = _read_ppm(page)
-            results.append({"ok": True, "error": None, "size": [int(img.shape[1]), int(img.shape[0])],
-                            "boxes": boxes_from_image(img)})
-        return results, {}, True
+        return [page_result(_read_ppm(page)) for page in pages], {}, True
 
 
 def render_sources(sources: list[str], *, dpi: int = DPI, timeout: float = 10.0) -> list[RenderResult]:

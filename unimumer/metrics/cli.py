@@ -56,8 +56,9 @@ Outputs:
                                           exprate_cdm, cdm_evaluated, cdm_excluded to the JSON, appends one
                                           "ExpRate@CDM" line after the text report, and (when reports are
                                           written to files) writes <stem>_cdm.json beside the report; an
-                                          existing <stem>_cdm.json newer than the prediction file is reused
-                                          (resume), --force recomputes it. Without --cdm the report is the
+                                          existing <stem>_cdm.json newer than the prediction file and made
+                                          by the current official-mode CDM is reused (resume), --force
+                                          recomputes it. Without --cdm the report is the
                                           official one, unchanged.
 
 Errors: a missing file, invalid JSON, a non-array or empty array, a record without the keys (its index is
@@ -151,12 +152,23 @@ def _write(path: Path, text: str) -> None:
         raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
+def _cdm_settings_current(settings) -> bool:
+    """Whether a saved ``<stem>_cdm.json`` was computed by the current official-mode CDM (same render version)."""
+    try:
+        from ..cdm.render import RENDER_VERSION
+    except ImportError:
+        return False
+    return isinstance(settings, dict) and settings.get("mode") == "official" \
+        and settings.get("render_version") == RENDER_VERSION
+
+
 def _cdm_result(records: list, pred_path: Path, cdm_path: Path | None, args) -> dict:
     """ExpRate@CDM of ``records`` via ``unimumer.cdm.evaluate_cdm`` (reusing an up-to-date ``cdm_path``)."""
     if cdm_path is not None and cdm_path.is_file() and not args.force:
         if cdm_path.stat().st_mtime >= pred_path.stat().st_mtime:
             cached = read_json(cdm_path)
-            if isinstance(cached, dict) and isinstance(cached.get("exprate_cdm"), (int, float)):
+            if isinstance(cached, dict) and isinstance(cached.get("exprate_cdm"), (int, float)) \
+                    and _cdm_settings_current(cached.get("settings")):
                 return cached
     try:
         from ..cdm import evaluate_cdm
