@@ -126,10 +126,18 @@ def drop_reason(tokens: Sequence[str]) -> str | None:
 
 
 def _flat_rewrites(tokens: Sequence[str]) -> list[str]:
-    """R1 and R2 on the token list."""
+    """R1, R2 and R9 on the token list."""
     out: list[str] = []
     skip_dot = False
-    for t in tokens:
+    n = len(tokens)
+    skip = 0
+    for k, t in enumerate(tokens):
+        if skip:
+            skip -= 1
+            continue
+        if t == "[" and out and out[-1] in _SQRT_LIKE and k + 1 < n and tokens[k + 1] == "]":
+            skip = 1  # R9: \sqrt [ ] x → \sqrt x (empty index dropped)
+            continue
         if skip_dot:
             skip_dot = False
             if t == ".":
@@ -186,7 +194,7 @@ def _env_group_name(g: _Group) -> str | None:
     return None
 
 
-def _rewrite_siblings(seq: list) -> list:
+def _rewrite_siblings(seq: list, use_only_c: bool = True) -> list:
     """R3, R4, R7 (names), R8, missing-argument check, then R5, R6, R7 (folding) on one sibling sequence."""
     # R3 (\mathrm), R7 environment names, R8 operator names.
     s: list = []
@@ -248,6 +256,8 @@ def _rewrite_siblings(seq: list) -> list:
             keep.add(id(s[i]))
         elif it in _COLUMN_SPEC_ENVS and out[-2:-1] == ["\\begin"] and i < n and isinstance(s[i], _Group):
             keep.add(id(s[i]))
+            if use_only_c:  # official --use-only-c: every column alignment becomes c
+                s[i][:] = ["c" if c in ("l", "r") else c for c in s[i]]
         elif it in _BIG_ALL:
             # R5: a group right after a big operator, or after its scripts, is kept.
             j = i
@@ -300,8 +310,11 @@ def _fold_matrix_delimiters(s: list) -> list:
     return s
 
 
-def normalize_tokens(tokens: Sequence[str]) -> list[str]:
-    """Normalize a token list (filters, then R1–R8; see the module docstring).
+def normalize_tokens(tokens: Sequence[str], *, use_only_c: bool = True) -> list[str]:
+    """Normalize a token list (filters, then R1–R9; see the module docstring).
+
+    ``use_only_c`` (official ``improve_tokens_unimumer.py --use-only-c``, default true): the ``l`` / ``r`` column
+    alignments of an ``array`` / ``tabular`` spec become ``c``.
 
     Returns the normalized tokens. Raises :class:`LatexDropped` (``.reason`` in :data:`DROP_REASONS`) when the
     expression fails a record filter.
@@ -311,21 +324,21 @@ def normalize_tokens(tokens: Sequence[str]) -> list[str]:
         raise LatexDropped(reason)
     root, groups = _parse(_flat_rewrites(tokens))
     for g in reversed(groups):  # children before parents: every group is rewritten after its subgroups
-        g[:] = _rewrite_siblings(g)
+        g[:] = _rewrite_siblings(g, use_only_c)
     return _serialize(root)
 
 
-def normalize_latex(latex: str) -> str:
+def normalize_latex(latex: str, *, use_only_c: bool = True) -> str:
     """Normalize a space-tokenized LaTeX string; returns the tokens joined by single spaces.
 
     Raises :class:`LatexDropped` when the record must be dropped (see :func:`normalize_tokens`).
     """
-    return " ".join(normalize_tokens(latex.split()))
+    return " ".join(normalize_tokens(latex.split(), use_only_c=use_only_c))
 
 
-def try_normalize(latex: str) -> tuple[str | None, str | None]:
+def try_normalize(latex: str, *, use_only_c: bool = True) -> tuple[str | None, str | None]:
     """``(normalized, None)`` for a kept expression, ``(None, reason)`` for a dropped one. Never raises."""
     try:
-        return normalize_latex(latex), None
+        return normalize_latex(latex, use_only_c=use_only_c), None
     except LatexDropped as exc:
         return None, exc.reason
