@@ -21,15 +21,20 @@ Rewrites of kept records, applied bottom-up on the brace tree (innermost groups 
 
 - R1 ``\\dots → \\ldots``, ``\\le → \\leq``, ``\\ge → \\geq``;
 - R2 ``\\left`` / ``\\right`` dropped, the delimiter kept (``\\left .`` / ``\\right .`` are dropped entirely);
-- R3 ``\\mathrm`` and its braces dropped (``\\mathrm { V } f → V f``);
+- R3 ``\\mathrm`` / ``\\operatorname`` and their braces dropped (``\\mathrm { V } f → V f``,
+  ``\\operatorname { m a x } → m a x``: operator names spelled letter by letter);
 - R4 single-token arguments of ``\\frac``-like commands and ``\\sqrt`` braced (``\\sqrt 3 → \\sqrt { 3 }``);
 - R5 braces that group nothing removed; kept after ``^`` / ``_``, as arguments of one-/two-argument commands,
   after a big operator (``\\int``, ``\\sum`` …, also after its scripts) and as ``\\begin {array}`` column specs;
 - R6 subscript before superscript: ``A ^ { x } _ { y } → A _ { y } ^ { x }``;
-- R7 environments as two tokens (``\\begin { m a t r i x } → \\begin {matrix}``), a trailing ``\\\\`` before
-  ``\\end`` removed, outer delimiters folded: ``( \\begin {matrix} … \\end {matrix} ) → \\begin {pmatrix} …``
-  (``[ ]`` → ``bmatrix``, ``\\{ \\}`` → ``Bmatrix``); cell braces go by R5;
-- R8 a brace group of letters spelling an operator becomes the command (``{ l o g } → \\log``).
+- R7 environments as two tokens (``\\begin { m a t r i x }`` or ``\\begin{matrix}`` → ``\\begin {matrix}``), a
+  trailing ``\\\\`` before ``\\end`` removed, outer delimiters folded: ``( \\begin {matrix} … \\end {matrix} ) →
+  \\begin {pmatrix} …`` (``[ ]`` → ``bmatrix``, ``\\{ \\}`` → ``Bmatrix``, ``| |`` → ``vmatrix``, ``\\| \\|`` →
+  ``Vmatrix``; also ``\\lbrack``, ``\\lbrace``, ``\\vert``, ``\\Vert`` …); an ``array`` column spec is braced
+  (``\\begin {array} c`` → ``{ c }``) and, with ``use_only_c`` (official default), its ``l`` / ``r`` become ``c``;
+  cell braces go by R5;
+- R8 a brace group of letters spelling an operator becomes the command (``{ l o g } → \\log``);
+- R9 an empty ``\\sqrt`` index is dropped (``\\sqrt [ ] x → \\sqrt { x }``, the official example output).
 
 Everything is iterative (no recursion), linear in the number of tokens apart from R7's environment search.
 """
@@ -47,6 +52,7 @@ from .categories import (
     NORM_OPERATOR_NAMES,
     NORM_TOKEN_MAP,
     NORM_TWO_ARG_CMDS,
+    NORM_UNWRAP_CMDS,
 )
 
 __all__ = ["DROP_REASONS", "LatexDropped", "drop_reason", "normalize_latex", "normalize_tokens", "try_normalize"]
@@ -138,6 +144,12 @@ def _flat_rewrites(tokens: Sequence[str]) -> list[str]:
         if t == "[" and out and out[-1] in _SQRT_LIKE and k + 1 < n and tokens[k + 1] == "]":
             skip = 1  # R9: \sqrt [ ] x → \sqrt x (empty index dropped)
             continue
+        if t.startswith(("\\begin{", "\\end{")) and t.endswith("}"):
+            # R7: a one-token environment (``\begin{matrix}``) as the two tokens of the tokenizer's spacing
+            cmd, name = t.split("{", 1)
+            if cmd in ("\\begin", "\\end") and name[:-1].isalpha():
+                out.extend((cmd, "{" + name))
+                continue
         if skip_dot:
             skip_dot = False
             if t == ".":
@@ -201,7 +213,7 @@ def _rewrite_siblings(seq: list, use_only_c: bool = True) -> list:
     i = 0
     while i < len(seq):
         it = seq[i]
-        if it == "\\mathrm":
+        if isinstance(it, str) and it in NORM_UNWRAP_CMDS:
             if i + 1 < len(seq) and isinstance(seq[i + 1], _Group):
                 s.extend(seq[i + 1])
                 i += 2
@@ -254,7 +266,9 @@ def _rewrite_siblings(seq: list, use_only_c: bool = True) -> list:
                 i += 1
         elif it in _SCRIPTS and i < n and isinstance(s[i], _Group):
             keep.add(id(s[i]))
-        elif it in _COLUMN_SPEC_ENVS and out[-2:-1] == ["\\begin"] and i < n and isinstance(s[i], _Group):
+        elif it in _COLUMN_SPEC_ENVS and out[-2:-1] == ["\\begin"] and i < n and _is_arg(s[i]):
+            if not isinstance(s[i], _Group):  # R7: the column spec is braced (``\begin {array} c`` → ``{ c }``)
+                s[i] = _Group([s[i]])
             keep.add(id(s[i]))
             if use_only_c:  # official --use-only-c: every column alignment becomes c
                 s[i][:] = ["c" if c in ("l", "r") else c for c in s[i]]
