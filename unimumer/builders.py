@@ -41,9 +41,12 @@ from .errors import InputError
 from .files import (
     JsonArrayWriter,
     atomic_open,
+    iter_text_lines,
     json_array_item,
+    one_line,
     read_json_list,
     read_json_or_jsonl,
+    read_text,
     register_datasets,
     relative_file_name,
     sharegpt_record,
@@ -163,13 +166,12 @@ def iter_records(path: str | os.PathLike) -> Iterator[Any]:
     if not p.is_file():
         raise InputError(f"{p}: file not found")
     if p.suffix.lower() == ".jsonl":
-        with p.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if line.strip():
-                    try:
-                        yield json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise InputError(f"{p}:{lineno}: not valid JSON ({exc.msg})") from None
+        for lineno, line in iter_text_lines(p):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except (json.JSONDecodeError, RecursionError) as exc:
+                    raise InputError(f"{p}:{lineno}: not valid JSON ({getattr(exc, 'msg', 'nested too deeply')})") from None
         return
     import ijson
 
@@ -181,7 +183,10 @@ def iter_records(path: str | os.PathLike) -> Iterator[Any]:
         try:
             yield from ijson.items(fh, "item", use_float=True)
         except ijson.JSONError as exc:
-            raise InputError(f"{p}: not valid JSON ({exc})") from None
+            if "UTF8" in str(exc):  # name the line of the first undecodable byte
+                for _ in iter_text_lines(p):
+                    pass
+            raise InputError(f"{p}: not valid JSON ({one_line(exc)})") from None
 
 
 def _serialise(item: Any, indent: int) -> str:
@@ -448,17 +453,14 @@ def read_captions(path: str | os.PathLike) -> list[tuple[str, str]]:
     LaTeX (naming the line).
     """
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: caption file not found")
     out = []
-    with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            parts = line.split(None, 1)
-            if len(parts) < 2 or not parts[1].strip():
-                raise InputError(f"{p}:{lineno}: expected 'img_id<TAB>latex'")
-            out.append((parts[0], " ".join(parts[1].split())))
+    for lineno, line in enumerate(read_text(p, what="caption file").split("\n"), 1):
+        if not line.strip():
+            continue
+        parts = line.split(None, 1)
+        if len(parts) < 2 or not parts[1].strip():
+            raise InputError(f"{p}:{lineno}: expected 'img_id<TAB>latex'")
+        out.append((parts[0], " ".join(parts[1].split())))
     return out
 
 
@@ -737,12 +739,9 @@ def _iter_raw_or_records(src: Path) -> Iterator[Any]:
     if src.suffix.lower() != ".jsonl":
         yield from iter_records(src)
         return
-    if not src.is_file():
-        raise InputError(f"{src}: file not found")
-    with src.open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                yield line
+    for _lineno, line in iter_text_lines(src):
+        if line.strip():
+            yield line
 
 
 def _find_dataset_info(output_dir: Path) -> Path:

@@ -81,6 +81,30 @@ def read_text(path: str | os.PathLike, *, what: str = "file") -> str:
     return text[1:] if text.startswith("\ufeff") else text
 
 
+def iter_text_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of a UTF-8 text file, streamed (bounded memory; line ends kept).
+
+    Raises :class:`InputError` naming the file and line when the file is missing or a line is not UTF-8.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: file not found")
+    with p.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{p}:{lineno}: not UTF-8 text ({exc.reason})") from None
+
+
+def one_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception message (library messages such as ijson's span lines)."""
+    for line in str(exc).splitlines():
+        if line.strip():
+            return line.strip()
+    return exc.__class__.__name__
+
+
 def read_text_lines(path: str | os.PathLike, *, what: str = "file") -> list[str]:
     """The lines of a UTF-8 text file (``str.splitlines``, no line ends). Errors as :func:`read_text`."""
     return read_text(path, what=what).splitlines()

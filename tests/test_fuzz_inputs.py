@@ -1,0 +1,160 @@
+"""Malformed input never gives a traceback (issue #15): every data-reading CLI answers with exit 0 (records skipped
+and counted) or one ``error:`` line and exit 2.
+
+The CLIs run in-process through :func:`unimumer.cli.run_main`, exactly as their ``preprocess/`` / ``eval/`` scripts
+call them: an exception that escapes ``run_main`` is the traceback a user would see.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import struct
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from unimumer.builders import main_build, main_normalize, main_prompts, main_tree
+from unimumer.cli import run_main
+from unimumer.edl import main as main_edl
+from unimumer.errors import InputError
+from unimumer.images import load_image
+from unimumer.mathnet import main as main_mathnet
+from unimumer.metrics.cli import main as main_metrics
+
+KEYS = ["img_id", "label", "gt", "pred", "image", "latex", "images", "messages", "from", "value", "error"]
+LATEX = st.sampled_from(["x + 1", "\\frac { a } { b }", "\\frac { a", "x ^ { 2", "求 x", "\\begin{matrix}a\\end{matrix}",
+                         "", " ", "\\", "{}", "\\sqrt [ ] x", "a & b \\\\", "\\left( x"])
+SCALAR = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), LATEX, st.text(max_size=8))
+JSONV = st.recursive(SCALAR, lambda c: st.one_of(st.lists(c, max_size=3), st.dictionaries(st.sampled_from(KEYS), c,
+                                                                                        max_size=4)), max_leaves=12)
+RECORD = st.one_of(
+    JSONV,
+    st.fixed_dictionaries({"img_id": SCALAR, "label": SCALAR}),
+    st.fixed_dictionaries({"img_id": st.text(max_size=6), "gt": LATEX, "pred": LATEX}),
+    st.fixed_dictionaries({"images": st.lists(st.text(max_size=6), max_size=2),
+                           "messages": st.lists(st.fixed_dictionaries({"from": st.sampled_from(["human", "gpt", "x"]),
+                                                                       "value": LATEX}), max_size=3)}),
+)
+
+
+@st.composite
+def payloads(draw) -> tuple[str, bytes]:
+    """(suffix, file bytes): JSON arrays / JSONL of odd records, truncated, with bytes that are not UTF-8, or noise."""
+    suffix = draw(st.sampled_from([".json", ".jsonl", ".txt"]))
+    kind = draw(st.sampled_from(["array", "lines", "noise", "value"]))
+    records = draw(st.lists(RECORD, max_size=5))
+    if kind == "array":
+        data = json.dumps(records, ensure_ascii=False).encode()
+    elif kind == "lines":
+        data = "\n".join(json.dumps(r, ensure_ascii=False) if draw(st.booleans()) else
+                         f"id{i} {r if isinstance(r, str) else draw(LATEX)}" for i, r in enumerate(records)).encode()
+    elif kind == "value":
+        data = json.dumps(draw(JSONV)).encode()
+    else:
+        data = draw(st.binary(max_size=64))
+    if data and draw(st.booleans()):
+        cut = draw(st.integers(0, len(data)))
+        data = data[:cut] + draw(st.sampled_from([b"", b"\xff\xfe", b"\xc3", b"\x00", b"\n\n"])) + data[cut:]
+    return suffix, data
+
+
+def _cli_runs(src: Path, out: Path) -> list[tuple[object, list[str]]]:
+    s = str(src)
+    return [
+        (main_mathnet, ["process", "--input", s, "--output-dir", str(out / "mn"), "--image-base-path", "img"]),
+        (main_mathnet, ["prompt-only", "--input", s, "--output-dir", str(out / "po"), "--image-base-path", "img"]),
+        (main_prompts, ["--latex-json", s, "--data-root", str(out / "data"), "--dataset", "X", "--split", "t",
+                        "--workers", "1"]),
+        (main_normalize, ["--input", s, "--output", str(out / "norm.json")]),
+        (main_tree, ["--task", "tree", "--input", s, "--output", str(out / "tree.json")]),
+        (main_build, ["--input", s, "--name", "fz", "--output-dir", str(out / "b"), "--workers", "1",
+                      "--no-register"]),
+        (main_edl, ["--input", s, "--output-dir", str(out / "edl"), "--name", "fz", "--no-register"]),
+        (main_metrics, ["--input", s, "--output", str(out / "r.txt")]),
+    ]
+
+
+def _check(main, argv) -> None:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = run_main(main, argv)  # an exception escaping here is a traceback for the user
+    assert code in (0, 1, 2), (argv, code)
+    if code == 2:
+        lines = [ln for ln in err.getvalue().splitlines() if ln.startswith("error:")]
+        assert len(lines) == 1, (argv, err.getvalue())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(payloads())
+def test_no_cli_tracebacks_on_malformed_records_and_bytes(payload):
+    suffix, data = payload
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / f"input{suffix}"
+        src.write_bytes(data)
+        for main, argv in _cli_runs(src, Path(tmp) / "out"):
+            _check(main, argv)
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def bomb_png(width: int = 30000, height: int = 30000) -> bytes:
+    """A few hundred bytes that claim a 30000 x 30000 grayscale image (a decompression bomb)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
+            + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 1024)) + _png_chunk(b"IEND", b""))
+
+
+def _strokes(value_bg: int, value_fg: int, dtype) -> np.ndarray:
+    a = np.full((40, 60), value_bg, dtype)
+    a[10:30, 20:40] = value_fg
+    return a
+
+
+def test_16bit_and_palette_images_keep_their_strokes(tmp_path):
+    cases = {
+        # a scan's grays use the whole 16-bit range: strokes at 8000 / background at 1000 are dark, but > 255
+        "g16_black_on_white.png": Image.fromarray(_strokes(50000, 8000, np.uint16)),
+        "g16_white_on_black.png": Image.fromarray(_strokes(1000, 60000, np.uint16)),
+    }
+    pal = Image.fromarray(_strokes(1, 0, np.uint8), mode="P")
+    pal.putpalette([0, 0, 0, 255, 255, 255] + [0] * 762)
+    cases["palette.png"] = pal
+    for name, im in cases.items():
+        im.save(tmp_path / name)
+        with Image.open(tmp_path / name) as check:
+            assert name == "palette.png" or check.mode.startswith("I")  # really stored 16-bit
+        rgb = np.asarray(load_image(tmp_path / name))
+        assert (rgb[10:30, 20:40] < 64).all() and (rgb[:10] > 192).all(), name  # black strokes on white
+
+
+def test_bomb_and_truncated_images_are_counted_skips(tmp_path):
+    src = tmp_path / "crohme"
+    (src / "img").mkdir(parents=True)
+    good = Image.fromarray(_strokes(0, 255, np.uint8))
+    good.save(src / "img" / "ok.png")
+    (src / "img" / "bomb.png").write_bytes(bomb_png())
+    (src / "img" / "trunc.png").write_bytes((src / "img" / "ok.png").read_bytes()[:50])
+    (src / "img" / "empty.png").write_bytes(b"")
+    Image.fromarray(_strokes(0, 60000, np.uint16)).save(src / "img" / "deep.png")
+    (src / "caption.txt").write_text("ok x + 1\nbomb y\ntrunc z\nempty w\ndeep \\frac { a } { b }\n", encoding="utf-8")
+    with pytest.raises(InputError, match="decompression bomb"):
+        load_image(src / "img" / "bomb.png")
+    out = tmp_path / "p.json"
+    err, std = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(std):
+        code = run_main(main_prompts, ["--crohme-dir", str(src), "--data-root", str(tmp_path / "data"), "--split",
+                                       "2014", "--out", str(out), "--workers", "1"])
+    assert code == 0, err.getvalue()
+    written = json.loads(out.read_text(encoding="utf-8"))
+    assert [r["messages"][1]["value"] for r in written] == ["x + 1", "\\frac { a } { b }"]
+    assert "unreadable_image=3" in std.getvalue() and "written=2" in std.getvalue()  # counted, reported
