@@ -158,3 +158,21 @@ def test_bomb_and_truncated_images_are_counted_skips(tmp_path):
     written = json.loads(out.read_text(encoding="utf-8"))
     assert [r["messages"][1]["value"] for r in written] == ["x + 1", "\\frac { a } { b }"]
     assert "unreadable_image=3" in std.getvalue() and "written=2" in std.getvalue()  # counted, reported
+
+
+def test_a_bad_file_never_aborts_the_other_files_of_a_folder(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    good = [{"images": ["a.png"], "messages": [{"from": "human", "value": "<image>x"},
+                                                {"from": "gpt", "value": "x ^ { 2 }"}]}]
+    (src / "a_empty.json").write_bytes(b"")
+    (src / "b_bad.json").write_bytes(b'[{"images": ["\xff')
+    (src / "c_good.json").write_text(json.dumps(good), encoding="utf-8")
+    err, std = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(std):
+        code = run_main(main_tree, ["--task", "tree", "--input", str(src), "--output", str(tmp_path / "out")])
+    assert code == 1 and "2 of 3 input files skipped" in err.getvalue()
+    assert err.getvalue().count("skipped file: ") == 2 and "b_bad.json:1: not UTF-8" in err.getvalue()
+    out = json.loads((tmp_path / "out" / "c_good_tree.json").read_text(encoding="utf-8"))
+    assert out[0]["messages"][1]["value"].endswith("x ^ { 2 }")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["c_good_tree.json"]  # no half-written file

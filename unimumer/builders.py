@@ -312,7 +312,9 @@ def main_tree(argv: Sequence[str] | None = None) -> int:
             "Records the official parser rejects (a script or command without its '{' group, \\begin without\n"
             "its \\end) and malformed records are skipped and counted; --strict stops at the first one.\n"
             "Unlike the official tool, long or deeply nested expressions never fail (iterative parser).\n"
-            "Prints 'INPUT -> OUTPUT | kept=N skipped=M' per file. Errors: 'error: ...', exit code 2."
+            "Prints 'INPUT -> OUTPUT | kept=N skipped=M' per file. Errors: 'error: ...', exit code 2. With a\n"
+            "folder, an empty or malformed file is reported ('skipped file: ...' on stderr) and the other files\n"
+            "are converted; the exit code is then 1."
         ),
     )
     parser.add_argument("--task", choices=tuple(TREE_TASKS), required=True, help="task type to generate")
@@ -337,11 +339,22 @@ def main_tree(argv: Sequence[str] | None = None) -> int:
     files = iter_input_files(input_path, args.include_substring, args.exclude_substring)
     if not files:
         raise InputError("no matching input JSON files were found")
+    failed = 0
     for input_file in files:
         output_file = resolve_output_file(input_file, output_root, args.task, args.prefix, args.suffix)
-        kept, skipped = convert_file(input_file, output_file, args.task, strict=args.strict, indent=args.indent)
+        try:
+            kept, skipped = convert_file(input_file, output_file, args.task, strict=args.strict, indent=args.indent)
+        except InputError as exc:
+            if args.strict or not input_path.is_dir():
+                raise
+            failed += 1  # an empty or malformed file of a folder is reported and skipped; the others go on
+            print(f"skipped file: {exc}", file=sys.stderr)
+            continue
         detail = "".join(f" {k}={v}" for k, v in sorted(skipped.items()))
         print(f"{input_file} -> {output_file} | kept={kept} skipped={sum(skipped.values())}{detail}")
+    if failed:
+        print(f"{failed} of {len(files)} input files skipped (unreadable or malformed)", file=sys.stderr)
+        return 1
     return 0
 
 
