@@ -176,3 +176,14 @@ def test_a_bad_file_never_aborts_the_other_files_of_a_folder(tmp_path):
     out = json.loads((tmp_path / "out" / "c_good_tree.json").read_text(encoding="utf-8"))
     assert out[0]["messages"][1]["value"].endswith("x ^ { 2 }")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["c_good_tree.json"]  # no half-written file
+
+
+def test_extreme_aspect_ratio_is_an_input_error_for_the_model_loader(tmp_path):
+    from unimumer.images import load_model_image
+
+    Image.new("L", (2010, 10), 255).save(tmp_path / "wide.png")
+    Image.new("L", (1990, 10), 255).save(tmp_path / "ok.png")
+    with pytest.raises(InputError, match="extreme aspect ratio 2010 x 10"):
+        load_model_image(tmp_path / "wide.png")
+    assert load_model_image(tmp_path / "ok.png").size == (1990, 10)
+    assert load_image(tmp_path / "wide.png").size == (2010, 10)  # data building still reads it

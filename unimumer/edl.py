@@ -302,6 +302,7 @@ class EdlStats:
     wrong: int = 0
     duplicates: int = 0
     skipped: int = 0
+    failed: int = 0
     written: int = 0
     edits: Counter = field(default_factory=Counter)
 
@@ -310,7 +311,7 @@ class EdlStats:
         kinds = ", ".join(f"{k} {self.edits[k]}" for k in ("replace", "delete", "insert"))
         return (f"records in {self.records_in}, correct {self.correct}, wrong {self.wrong}, "
                 f"duplicates {self.duplicates}, skipped {self.skipped}, written {self.written} per task "
-                f"(edits: {kinds})")
+                f"(edits: {kinds}); failed predictions (records with an error) {self.failed}")
 
 
 def _field(rec, key: str, where: str) -> str:
@@ -332,7 +333,9 @@ def make_edl_records(
     each record a prediction-file object with string ``gt``, ``pred`` and ``image_path`` (``formats.md``,
     prediction files). Records whose token lists are equal are counted as correct and yield nothing; a repeated
     (``image_path``, pred tokens) pair is written once (counted in ``duplicates``); a wrong record whose gt is empty
-    or whose gt / pred contains an EDL marker token is skipped (counted). The image path is kept as written.
+    or whose gt / pred contains an EDL marker token is skipped (counted). A record with a non-empty ``error`` key
+    (inference could not predict: unreadable image, engine error; its ``pred`` is not a model output) never becomes
+    an EDL example (counted in ``failed``). The image path is kept as written.
     Output: ``(error_find_records, error_fix_records, stats)``, the two lists aligned (same order).
     Raises :class:`InputError` naming the record when a key is missing or not a string.
     """
@@ -342,6 +345,9 @@ def make_edl_records(
     fix_out: list[dict] = []
     for where, rec in records:
         stats.records_in += 1
+        if isinstance(rec, dict) and rec.get("error"):
+            stats.failed += 1  # EDL learns from real predictions only
+            continue
         gt, pred, image = (_field(rec, k, where) for k in ("gt", "pred", "image_path"))
         gt_tokens, pred_tokens = tokenize(gt), tokenize(pred)
         if gt_tokens == pred_tokens:

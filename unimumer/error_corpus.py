@@ -383,7 +383,7 @@ def sample_candidates(
     """
     from tqdm import tqdm
 
-    from .images import load_image
+    from .images import load_model_image
     from .inference.core import ProgressFile, make_record, read_prompt_file, write_predictions
     from .inference.engines import make_engine
 
@@ -408,7 +408,7 @@ def sample_candidates(
                 finished, ok, images = [], [], []
                 for it in batch:
                     try:
-                        images.append(load_image(resolve_image_path(it.image_path, image_root)))
+                        images.append(load_model_image(resolve_image_path(it.image_path, image_root)))  # skip, not fail
                         ok.append(it)
                     except InputError as exc:
                         rec = make_record(it, None, error=str(exc))

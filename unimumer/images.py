@@ -90,3 +90,21 @@ def save_image(image, path: str | os.PathLike, quality: int = 95) -> Path:
     with atomic_open(p, "wb") as fh:
         image.save(fh, format=fmt, **({"quality": quality} if fmt == "JPEG" else {}))
     return p
+
+
+#: Largest long-side / short-side ratio the Qwen-VL processors accept (qwen-vl-utils ``smart_resize``: "absolute
+#: aspect ratio must be smaller than 200").
+MAX_ASPECT_RATIO = 200
+
+
+def load_model_image(path: str | os.PathLike, max_aspect_ratio: float = MAX_ASPECT_RATIO):
+    """:func:`load_image`, refusing an image the Qwen-VL processor would reject (aspect ratio > ``max_aspect_ratio``).
+
+    Raises :class:`~unimumer.errors.InputError` (unreadable, or ``"<path>: extreme aspect ratio W x H"``) so that
+    callers record a counted skip instead of failing a whole batch.
+    """
+    img = load_image(path)
+    w, h = img.size
+    if min(w, h) == 0 or max(w, h) / min(w, h) > max_aspect_ratio:
+        raise InputError(f"{path}: extreme aspect ratio {w} x {h} (over {max_aspect_ratio}:1)")
+    return img
