@@ -187,3 +187,20 @@ def test_extreme_aspect_ratio_is_an_input_error_for_the_model_loader(tmp_path):
         load_model_image(tmp_path / "wide.png")
     assert load_model_image(tmp_path / "ok.png").size == (1990, 10)
     assert load_image(tmp_path / "wide.png").size == (2010, 10)  # data building still reads it
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "a\\b", "a b", " a", "a\t", "x.json"])
+def test_one_dataset_name_check_for_every_builder(tmp_path, name):
+    from unimumer.builders import build_training_set
+    from unimumer.edl import write_edl_datasets
+    from unimumer.tasks import check_dataset_base_name
+
+    with pytest.raises(InputError, match="plain dataset base name"):
+        check_dataset_base_name(name)
+    src = tmp_path / "v.json"
+    src.write_text("[]", encoding="utf-8")
+    with pytest.raises(InputError, match="plain dataset base name"):
+        build_training_set(src, name, ["vanilla"], tmp_path, None)
+    with pytest.raises(InputError, match="plain dataset base name"):
+        write_edl_datasets([src], tmp_path, name, None)
+    assert check_dataset_base_name("crohme_train") == "crohme_train"

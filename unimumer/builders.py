@@ -58,7 +58,7 @@ from .latex.normalize import try_normalize
 from .latex.tokenize import LatexTokenizeError, tokenize_latex
 from .latex.tree import TreeParseError, build_tree_target
 from .paths import DATA_DIR
-from .tasks import GT_TASKS, TASKS, dataset_name
+from .tasks import GT_TASKS, TASKS, check_dataset_base_name, dataset_name
 
 __all__ = [
     "TREE_TASKS",
@@ -792,8 +792,7 @@ def build_training_set(
             raise InputError(f"unknown task {t!r} (choose from {', '.join(_MAKERS)})")
     if not tasks:
         raise InputError("no task given")
-    if not name or any(c in name for c in "/\\ ") or name.endswith(".json"):
-        raise InputError(f"invalid dataset name {name!r} (a bare name such as crohme_train)")
+    check_dataset_base_name(name)
     src = Path(vanilla_json)
     out_dir = Path(output_dir) if output_dir else src.parent
     names = {t: dataset_name(name, t) for t in tasks}

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .errors import InputError
 from .files import read_json_list, register_datasets, relative_file_name, sharegpt_record, write_json
-from .tasks import TASKS, dataset_name
+from .tasks import TASKS, check_dataset_base_name, dataset_name
 
 ERROR_START = "<error_start>"
 ERROR_END = "<error_end>"
@@ -403,8 +403,7 @@ def write_edl_datasets(
     atomically (``indent=4``); ``file_name`` is relative to the ``dataset_info.json`` folder when inside it.
     Output: ``({task: path}, stats)``. Raises :class:`InputError` on bad input (nothing is written then).
     """
-    if not name or any(c in name for c in "/\\") or name.strip() != name:
-        raise InputError(f"--name {name!r}: expected a plain dataset base name such as crohme_train")
+    check_dataset_base_name(name)
     find_recs, fix_recs, stats = make_edl_records(iter_prediction_files(inputs))
     out_dir = Path(output_dir)
     paths: dict[str, Path] = {}

@@ -50,7 +50,7 @@ from .files import (
     write_json,
 )
 from .paths import DATASET_INFO, REPO_ROOT
-from .tasks import dataset_name, task_for_prompt
+from .tasks import check_dataset_base_name, dataset_name, task_for_prompt
 
 DEFAULT_FOLDS = 5
 DEFAULT_SAMPLES = 4
@@ -670,8 +670,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         base_config=str(Path(a.base_config).resolve()), model=a.model, train_overrides=list(a.train_override),
         image_root=str(Path(image_root).resolve()),
     )
-    if not a.name or any(c in a.name for c in "/\\ "):
-        raise InputError(f"--name {a.name!r}: expected a plain dataset base name such as crohme_train")
+    check_dataset_base_name(a.name)
     engine_kwargs = {"dtype": a.dtype, "gpu_memory_utilization": a.gpu_memory_utilization,
                      "tensor_parallel_size": a.tensor_parallel_size}
     if a.max_model_len:
