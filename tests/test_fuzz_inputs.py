@@ -204,3 +204,55 @@ def test_one_dataset_name_check_for_every_builder(tmp_path, name):
     with pytest.raises(InputError, match="plain dataset base name"):
         write_edl_datasets([src], tmp_path, name, None)
     assert check_dataset_base_name("crohme_train") == "crohme_train"
+
+
+@st.composite
+def image_files(draw) -> bytes:
+    """Bytes of an image file: a small PNG / JPEG / BMP / GIF in any Pillow mode, truncated, corrupted, a bomb
+    header, or noise."""
+    kind = draw(st.sampled_from(["image", "image", "noise", "bomb", "empty"]))
+    if kind == "noise":
+        return draw(st.binary(max_size=200))
+    if kind == "bomb":
+        return bomb_png(draw(st.integers(14000, 60000)), draw(st.integers(14000, 60000)))
+    if kind == "empty":
+        return b""
+    w, h = draw(st.integers(1, 24)), draw(st.integers(1, 24))
+    mode = draw(st.sampled_from(["1", "L", "P", "RGB", "RGBA", "LA", "I;16", "I", "F", "CMYK"]))
+    seed = draw(st.integers(0, 2**16))
+    rng = np.random.default_rng(seed)
+    if mode in ("I;16", "I"):
+        im = Image.fromarray(rng.integers(0, 65535, (h, w)).astype(np.uint16 if mode == "I;16" else np.int32))
+    elif mode == "F":
+        im = Image.fromarray(rng.random((h, w)).astype(np.float32))
+    else:
+        im = Image.fromarray(rng.integers(0, 255, (h, w, 4), dtype=np.uint8), "RGBA").convert(mode)
+    fmt = draw(st.sampled_from(["PNG", "TIFF", "BMP", "GIF", "JPEG"]))
+    buf = io.BytesIO()
+    try:
+        im.save(buf, format=fmt)
+    except (OSError, ValueError, KeyError):
+        im.convert("RGB").save(buf, format="PNG")
+    data = buf.getvalue()
+    cut = draw(st.one_of(st.none(), st.integers(0, len(data))))
+    if cut is not None:
+        data = data[:cut] + draw(st.binary(max_size=8))
+    return data
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(image_files(), min_size=1, max_size=4))
+def test_no_cli_traceback_on_malformed_images(blobs):
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "crohme"
+        (src / "img").mkdir(parents=True)
+        lines = []
+        for i, blob in enumerate(blobs):
+            (src / "img" / f"i{i}.png").write_bytes(blob)
+            lines.append(f"i{i} x + {i}")
+        (src / "caption.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        _check(main_prompts, ["--crohme-dir", str(src), "--data-root", str(Path(tmp) / "data"), "--split", "2014",
+                              "--workers", "1"])
+        for i in range(len(blobs)):  # the model loader too: an InputError (counted skip) or an image
+            with contextlib.suppress(InputError):
+                assert load_image(src / "img" / f"i{i}.png").mode == "RGB"

@@ -218,7 +218,9 @@ def process(
     atomic_write_text(odir / "step2_captions.txt", _lines([c for c, _ in kept]))
     say("step2 done")
 
-    tokenized = [_tokenize(c) for c, _ in kept]
+    from tqdm import tqdm
+
+    tokenized = [_tokenize(c) for c, _ in tqdm(kept, desc="step3 tokenize", unit="rec", disable=None)]
     atomic_write_text(odir / "step3_tokenized.txt", _lines(tokenized))
     say("step3 done")
 
@@ -232,7 +234,7 @@ def process(
     say("step4 done")
 
     normalized, dropped_at = [], []
-    for k, (tok, iid) in enumerate(restored):
+    for k, (tok, iid) in enumerate(tqdm(restored, desc="step5 normalize", unit="rec", disable=None)):
         clean = _clean_caption(tok, use_only_c, remove)
         if clean is None:
             dropped_at.append(k)
