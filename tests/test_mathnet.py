@@ -64,7 +64,8 @@ def test_every_reject_type_flag_and_count(tmp_path, capsys):
         "a4 \\alpha + 1\n"       # 8_post_delete with --delete-token \alpha
         "a5 \\begin{array}{lr} a & b \\end{array}\n"
         "a6 x_i\n"
-        "a7 \\frac { b }\n",     # 5.5 after the last kept record: not in catch_cnt
+        "a7 \\frac { b }\n"      # 5.5 after the last kept record: not in catch_cnt
+        "a8 \\varphi \\le 1\n",  # delete_chars: 5.5, kept (normalised) with --remove false
         encoding="utf-8",
     )
     res = process(src, tmp_path / "out", "imgs", ".png", delete_tokens=["\\alpha"])
@@ -72,11 +73,12 @@ def test_every_reject_type_flag_and_count(tmp_path, capsys):
     inv = json.loads((tmp_path / "out" / "invalid_record.json").read_text(encoding="utf-8"))
     assert [(r["image_id"], r["type"]) for r in inv] == [
         ("a0", "1.5invalid_delete"), ("a1", "4_tokenization_error"), ("a2", "4_tokenization_error"),
-        ("a3", "5.5_normalize_error"), ("a7", "5.5_normalize_error"), ("a4", "8_post_delete")]
+        ("a3", "5.5_normalize_error"), ("a7", "5.5_normalize_error"), ("a8", "5.5_normalize_error"),
+        ("a4", "8_post_delete")]
     assert inv[0] == {"image_id": "a0", "caption": "求 x", "image_path": "imgs/a0.png", "type": "1.5invalid_delete"}
-    assert "catch_cnt: 1" in printed and printed[printed.index("catch_cnt: 1") + 1] == "2"
-    assert printed[-5:] == ["invalid data count: 6", "1.5invalid_delete: 1", "4_tokenization_error: 2",
-                            "5.5_normalize_error: 2", "8_post_delete: 1"]
+    assert "catch_cnt: 1" in printed and printed[printed.index("catch_cnt: 1") + 1] == "3"
+    assert printed[-5:] == ["invalid data count: 7", "1.5invalid_delete: 1", "4_tokenization_error: 2",
+                            "5.5_normalize_error: 3", "8_post_delete: 1"]
     final = json.loads(res["final"].read_text(encoding="utf-8"))
     assert res["final"].name == "out_0425_final.json" and res["kept"] == 2
     assert [r["messages"][1]["value"] for r in final] == ["\\begin {array} { c c } a & b \\end {array}", "x _ { i }"]
@@ -86,7 +88,8 @@ def test_every_reject_type_flag_and_count(tmp_path, capsys):
     process(src, tmp_path / "out", "imgs", ".png", use_only_c=False, remove=False, final_name_suffix=".json")
     capsys.readouterr()
     final = json.loads((tmp_path / "out" / "out.json").read_text(encoding="utf-8"))
-    assert [r["messages"][1]["value"] for r in final][1] == "\\begin {array} { l r } a & b \\end {array}"
+    assert [r["messages"][1]["value"] for r in final][1:] == [
+        "\\begin {array} { l r } a & b \\end {array}", "x _ { i }", "\\varphi \\leq 1"]
     inv = json.loads((tmp_path / "out" / "invalid_record.json").read_text(encoding="utf-8"))
     assert [(r["image_id"], r["type"]) for r in inv if r["type"].startswith("7.7")] == [
         ("a3", "7.7_empty_line"), ("a7", "7.7_empty_line")]

@@ -138,25 +138,33 @@ def _prepare_output_dir(output_dir: Path) -> None:
 
 
 def _clean_caption(caption: str, use_only_c: bool, remove: bool) -> str | None:
-    """Step 5: the normalised caption, ``None`` when the record is dropped (only with ``remove``)."""
-    from .latex.normalize import try_normalize
+    """Step 5: the normalised caption, ``None`` when the record is dropped (only with ``remove``).
 
-    out, _why = try_normalize(caption, use_only_c=use_only_c)
-    if out is None and not remove:
+    ``remove=False`` (official ``--remove false``: the removal checks are skipped) keeps formulas with a
+    ``delete_chars`` / CJK token (normalised) and a formula the cleaner cannot rewrite (as tokenized).
+    """
+    from .latex.normalize import LatexDropped, normalize_tokens, try_normalize
+
+    if remove:
+        return try_normalize(caption, use_only_c=use_only_c)[0]
+    try:
+        return " ".join(normalize_tokens(caption.split(), use_only_c=use_only_c, token_filters=False))
+    except LatexDropped:
         return caption
-    return out
 
 
 def _katex_normalize(caption: str, use_only_c: bool) -> str:
-    """Step 7.6: re-tokenise and re-normalise; ``""`` when that fails (KaTeX writes an empty line on errors)."""
-    from .latex.normalize import try_normalize
-    from .latex.tokenize import LatexTokenizeError, tokenize_latex
+    """Step 7.6: re-tokenise and re-normalise; ``""`` when that fails (KaTeX writes an empty line on errors).
+
+    Like KaTeX, this checks structure only: the token filters (``delete_chars``, CJK) are not applied.
+    """
+    from .latex.normalize import LatexDropped, normalize_tokens
+    from .latex.tokenize import LatexTokenizeError, tokenize_tokens
 
     try:
-        out, _why = try_normalize(tokenize_latex(caption), use_only_c=use_only_c)
-    except LatexTokenizeError:
+        return " ".join(normalize_tokens(tokenize_tokens(caption), use_only_c=use_only_c, token_filters=False))
+    except (LatexTokenizeError, LatexDropped):
         return ""
-    return out or ""
 
 
 def _tokenize(caption: str) -> str:

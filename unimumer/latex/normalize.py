@@ -99,14 +99,15 @@ def _is_cjk(tok: str) -> bool:
     return False
 
 
-def drop_reason(tokens: Sequence[str]) -> str | None:
+def drop_reason(tokens: Sequence[str], *, token_filters: bool = True) -> str | None:
     """The first record filter ``tokens`` fails (one of :data:`DROP_REASONS` except ``missing_argument``), or None.
 
-    ``missing_argument`` needs the brace tree and is checked by :func:`normalize_tokens`.
+    ``missing_argument`` needs the brace tree and is checked by :func:`normalize_tokens`. ``token_filters=False``
+    skips the token-list filters (``delete_chars``, ``cjk``) and checks only the structure.
     """
-    if any(t in _DELETE for t in tokens):
+    if token_filters and any(t in _DELETE for t in tokens):
         return "delete_chars"
-    if any(_is_cjk(t) for t in tokens):
+    if token_filters and any(_is_cjk(t) for t in tokens):
         return "cjk"
     depth = 0
     for t in tokens:
@@ -324,16 +325,17 @@ def _fold_matrix_delimiters(s: list) -> list:
     return s
 
 
-def normalize_tokens(tokens: Sequence[str], *, use_only_c: bool = True) -> list[str]:
+def normalize_tokens(tokens: Sequence[str], *, use_only_c: bool = True, token_filters: bool = True) -> list[str]:
     """Normalize a token list (filters, then R1–R9; see the module docstring).
 
     ``use_only_c`` (official ``improve_tokens_unimumer.py --use-only-c``, default true): the ``l`` / ``r`` column
-    alignments of an ``array`` / ``tabular`` spec become ``c``.
+    alignments of an ``array`` / ``tabular`` spec become ``c``. ``token_filters=False`` (official ``--remove false``)
+    keeps formulas with ``delete_chars`` / CJK tokens; structural failures still raise.
 
     Returns the normalized tokens. Raises :class:`LatexDropped` (``.reason`` in :data:`DROP_REASONS`) when the
     expression fails a record filter.
     """
-    reason = drop_reason(tokens)
+    reason = drop_reason(tokens, token_filters=token_filters)
     if reason:
         raise LatexDropped(reason)
     root, groups = _parse(_flat_rewrites(tokens))
