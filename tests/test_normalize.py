@@ -114,3 +114,16 @@ def test_raw_mathwriting_matrix_becomes_the_official_form():
 
     raw = "[\\begin{matrix}a&b\\\\c&d\\\\\\end{matrix}]"
     assert normalize_latex(tokenize_latex(raw)) == "\\begin {bmatrix} a & b \\\\ c & d \\end {bmatrix}"
+
+
+def test_normalize_cli_keep_alignments(tmp_path):
+    from unimumer.builders import main_normalize
+
+    src = tmp_path / "p.json"
+    src.write_text(json.dumps([{"gt": "\\begin {array} { l r } a & b \\end {array}", "pred": "x"}]), encoding="utf-8")
+    assert main_normalize(["--input", str(src), "--output", str(tmp_path / "c.json")]) == 0
+    assert main_normalize(["--input", str(src), "--output", str(tmp_path / "k.json"), "--keep-alignments"]) == 0
+    assert json.loads((tmp_path / "c.json").read_text(encoding="utf-8"))[0]["gt"] == (
+        "\\begin {array} { c c } a & b \\end {array}")
+    assert json.loads((tmp_path / "k.json").read_text(encoding="utf-8"))[0]["gt"] == (
+        "\\begin {array} { l r } a & b \\end {array}")

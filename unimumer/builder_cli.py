@@ -118,9 +118,10 @@ def main_normalize(argv: Sequence[str] | None = None) -> int:
         description=(
             "Normalize the LaTeX of a JSON array of records the way the official *_normalized test sets were\n"
             "made (../shared/spec/normalization.md): drop records that fail the filters (delete_chars tokens,\n"
-            "CJK, unbalanced { } / ( ) / [ ], a command without its arguments) and rewrite the others (R1-R8:\n"
-            "\\dots/\\le/\\ge, \\left/\\right, \\mathrm, bracing \\frac/\\sqrt arguments, redundant braces,\n"
-            "sub-before-sup, environments, operator names). Reproduces CROHME 2023: 2,300 -> 1,652.\n"
+            "CJK, unbalanced { } / ( ) / [ ], a command without its arguments) and rewrite the others (R1-R9:\n"
+            "\\dots/\\le/\\ge, \\left/\\right, \\mathrm/\\operatorname, bracing \\frac/\\sqrt arguments, redundant\n"
+            "braces, sub-before-sup, environments and matrix delimiters, operator names, empty \\sqrt index).\n"
+            "Reproduces CROHME 2023: 2,300 -> 1,652. Array alignments l / r become c (official --use-only-c).\n"
             "Input: a prediction file (*_pred.json, field 'gt') or a ShareGPT file (the gpt message).\n"
             "Output: the kept records, other fields and order unchanged (indent 2 for prediction files, 4 for\n"
             "ShareGPT). Prints kept / dropped counts by reason. Errors: 'error: ...', exit code 2."
@@ -131,8 +132,11 @@ def main_normalize(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--field", help="record key holding the LaTeX (default: 'gt' if present, else the gpt message)")
     parser.add_argument("--tokenize", action="store_true", help="tokenize raw LaTeX with pylatexenc first")
     parser.add_argument("--indent", type=int, help="output indent (default: 2 for prediction files, 4 otherwise)")
+    parser.add_argument("--keep-alignments", action="store_true",
+                        help="keep array column alignments l / r (default: rewrite them to c, the official --use-only-c)")
     args = parser.parse_args(argv)
-    kept, dropped = normalize_file(args.input, args.output, args.field, tokenize=args.tokenize, indent=args.indent)
+    kept, dropped = normalize_file(args.input, args.output, args.field, tokenize=args.tokenize, indent=args.indent,
+                                   use_only_c=not args.keep_alignments)
     total = kept + sum(dropped.values())
     print(f"{args.input} -> {args.output} | records={total} kept={kept} dropped={sum(dropped.values())}")
     for reason, n in sorted(dropped.items(), key=lambda kv: -kv[1]):

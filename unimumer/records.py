@@ -154,12 +154,13 @@ def _field_location(record: Any, field: str | None) -> tuple[dict, str]:
 
 
 def normalize_records(
-    records: Iterable[Any], field: str | None = None, *, tokenize: bool = False
+    records: Iterable[Any], field: str | None = None, *, tokenize: bool = False, use_only_c: bool = True,
 ) -> tuple[list, Counter]:
     """Keep the records whose LaTeX passes the normalization filters and rewrite it (``normalization.md``).
 
     ``field``: the key holding the LaTeX (``"gt"`` for prediction files); ``None`` = the ShareGPT assistant
-    message. ``tokenize``: tokenize raw LaTeX with pylatexenc first. Other fields and the order are kept.
+    message. ``tokenize``: tokenize raw LaTeX with pylatexenc first. ``use_only_c``: array alignments become ``c``
+    (official default). Other fields and the order are kept.
     Returns ``(kept_records, dropped_by_reason)``; reasons are the normalizer's ``DROP_REASONS`` plus
     ``tokenize_error`` and ``bad_record`` (the field is missing).
     """
@@ -177,7 +178,7 @@ def normalize_records(
             except LatexTokenizeError:
                 dropped["tokenize_error"] += 1
                 continue
-        out, why = try_normalize(latex)
+        out, why = try_normalize(latex, use_only_c=use_only_c)
         if why:
             dropped[why] += 1
             continue
@@ -188,7 +189,7 @@ def normalize_records(
 
 def normalize_file(
     input_path: str | os.PathLike, output_path: str | os.PathLike, field: str | None = None, *,
-    tokenize: bool = False, indent: int | None = None,
+    tokenize: bool = False, indent: int | None = None, use_only_c: bool = True,
 ) -> tuple[int, Counter]:
     """Normalize a JSON array of records (prediction file or ShareGPT file) into ``output_path`` (atomic).
 
@@ -200,7 +201,7 @@ def normalize_file(
     records = read_json_list(input_path)
     if field is None and isinstance(records[0], dict) and "gt" in records[0]:
         field = "gt"
-    kept, dropped = normalize_records(records, field, tokenize=tokenize)
+    kept, dropped = normalize_records(records, field, tokenize=tokenize, use_only_c=use_only_c)
     if dropped.get("bad_record") == len(records):
         what = f"field {field!r}" if field else "a ShareGPT assistant message"
         raise InputError(f"{input_path}: no record has {what}")
