@@ -135,3 +135,13 @@ def test_bad_input_is_one_error_line(tmp_path, name, data, message):
         assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: ") and message in r.stderr
     with pytest.raises(InputError):
         process(tmp_path / name, tmp_path / "o2", "imgs")
+
+
+def test_output_dir_that_cannot_be_created_is_one_error_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = run("prompt-only", "--input", str(REF / "sample_caption.txt"), "--output-dir", str(blocker / "sub"), *BASE,
+            cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and "cannot create --output-dir" in r.stderr
+    r = run("process", "--input", str(REF / "sample_caption.txt"), "--output-dir", str(blocker), *BASE, cwd=tmp_path)
+    assert r.returncode == 2 and "is not a folder" in r.stderr and blocker.read_text() == "x"

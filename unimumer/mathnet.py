@@ -133,8 +133,11 @@ def _prepare_output_dir(output_dir: Path) -> None:
                 f"{output_dir}: --output-dir exists, is not empty and was not created by this tool; "
                 "refusing to delete it (choose a new folder)"
             )
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / MARKER).write_text("created by preprocess/make_mathnet_hmer_data.py; deleted on the next run\n")
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / MARKER).write_text("created by preprocess/make_mathnet_hmer_data.py; deleted on the next run\n")
+    except OSError as exc:
+        raise InputError(f"{output_dir}: cannot create --output-dir ({exc.strerror or exc})") from None
 
 
 def _clean_caption(caption: str, use_only_c: bool, remove: bool) -> str | None:
