@@ -105,6 +105,21 @@ def one_line(exc: BaseException) -> str:
     return exc.__class__.__name__
 
 
+def read_caption_lines(path: str | os.PathLike) -> list[tuple[int, str, str]]:
+    """``[(line number, img_id, caption)]`` of a caption file (``img_id<TAB or spaces>tokens…`` per line).
+
+    The one caption reader (CROHME / MNE ``caption.txt``, the official ``make_mathnet_hmer_data.py`` text input):
+    blank lines are skipped, the caption is the rest of the line re-joined with single spaces (``""`` when the
+    line holds only an id; callers decide). Errors as :func:`read_text` (non-UTF-8 → file and line).
+    """
+    out = []
+    for lineno, line in enumerate(read_text(path, what="caption file").splitlines(), 1):
+        parts = line.split()
+        if parts:
+            out.append((lineno, parts[0], " ".join(parts[1:])))
+    return out
+
+
 def read_text_lines(path: str | os.PathLike, *, what: str = "file") -> list[str]:
     """The lines of a UTF-8 text file (``str.splitlines``, no line ends). Errors as :func:`read_text`."""
     return read_text(path, what=what).splitlines()

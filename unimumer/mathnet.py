@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import InputError
-from .files import atomic_write_text, dump_json, read_json_list, read_text_lines, sharegpt_record
+from .files import atomic_write_text, dump_json, read_caption_lines, read_json_list, sharegpt_record
 from .tasks import TASKS
 
 __all__ = [
@@ -96,12 +96,7 @@ def load_caption_records(path: str | Path, id_key: str = "img_id", caption_key: 
                 raise InputError(f"{p}: record {i} is not an object with {id_key!r} and {caption_key!r}")
             out.append((str(item[caption_key]), str(item[id_key])))
         return out
-    out = []
-    for line in read_text_lines(p, what="caption file"):
-        parts = line.split()
-        if parts:
-            out.append((" ".join(parts[1:]), parts[0]))
-    return out
+    return [(caption, img_id) for _lineno, img_id, caption in read_caption_lines(p)]
 
 
 def _csv_text(rows: Sequence[Sequence[str]], header: Sequence[str] | None = None) -> str:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from .errors import InputError
 from .files import (
+    read_caption_lines,
     read_json_or_jsonl,
-    read_text,
     relative_file_name,
     sharegpt_record,
     write_json_stream,
@@ -33,15 +33,11 @@ def read_captions(path: str | os.PathLike) -> list[tuple[str, str]]:
     The LaTeX is re-joined with single spaces. Raises :class:`InputError` for a missing file or a line without
     LaTeX (naming the line).
     """
-    p = Path(path)
     out = []
-    for lineno, line in enumerate(read_text(p, what="caption file").split("\n"), 1):
-        if not line.strip():
-            continue
-        parts = line.split(None, 1)
-        if len(parts) < 2 or not parts[1].strip():
-            raise InputError(f"{p}:{lineno}: expected 'img_id<TAB>latex'")
-        out.append((parts[0], " ".join(parts[1].split())))
+    for lineno, img_id, latex in read_caption_lines(path):
+        if not latex:
+            raise InputError(f"{path}:{lineno}: expected 'img_id<TAB>latex'")
+        out.append((img_id, latex))
     return out
 
 
