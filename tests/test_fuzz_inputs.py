@@ -1,5 +1,10 @@
 """Malformed input never gives a traceback (issue #15): every data-reading CLI answers with exit 0 (records skipped
-and counted) or one ``error:`` line and exit 2.
+and counted) or one ``error:`` line and exit 2 (exit 1: some files of a folder skipped).
+
+CLIs: make_mathnet_hmer_data.py (process, prompt-only), make_hmer_prompts.py (--latex-json, --crohme-dir with
+malformed images), normalize_latex.py, make_unimumer_tree_data.py, build_training_data.py, make_error_data.py,
+eval_metrics_calculator.py and summarize_results.py. Not covered here: the inference / training CLIs (they need a
+model) and prepare_released_data.py (parquet input).
 
 The CLIs run in-process through :func:`unimumer.cli.run_main`, exactly as their ``preprocess/`` / ``eval/`` scripts
 call them: an exception that escapes ``run_main`` is the traceback a user would see.
@@ -28,6 +33,7 @@ from unimumer.errors import InputError
 from unimumer.images import load_image
 from unimumer.mathnet import main as main_mathnet
 from unimumer.metrics.cli import main as main_metrics
+from unimumer.metrics.summary import main as main_summary
 
 KEYS = ["img_id", "label", "gt", "pred", "image", "latex", "images", "messages", "from", "value", "error"]
 LATEX = st.sampled_from(["x + 1", "\\frac { a } { b }", "\\frac { a", "x ^ { 2", "求 x", "\\begin{matrix}a\\end{matrix}",
@@ -79,6 +85,8 @@ def _cli_runs(src: Path, out: Path) -> list[tuple[object, list[str]]]:
                       "--no-register"]),
         (main_edl, ["--input", s, "--output-dir", str(out / "edl"), "--name", "fz", "--no-register"]),
         (main_metrics, ["--input", s, "--output", str(out / "r.txt")]),
+        (main_summary, [s, "--output", str(out / "summary.md")]),
+        (main_summary, [str(src.parent / "data"), "--output", str(out / "summary2.md")]),
     ]
 
 
@@ -99,6 +107,9 @@ def test_no_cli_tracebacks_on_malformed_records_and_bytes(payload):
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / f"input{suffix}"
         src.write_bytes(data)
+        results = Path(tmp) / "data" / "CROHME" / "results"  # the same bytes as a prediction file to summarise
+        results.mkdir(parents=True)
+        (results / "crohme_2014_pred.json").write_bytes(data)
         for main, argv in _cli_runs(src, Path(tmp) / "out"):
             _check(main, argv)
 
