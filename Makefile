@@ -35,6 +35,7 @@ lint: env
 bench: env sysdeps
 	$(PY) benchmarks/bench_metrics.py
 	$(PY) benchmarks/bench_preprocess.py
+	$(PY) benchmarks/bench_mathnet.py
 	$(PY) benchmarks/bench_cdm.py
 	$(PY) benchmarks/bench_infer.py
 	$(PY) benchmarks/bench_edl.py

@@ -250,6 +250,19 @@ def test_empty_and_all_wrong_predictions_in_a_file(tmp_path):
     assert sharegpt_fields(fix[1])[2] == "REPLACE: q r s t -> a + b\na + b"
 
 
+def test_records_with_an_error_never_become_edl_examples():
+    # inference writes pred "" and an "error" key when the image could not be read: not a real prediction
+    recs = [
+        {"gt": "a + b", "pred": "", "image_path": "x.png", "error": "image not found"},
+        {"gt": "a + b", "pred": "a - b", "image_path": "y.png", "error": "engine error"},
+        {"gt": "a + b", "pred": "a - b", "image_path": "z.png", "error": ""},  # empty error: a real prediction
+    ]
+    find, fix, stats = make_edl_records((str(i), r) for i, r in enumerate(recs))
+    assert (stats.records_in, stats.failed, stats.wrong, stats.written) == (3, 2, 1, 1)
+    assert [r["images"][0] for r in find] == ["z.png"] and [r["images"][0] for r in fix] == ["z.png"]
+    assert "failed predictions (records with an error) 2" in stats.summary()
+
+
 @pytest.mark.parametrize(
     "content, message",
     [

@@ -50,6 +50,17 @@ def test_crohme2023_gt_normalization_reproduces_the_official_normalized_set():
         ("\\begin {array} { c c } a & b \\end {array}", "\\begin {array} { c c } a & b \\end {array}"),  # specs
         ("{ l o g } x + e ^ { l n }", "\\log x + e ^ { \\ln }"),  # R8
         ("{ P r } ( A )", "\\Pr ( A )"),  # R8
+        # MathWriting rules (docs/data-building.md, "Normalization rules"): each example fails without its rule.
+        ("| \\begin {matrix} a & b \\\\ c & d \\\\ \\end {matrix} |",
+         "\\begin {vmatrix} a & b \\\\ c & d \\end {vmatrix}"),  # R7 vmatrix
+        ("\\left \\| \\begin {matrix} a \\end {matrix} \\right \\|", "\\begin {Vmatrix} a \\end {Vmatrix}"),  # R7 Vmatrix
+        ("\\lbrack \\begin {matrix} a \\end {matrix} \\rbrack", "\\begin {bmatrix} a \\end {bmatrix}"),  # R7 aliases
+        ("\\left \\vert \\begin {matrix} a \\end {matrix} \\right \\vert", "\\begin {vmatrix} a \\end {vmatrix}"),
+        ("\\begin{matrix} a \\\\ \\end{matrix}", "\\begin {matrix} a \\end {matrix}"),  # R7 one-token environment
+        ("\\begin {array} c a \\end {array}", "\\begin {array} { c } a \\end {array}"),  # R7 spec braced
+        ("\\begin {array} { l | r } a & b \\end {array}", "\\begin {array} { c | c } a & b \\end {array}"),  # -c
+        ("\\operatorname { m a x } ( x )", "m a x ( x )"),  # R3 \operatorname spelled out
+        ("\\sqrt [ ] x + \\sqrt [ ] { y }", "\\sqrt { x } + \\sqrt { y }"),  # R9
     ],
 )
 def test_rewrite_rules(raw, normalized):
@@ -91,3 +102,28 @@ def test_random_streams_only_drop_or_normalize_and_deep_nesting_works(tokens):
 def test_deeply_nested_input_does_not_recurse():
     deep = " ".join(["x ^ {"] * 5000) + " y " + " ".join(["}"] * 5000)
     assert normalize_latex(deep) == deep
+
+
+def test_use_only_c_is_an_option():
+    assert normalize_latex("\\begin {array} { l r } a & b \\end {array}", use_only_c=False) == (
+        "\\begin {array} { l r } a & b \\end {array}")
+
+
+def test_raw_mathwriting_matrix_becomes_the_official_form():
+    from unimumer.latex.tokenize import tokenize_latex
+
+    raw = "[\\begin{matrix}a&b\\\\c&d\\\\\\end{matrix}]"
+    assert normalize_latex(tokenize_latex(raw)) == "\\begin {bmatrix} a & b \\\\ c & d \\end {bmatrix}"
+
+
+def test_normalize_cli_keep_alignments(tmp_path):
+    from unimumer.builders import main_normalize
+
+    src = tmp_path / "p.json"
+    src.write_text(json.dumps([{"gt": "\\begin {array} { l r } a & b \\end {array}", "pred": "x"}]), encoding="utf-8")
+    assert main_normalize(["--input", str(src), "--output", str(tmp_path / "c.json")]) == 0
+    assert main_normalize(["--input", str(src), "--output", str(tmp_path / "k.json"), "--keep-alignments"]) == 0
+    assert json.loads((tmp_path / "c.json").read_text(encoding="utf-8"))[0]["gt"] == (
+        "\\begin {array} { c c } a & b \\end {array}")
+    assert json.loads((tmp_path / "k.json").read_text(encoding="utf-8"))[0]["gt"] == (
+        "\\begin {array} { l r } a & b \\end {array}")

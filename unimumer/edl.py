@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .errors import InputError
 from .files import read_json_list, register_datasets, relative_file_name, sharegpt_record, write_json
-from .tasks import TASKS, dataset_name
+from .tasks import TASKS, check_dataset_base_name, dataset_name
 
 ERROR_START = "<error_start>"
 ERROR_END = "<error_end>"
@@ -312,6 +312,7 @@ class EdlStats:
     wrong: int = 0
     duplicates: int = 0
     skipped: int = 0
+    failed: int = 0
     written: int = 0
     edits: Counter = field(default_factory=Counter)
 
@@ -320,7 +321,7 @@ class EdlStats:
         kinds = ", ".join(f"{k} {self.edits[k]}" for k in ("replace", "delete", "insert"))
         return (f"records in {self.records_in}, correct {self.correct}, wrong {self.wrong}, "
                 f"duplicates {self.duplicates}, skipped {self.skipped}, written {self.written} per task "
-                f"(edits: {kinds})")
+                f"(edits: {kinds}); failed predictions (records with an error) {self.failed}")
 
 
 def _field(rec, key: str, where: str) -> str:
@@ -342,7 +343,9 @@ def make_edl_records(
     each record a prediction-file object with string ``gt``, ``pred`` and ``image_path`` (``formats.md``,
     prediction files). Records whose token lists are equal are counted as correct and yield nothing; a repeated
     (``image_path``, pred tokens) pair is written once (counted in ``duplicates``); a wrong record whose gt is empty
-    or whose gt / pred contains an EDL marker token is skipped (counted). The image path is kept as written.
+    or whose gt / pred contains an EDL marker token is skipped (counted). A record with a non-empty ``error`` key
+    (inference could not predict: unreadable image, engine error; its ``pred`` is not a model output) never becomes
+    an EDL example (counted in ``failed``). The image path is kept as written.
     Output: ``(error_find_records, error_fix_records, stats)``, the two lists aligned (same order).
     Raises :class:`InputError` naming the record when a key is missing or not a string.
     """
@@ -352,6 +355,9 @@ def make_edl_records(
     fix_out: list[dict] = []
     for where, rec in records:
         stats.records_in += 1
+        if isinstance(rec, dict) and rec.get("error"):
+            stats.failed += 1  # EDL learns from real predictions only
+            continue
         gt, pred, image = (_field(rec, k, where) for k in ("gt", "pred", "image_path"))
         gt_tokens, pred_tokens = tokenize(gt), tokenize(pred)
         if gt_tokens == pred_tokens:
@@ -407,8 +413,7 @@ def write_edl_datasets(
     atomically (``indent=4``); ``file_name`` is relative to the ``dataset_info.json`` folder when inside it.
     Output: ``({task: path}, stats)``. Raises :class:`InputError` on bad input (nothing is written then).
     """
-    if not name or any(c in name for c in "/\\") or name.strip() != name:
-        raise InputError(f"--name {name!r}: expected a plain dataset base name such as crohme_train")
+    check_dataset_base_name(name)
     find_recs, fix_recs, stats = make_edl_records(iter_prediction_files(inputs))
     out_dir = Path(output_dir)
     paths: dict[str, Path] = {}

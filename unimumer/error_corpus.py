@@ -50,7 +50,7 @@ from .files import (
     write_json,
 )
 from .paths import DATASET_INFO, REPO_ROOT
-from .tasks import dataset_name, task_for_prompt
+from .tasks import check_dataset_base_name, dataset_name, task_for_prompt
 
 DEFAULT_FOLDS = 5
 DEFAULT_SAMPLES = 4
@@ -383,7 +383,7 @@ def sample_candidates(
     """
     from tqdm import tqdm
 
-    from .images import load_image
+    from .images import load_model_image
     from .inference.core import ProgressFile, make_record, read_prompt_file, write_predictions
     from .inference.engines import make_engine
 
@@ -408,7 +408,7 @@ def sample_candidates(
                 finished, ok, images = [], [], []
                 for it in batch:
                     try:
-                        images.append(load_image(resolve_image_path(it.image_path, image_root)))
+                        images.append(load_model_image(resolve_image_path(it.image_path, image_root)))  # skip, not fail
                         ok.append(it)
                     except InputError as exc:
                         rec = make_record(it, None, error=str(exc))
@@ -670,8 +670,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         base_config=str(Path(a.base_config).resolve()), model=a.model, train_overrides=list(a.train_override),
         image_root=str(Path(image_root).resolve()),
     )
-    if not a.name or any(c in a.name for c in "/\\ "):
-        raise InputError(f"--name {a.name!r}: expected a plain dataset base name such as crohme_train")
+    check_dataset_base_name(a.name)
     engine_kwargs = {"dtype": a.dtype, "gpu_memory_utilization": a.gpu_memory_utilization,
                      "tensor_parallel_size": a.tensor_parallel_size}
     if a.max_model_len:

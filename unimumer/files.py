@@ -51,13 +51,78 @@ def read_json(path: str | os.PathLike) -> Any:
         raise InputError(f"{p}: file not found")
     if not p.is_file():
         raise InputError(f"{p}: not a file")
+    text = read_text(p)
     try:
-        with p.open(encoding="utf-8") as fh:
-            return json.load(fh)
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{p}: not UTF-8 text ({exc.reason})") from None
+        return json.loads(text)
+    except RecursionError:
+        raise InputError(f"{p}: not valid JSON (nested too deeply)") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+
+
+def read_text(path: str | os.PathLike, *, what: str = "file") -> str:
+    """The whole of a UTF-8 text file (a leading BOM is dropped).
+
+    Raises :class:`InputError` (one line) when the file is missing or not a file, and when it is not UTF-8, naming
+    the file and the line (1-based) of the first undecodable byte: ``f.txt:3: not UTF-8 text (invalid start byte)``.
+    Every CLI that reads text (captions, prompt lists, LaTeX) goes through here or :func:`read_text_lines`.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: {what} not found")
+    if not p.is_file():
+        raise InputError(f"{p}: not a file")
+    data = p.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(f"{p}:{line}: not UTF-8 text ({exc.reason})") from None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def iter_text_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of a UTF-8 text file, streamed (bounded memory; line ends kept).
+
+    Raises :class:`InputError` naming the file and line when the file is missing or a line is not UTF-8.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: file not found")
+    with p.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{p}:{lineno}: not UTF-8 text ({exc.reason})") from None
+
+
+def one_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception message (library messages such as ijson's span lines)."""
+    for line in str(exc).splitlines():
+        if line.strip():
+            return line.strip()
+    return exc.__class__.__name__
+
+
+def read_caption_lines(path: str | os.PathLike) -> list[tuple[int, str, str]]:
+    """``[(line number, img_id, caption)]`` of a caption file (``img_id<TAB or spaces>tokens…`` per line).
+
+    The one caption reader (CROHME / MNE ``caption.txt``, the official ``make_mathnet_hmer_data.py`` text input):
+    blank lines are skipped, the caption is the rest of the line re-joined with single spaces (``""`` when the
+    line holds only an id; callers decide). Errors as :func:`read_text` (non-UTF-8 → file and line).
+    """
+    out = []
+    for lineno, line in enumerate(read_text(path, what="caption file").splitlines(), 1):
+        parts = line.split()
+        if parts:
+            out.append((lineno, parts[0], " ".join(parts[1:])))
+    return out
+
+
+def read_text_lines(path: str | os.PathLike, *, what: str = "file") -> list[str]:
+    """The lines of a UTF-8 text file (``str.splitlines``, no line ends). Errors as :func:`read_text`."""
+    return read_text(path, what=what).splitlines()
 
 
 def read_json_list(path: str | os.PathLike, *, allow_empty: bool = False) -> list:
@@ -75,17 +140,14 @@ def read_json_or_jsonl(path: str | os.PathLike) -> list:
     p = Path(path)
     if p.suffix.lower() != ".jsonl":
         return read_json_list(p)
-    if not p.is_file():
-        raise InputError(f"{p}: file not found")
     out = []
-    with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{p}:{lineno}: not valid JSON ({exc.msg})") from None
+    for lineno, line in enumerate(read_text(p).split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise InputError(f"{p}:{lineno}: not valid JSON ({getattr(exc, 'msg', 'nested too deeply')})") from None
     return out
 
 

@@ -156,6 +156,18 @@ def dataset_name(base: str, task: str) -> str:
     return _NAME_EXCEPTIONS.get((base, task), base + t.suffix)
 
 
+def check_dataset_base_name(name: str, flag: str = "--name") -> str:
+    """Validate a base dataset name (``crohme_train``), the one check every data builder uses; returns ``name``.
+
+    Raises :class:`InputError` when it is empty, holds a path separator or whitespace, or ends in ``.json``
+    (a file name, not a LLaMA-Factory dataset name).
+    """
+    if (not isinstance(name, str) or not name or any(c.isspace() or c in "/\\" for c in name)
+            or name.endswith(".json")):
+        raise InputError(f"{flag} {name!r}: expected a plain dataset base name such as crohme_train")
+    return name
+
+
 def task_for_prompt(prompt: str) -> Task:
     """The task whose instruction starts ``prompt`` (``<image>`` prefix allowed).
 

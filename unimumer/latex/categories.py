@@ -109,4 +109,15 @@ NORM_MATRIX_DELIMS: dict[tuple[str, str], str] = {
     ("(", ")"): "pmatrix",
     ("[", "]"): "bmatrix",
     ("\\{", "\\}"): "Bmatrix",
+    ("|", "|"): "vmatrix",
+    ("\\|", "\\|"): "Vmatrix",
+    ("\\lbrack", "\\rbrack"): "bmatrix",
+    ("\\lbrace", "\\rbrace"): "Bmatrix",
+    ("\\vert", "\\vert"): "vmatrix",
+    ("\\lvert", "\\rvert"): "vmatrix",
+    ("\\Vert", "\\Vert"): "Vmatrix",
+    ("\\lVert", "\\rVert"): "Vmatrix",
 }
+#: R3: style commands dropped with their braces, their content kept as it is (``\operatorname { m a x }`` →
+#: ``m a x``, the letter-by-letter spelling of the official gt).
+NORM_UNWRAP_CMDS: frozenset[str] = frozenset({"\\mathrm", "\\operatorname"})

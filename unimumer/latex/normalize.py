@@ -21,15 +21,20 @@ Rewrites of kept records, applied bottom-up on the brace tree (innermost groups 
 
 - R1 ``\\dots → \\ldots``, ``\\le → \\leq``, ``\\ge → \\geq``;
 - R2 ``\\left`` / ``\\right`` dropped, the delimiter kept (``\\left .`` / ``\\right .`` are dropped entirely);
-- R3 ``\\mathrm`` and its braces dropped (``\\mathrm { V } f → V f``);
+- R3 ``\\mathrm`` / ``\\operatorname`` and their braces dropped (``\\mathrm { V } f → V f``,
+  ``\\operatorname { m a x } → m a x``: operator names spelled letter by letter);
 - R4 single-token arguments of ``\\frac``-like commands and ``\\sqrt`` braced (``\\sqrt 3 → \\sqrt { 3 }``);
 - R5 braces that group nothing removed; kept after ``^`` / ``_``, as arguments of one-/two-argument commands,
   after a big operator (``\\int``, ``\\sum`` …, also after its scripts) and as ``\\begin {array}`` column specs;
 - R6 subscript before superscript: ``A ^ { x } _ { y } → A _ { y } ^ { x }``;
-- R7 environments as two tokens (``\\begin { m a t r i x } → \\begin {matrix}``), a trailing ``\\\\`` before
-  ``\\end`` removed, outer delimiters folded: ``( \\begin {matrix} … \\end {matrix} ) → \\begin {pmatrix} …``
-  (``[ ]`` → ``bmatrix``, ``\\{ \\}`` → ``Bmatrix``); cell braces go by R5;
-- R8 a brace group of letters spelling an operator becomes the command (``{ l o g } → \\log``).
+- R7 environments as two tokens (``\\begin { m a t r i x }`` or ``\\begin{matrix}`` → ``\\begin {matrix}``), a
+  trailing ``\\\\`` before ``\\end`` removed, outer delimiters folded: ``( \\begin {matrix} … \\end {matrix} ) →
+  \\begin {pmatrix} …`` (``[ ]`` → ``bmatrix``, ``\\{ \\}`` → ``Bmatrix``, ``| |`` → ``vmatrix``, ``\\| \\|`` →
+  ``Vmatrix``; also ``\\lbrack``, ``\\lbrace``, ``\\vert``, ``\\Vert`` …); an ``array`` column spec is braced
+  (``\\begin {array} c`` → ``{ c }``) and, with ``use_only_c`` (official default), its ``l`` / ``r`` become ``c``;
+  cell braces go by R5;
+- R8 a brace group of letters spelling an operator becomes the command (``{ l o g } → \\log``);
+- R9 an empty ``\\sqrt`` index is dropped (``\\sqrt [ ] x → \\sqrt { x }``, the official example output).
 
 Everything is iterative (no recursion), linear in the number of tokens apart from R7's environment search.
 """
@@ -47,6 +52,7 @@ from .categories import (
     NORM_OPERATOR_NAMES,
     NORM_TOKEN_MAP,
     NORM_TWO_ARG_CMDS,
+    NORM_UNWRAP_CMDS,
 )
 
 __all__ = ["DROP_REASONS", "LatexDropped", "drop_reason", "normalize_latex", "normalize_tokens", "try_normalize"]
@@ -93,14 +99,15 @@ def _is_cjk(tok: str) -> bool:
     return False
 
 
-def drop_reason(tokens: Sequence[str]) -> str | None:
+def drop_reason(tokens: Sequence[str], *, token_filters: bool = True) -> str | None:
     """The first record filter ``tokens`` fails (one of :data:`DROP_REASONS` except ``missing_argument``), or None.
 
-    ``missing_argument`` needs the brace tree and is checked by :func:`normalize_tokens`.
+    ``missing_argument`` needs the brace tree and is checked by :func:`normalize_tokens`. ``token_filters=False``
+    skips the token-list filters (``delete_chars``, ``cjk``) and checks only the structure.
     """
-    if any(t in _DELETE for t in tokens):
+    if token_filters and any(t in _DELETE for t in tokens):
         return "delete_chars"
-    if any(_is_cjk(t) for t in tokens):
+    if token_filters and any(_is_cjk(t) for t in tokens):
         return "cjk"
     depth = 0
     for t in tokens:
@@ -126,10 +133,24 @@ def drop_reason(tokens: Sequence[str]) -> str | None:
 
 
 def _flat_rewrites(tokens: Sequence[str]) -> list[str]:
-    """R1 and R2 on the token list."""
+    """R1, R2 and R9 on the token list."""
     out: list[str] = []
     skip_dot = False
-    for t in tokens:
+    n = len(tokens)
+    skip = 0
+    for k, t in enumerate(tokens):
+        if skip:
+            skip -= 1
+            continue
+        if t == "[" and out and out[-1] in _SQRT_LIKE and k + 1 < n and tokens[k + 1] == "]":
+            skip = 1  # R9: \sqrt [ ] x → \sqrt x (empty index dropped)
+            continue
+        if t.startswith(("\\begin{", "\\end{")) and t.endswith("}"):
+            # R7: a one-token environment (``\begin{matrix}``) as the two tokens of the tokenizer's spacing
+            cmd, name = t.split("{", 1)
+            if cmd in ("\\begin", "\\end") and name[:-1].isalpha():
+                out.extend((cmd, "{" + name))
+                continue
         if skip_dot:
             skip_dot = False
             if t == ".":
@@ -186,14 +207,14 @@ def _env_group_name(g: _Group) -> str | None:
     return None
 
 
-def _rewrite_siblings(seq: list) -> list:
+def _rewrite_siblings(seq: list, use_only_c: bool = True) -> list:
     """R3, R4, R7 (names), R8, missing-argument check, then R5, R6, R7 (folding) on one sibling sequence."""
     # R3 (\mathrm), R7 environment names, R8 operator names.
     s: list = []
     i = 0
     while i < len(seq):
         it = seq[i]
-        if it == "\\mathrm":
+        if isinstance(it, str) and it in NORM_UNWRAP_CMDS:
             if i + 1 < len(seq) and isinstance(seq[i + 1], _Group):
                 s.extend(seq[i + 1])
                 i += 2
@@ -246,8 +267,12 @@ def _rewrite_siblings(seq: list) -> list:
                 i += 1
         elif it in _SCRIPTS and i < n and isinstance(s[i], _Group):
             keep.add(id(s[i]))
-        elif it in _COLUMN_SPEC_ENVS and out[-2:-1] == ["\\begin"] and i < n and isinstance(s[i], _Group):
+        elif it in _COLUMN_SPEC_ENVS and out[-2:-1] == ["\\begin"] and i < n and _is_arg(s[i]):
+            if not isinstance(s[i], _Group):  # R7: the column spec is braced (``\begin {array} c`` → ``{ c }``)
+                s[i] = _Group([s[i]])
             keep.add(id(s[i]))
+            if use_only_c:  # official --use-only-c: every column alignment becomes c
+                s[i][:] = ["c" if c in ("l", "r") else c for c in s[i]]
         elif it in _BIG_ALL:
             # R5: a group right after a big operator, or after its scripts, is kept.
             j = i
@@ -300,32 +325,36 @@ def _fold_matrix_delimiters(s: list) -> list:
     return s
 
 
-def normalize_tokens(tokens: Sequence[str]) -> list[str]:
-    """Normalize a token list (filters, then R1–R8; see the module docstring).
+def normalize_tokens(tokens: Sequence[str], *, use_only_c: bool = True, token_filters: bool = True) -> list[str]:
+    """Normalize a token list (filters, then R1–R9; see the module docstring).
+
+    ``use_only_c`` (official ``improve_tokens_unimumer.py --use-only-c``, default true): the ``l`` / ``r`` column
+    alignments of an ``array`` / ``tabular`` spec become ``c``. ``token_filters=False`` (official ``--remove false``)
+    keeps formulas with ``delete_chars`` / CJK tokens; structural failures still raise.
 
     Returns the normalized tokens. Raises :class:`LatexDropped` (``.reason`` in :data:`DROP_REASONS`) when the
     expression fails a record filter.
     """
-    reason = drop_reason(tokens)
+    reason = drop_reason(tokens, token_filters=token_filters)
     if reason:
         raise LatexDropped(reason)
     root, groups = _parse(_flat_rewrites(tokens))
     for g in reversed(groups):  # children before parents: every group is rewritten after its subgroups
-        g[:] = _rewrite_siblings(g)
+        g[:] = _rewrite_siblings(g, use_only_c)
     return _serialize(root)
 
 
-def normalize_latex(latex: str) -> str:
+def normalize_latex(latex: str, *, use_only_c: bool = True) -> str:
     """Normalize a space-tokenized LaTeX string; returns the tokens joined by single spaces.
 
     Raises :class:`LatexDropped` when the record must be dropped (see :func:`normalize_tokens`).
     """
-    return " ".join(normalize_tokens(latex.split()))
+    return " ".join(normalize_tokens(latex.split(), use_only_c=use_only_c))
 
 
-def try_normalize(latex: str) -> tuple[str | None, str | None]:
+def try_normalize(latex: str, *, use_only_c: bool = True) -> tuple[str | None, str | None]:
     """``(normalized, None)`` for a kept expression, ``(None, reason)`` for a dropped one. Never raises."""
     try:
-        return normalize_latex(latex), None
+        return normalize_latex(latex, use_only_c=use_only_c), None
     except LatexDropped as exc:
         return None, exc.reason

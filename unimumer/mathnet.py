@@ -1,0 +1,410 @@
+"""The official MathNet prompt-data pipeline (``preprocess/make_mathnet_hmer_data.py``), without MathNet.
+
+Source: BFlameSwift/Uni-MuMER @ 3aea545d ``preprocess/make_mathnet_hmer_data.py`` (a port of the authors'
+notebook) as summarised in ``../shared/spec/normalization.md``; its example inputs and outputs are in
+``../shared/reference/uni-mumer/mathnet_hmer/``. Same subcommands, flags, step files, ``invalid_record.json`` reject
+types, final file names and printed counts. The two MathNet steps are ours:
+
+- step 3 (KaTeX tokenisation) is :func:`unimumer.latex.tokenize.tokenize_latex` (pylatexenc); a caption it cannot
+  lex becomes an empty line (``4_tokenization_error``);
+- step 5 (``improve_tokens_unimumer.py``) is :func:`unimumer.latex.normalize.try_normalize` with the official
+  ``--use-only-c`` / ``--remove`` switches;
+- step 7.6 (KaTeX ``--mode normalize``) re-tokenises and re-normalises the step-7 caption (empty when it fails).
+
+Unlike the official tool, an existing ``--output-dir`` is deleted only when this tool created it (it leaves a
+``.unimumer-mathnet-output`` marker); an existing non-empty folder without the marker is an :class:`InputError`.
+All files are written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import shutil
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import InputError
+from .files import atomic_write_text, dump_json, read_caption_lines, read_json_list, sharegpt_record
+from .tasks import TASKS
+
+__all__ = [
+    "INVALID_SUBSTRINGS",
+    "MARKER",
+    "check_brackets",
+    "is_invalid_caption",
+    "load_caption_records",
+    "main",
+    "process",
+    "prompt_only",
+]
+
+#: Official step-1.5 filter: a caption that, with all whitespace removed, contains one of these is dropped.
+FIRST_DELETED = ("{}", "\\underline{\\quad}", "\\widehat{\\}", "\\scriptstyle{k-1}\\choose{r}", "\\cfrac{\\cfrac{\\cfrac{")
+#: The official list of CJK characters / marks (HME100K word problems) plus ``√``.
+CJK_INVALID = tuple("、。丙个为乙人代以倍元入公分即原可周和因大天妈将小岁年式得或所把数方时明是最本次求法满然甲的种积第答组能自行袋解该负足面页项√")
+INVALID_SUBSTRINGS = FIRST_DELETED + CJK_INVALID
+#: Marker file: the output folder was created by this tool and may be deleted by it.
+MARKER = ".unimumer-mathnet-output"
+
+_PAIRS = {")": "(", "]": "[", "}": "{"}
+
+
+def _parse_bool(value: str) -> bool:
+    low = str(value).lower()
+    if low in {"1", "true", "yes", "y"}:
+        return True
+    if low in {"0", "false", "no", "n"}:
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value: {value!r} (use true/false)")
+
+
+def check_brackets(line: str) -> bool:
+    """Official bracket check: ``( [ {`` / ``) ] }`` properly nested over the whitespace tokens of ``line``."""
+    stack: list[str] = []
+    for tok in line.split():
+        if tok in ("(", "[", "{"):
+            stack.append(tok)
+        elif tok in _PAIRS:
+            if not stack or stack.pop() != _PAIRS[tok]:
+                return False
+    return not stack
+
+
+def is_invalid_caption(caption: str) -> bool:
+    """Official step 1.5: whitespace-free ``caption`` contains one of :data:`INVALID_SUBSTRINGS`."""
+    compact = "".join(caption.split())
+    return any(item in compact for item in INVALID_SUBSTRINGS)
+
+
+def load_caption_records(path: str | Path, id_key: str = "img_id", caption_key: str = "label") -> list[tuple[str, str]]:
+    """``[(caption, image_id)]`` of a ``.json`` array of objects or a text file of ``image_id caption tokens…`` lines.
+
+    As the official ``load_records``: JSON values are converted with ``str``; text lines are stripped, blank lines
+    skipped and the caption is the rest of the line re-joined with single spaces (it may be empty: step 4 rejects
+    it). Raises :class:`InputError` (one line naming the file and the record / line) for a missing, non-UTF-8 or
+    malformed file, or a JSON record that is not an object with both keys.
+    """
+    p = Path(path)
+    if p.suffix == ".json":
+        out = []
+        for i, item in enumerate(read_json_list(p, allow_empty=True)):
+            if not isinstance(item, dict) or id_key not in item or caption_key not in item:
+                raise InputError(f"{p}: record {i} is not an object with {id_key!r} and {caption_key!r}")
+            out.append((str(item[caption_key]), str(item[id_key])))
+        return out
+    return [(caption, img_id) for _lineno, img_id, caption in read_caption_lines(p)]
+
+
+def _csv_text(rows: Sequence[Sequence[str]], header: Sequence[str] | None = None) -> str:
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)  # default dialect, as the official files: "\r\n" line ends, minimal quoting
+    if header:
+        w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _lines(items: Sequence[str]) -> str:
+    return "".join(f"{s}\n" for s in items)
+
+
+def _image_path(base: str, image_id: str, suffix: str) -> str:
+    return str(Path(base) / f"{image_id}{suffix}")
+
+
+def _prepare_output_dir(output_dir: Path) -> None:
+    """Delete and recreate ``output_dir`` like the official tool, but only if this tool created it."""
+    if output_dir.exists():
+        if not output_dir.is_dir():
+            raise InputError(f"{output_dir}: --output-dir exists and is not a folder")
+        if (output_dir / MARKER).is_file():
+            shutil.rmtree(output_dir)
+        elif any(output_dir.iterdir()):
+            raise InputError(
+                f"{output_dir}: --output-dir exists, is not empty and was not created by this tool; "
+                "refusing to delete it (choose a new folder)"
+            )
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / MARKER).write_text("created by preprocess/make_mathnet_hmer_data.py; deleted on the next run\n")
+    except OSError as exc:
+        raise InputError(f"{output_dir}: cannot create --output-dir ({exc.strerror or exc})") from None
+
+
+def _clean_caption(caption: str, use_only_c: bool, remove: bool) -> str | None:
+    """Step 5: the normalised caption, ``None`` when the record is dropped (only with ``remove``).
+
+    ``remove=False`` (official ``--remove false``: the removal checks are skipped) keeps formulas with a
+    ``delete_chars`` / CJK token (normalised) and a formula the cleaner cannot rewrite (as tokenized).
+    """
+    from .latex.normalize import LatexDropped, normalize_tokens, try_normalize
+
+    if remove:
+        return try_normalize(caption, use_only_c=use_only_c)[0]
+    try:
+        return " ".join(normalize_tokens(caption.split(), use_only_c=use_only_c, token_filters=False))
+    except LatexDropped:
+        return caption
+
+
+def _katex_normalize(caption: str, use_only_c: bool) -> str:
+    """Step 7.6: re-tokenise and re-normalise; ``""`` when that fails (KaTeX writes an empty line on errors).
+
+    Like KaTeX, this checks structure only: the token filters (``delete_chars``, CJK) are not applied.
+    """
+    from .latex.normalize import LatexDropped, normalize_tokens
+    from .latex.tokenize import LatexTokenizeError, tokenize_tokens
+
+    try:
+        return " ".join(normalize_tokens(tokenize_tokens(caption), use_only_c=use_only_c, token_filters=False))
+    except (LatexTokenizeError, LatexDropped):
+        return ""
+
+
+def _tokenize(caption: str) -> str:
+    from .latex.tokenize import LatexTokenizeError, tokenize_latex
+
+    try:
+        return tokenize_latex(caption)
+    except LatexTokenizeError:
+        return ""
+
+
+def process(
+    input_path: str | Path,
+    output_dir: str | Path,
+    image_base_path: str,
+    image_suffix: str = ".jpg",
+    *,
+    json_image_id_key: str = "img_id",
+    json_caption_key: str = "label",
+    use_only_c: bool = True,
+    remove: bool = True,
+    delete_tokens: Sequence[str] = (),
+    final_name_suffix: str = "_0425_final.json",
+    out=None,
+) -> dict:
+    """The official ``process`` pipeline (steps 1–9, see ``../shared/spec/normalization.md``).
+
+    Writes the step files, ``invalid_record.json`` (list of ``{image_id, caption, image_path, type}``, types
+    ``1.5invalid_delete``, ``4_tokenization_error``, ``5.5_normalize_error``, ``7.7_invalid_bracket``,
+    ``7.7_empty_line``, ``8_post_delete``) and ``<output-dir name><final_name_suffix>`` (ShareGPT, vanilla prompt,
+    indent 4, no trailing newline) into ``output_dir``; prints the official progress lines and counts to ``out``
+    (stdout). Returns ``{"final": path, "kept": n, "invalid": Counter}``. Raises :class:`InputError` for bad input.
+    """
+    out = out or sys.stdout
+    say = lambda *a: print(*a, file=out)  # noqa: E731
+    records = load_caption_records(input_path, json_image_id_key, json_caption_key)
+    odir = Path(output_dir).resolve()
+    _prepare_output_dir(odir)
+    invalid: list[dict] = []
+
+    def reject(image_id: str, caption: str, kind: str) -> None:
+        invalid.append({"image_id": image_id, "caption": caption,
+                        "image_path": _image_path(image_base_path, image_id, image_suffix), "type": kind})
+
+    say("start processing")
+    say(f"original caption lines count: {len(records)}")
+    atomic_write_text(odir / "step1_csv.csv", _csv_text(records, ("caption", "image_id")))
+    say("step1 done")
+
+    kept = []
+    for cap, iid in records:
+        if is_invalid_caption(cap):
+            reject(iid, cap, "1.5invalid_delete")
+        else:
+            kept.append((cap, iid))
+    say(f"one_point_five_filter_invalid_caption: {len(records) - len(kept)}")
+    atomic_write_text(odir / "step1.5_csv.csv", _csv_text(kept, ("caption", "image_id")))
+    say("step1.5 done")
+    atomic_write_text(odir / "step2_captions.txt", _lines([c for c, _ in kept]))
+    say("step2 done")
+
+    from tqdm import tqdm
+
+    tokenized = [_tokenize(c) for c, _ in tqdm(kept, desc="step3 tokenize", unit="rec", disable=None)]
+    atomic_write_text(odir / "step3_tokenized.txt", _lines(tokenized))
+    say("step3 done")
+
+    restored = []
+    for tok, (cap, iid) in zip(tokenized, kept, strict=True):
+        if not check_brackets(tok) or tok == "":
+            reject(iid, cap, "4_tokenization_error")
+        else:
+            restored.append((tok, iid))
+    atomic_write_text(odir / "step4_restored.csv", _csv_text(restored))
+    say("step4 done")
+
+    normalized, dropped_at = [], []
+    for k, (tok, iid) in enumerate(tqdm(restored, desc="step5 normalize", unit="rec", disable=None)):
+        clean = _clean_caption(tok, use_only_c, remove)
+        if clean is None:
+            dropped_at.append(k)
+            reject(iid, tok, "5.5_normalize_error")
+        else:
+            normalized.append((clean, iid))
+    atomic_write_text(odir / "step4_restored_normalized.csv", _csv_text(normalized))
+    say("step5 done")
+    # Official count: the dropped records met before the last kept one (its two-pointer walk stops there).
+    dropped = set(dropped_at)
+    last_kept = max((k for k in range(len(restored)) if k not in dropped), default=-1)
+    say(f"catch_cnt: {sum(1 for k in dropped_at if k < last_kept)}")
+    say(len(restored) - len(normalized))
+
+    atomic_write_text(odir / "step6_final.txt", _lines([f"{iid} {cap}" for cap, iid in normalized]))
+    say("step6 done")
+    step7 = [{"image_path": _image_path(image_base_path, iid, image_suffix), "caption": " ".join(cap.split()),
+              "image_id": iid} for cap, iid in normalized]
+    atomic_write_text(odir / "step7_final.json", dump_json(step7))
+    say("step7 done")
+    atomic_write_text(odir / "step7_point_five_caption_only.txt", _lines([r["caption"] for r in step7]))
+    say("step7.5 done")
+    recheck = [_katex_normalize(r["caption"], use_only_c) for r in step7]
+    atomic_write_text(odir / "step7_point_six_tokenize_txt_only.txt", _lines(recheck))
+    say("step7.6 done")
+
+    validated, empty = [], 0
+    for line, rec in zip(recheck, step7, strict=True):
+        if not check_brackets(line):
+            reject(rec["image_id"], rec["caption"], "7.7_invalid_bracket")
+        elif line.strip() == "":
+            empty += 1
+            reject(rec["image_id"], rec["caption"], "7.7_empty_line")
+        else:
+            validated.append(rec)
+    say(f"empty_cnt: {empty}")
+    atomic_write_text(odir / "step7_point_seven_caption_json.json", dump_json(validated))
+    say("step7.7 done")
+
+    deleting = set(delete_tokens)
+    final = []
+    for rec in validated:
+        if deleting and any(t in deleting for t in rec["caption"].split()):
+            reject(rec["image_id"], rec["caption"], "8_post_delete")
+        else:
+            final.append(rec)
+    atomic_write_text(odir / "step8_post_delete.json", dump_json(final))
+    say("step8 done")
+
+    prompt = TASKS["vanilla"].prompt()
+    hmer = dump_json([sharegpt_record(r["image_path"], prompt, r["caption"]) for r in final])
+    atomic_write_text(odir / "step9_hmer_json.json", hmer)
+    say("step9 done")
+    say("all done")
+    say(f"final caption lines count: {len(final)}")
+    say("loss caption lines count: ", len(records) - len(final))
+    atomic_write_text(odir / "invalid_record.json", dump_json(invalid))
+    counts = Counter(r["type"] for r in invalid)
+    say(f"invalid data count: {len(invalid)}")
+    for kind, n in counts.items():
+        say(f"{kind}: {n}")
+    final_path = odir / (odir.name + final_name_suffix)
+    atomic_write_text(final_path, hmer)
+    return {"final": final_path, "kept": len(final), "invalid": counts}
+
+
+def prompt_only(
+    input_path: str | Path,
+    output_dir: str | Path,
+    image_base_path: str,
+    image_suffix: str = "",
+    *,
+    json_image_id_key: str = "img_id",
+    json_caption_key: str = "label",
+    out=None,
+) -> Path:
+    """The official ``prompt-only`` subcommand: no cleaning.
+
+    Writes ``mid_output.json`` (``[{image_path, caption, image_id}]``) and ``<output-dir name>.json`` (ShareGPT,
+    vanilla prompt), both indent 4 without a trailing newline; prints ``prompt-only output: <path>``. Returns the
+    ShareGPT path. Raises :class:`InputError` for bad input.
+    """
+    records = load_caption_records(input_path, json_image_id_key, json_caption_key)
+    odir = Path(output_dir).resolve()
+    _prepare_output_dir(odir)
+    mid = [{"image_path": _image_path(image_base_path, iid, image_suffix), "caption": cap, "image_id": iid}
+           for cap, iid in records]
+    atomic_write_text(odir / "mid_output.json", dump_json(mid))
+    prompt = TASKS["vanilla"].prompt()
+    final = odir / f"{odir.name}.json"
+    atomic_write_text(final, dump_json([sharegpt_record(r["image_path"], prompt, r["caption"]) for r in mid]))
+    print(f"prompt-only output: {final}", file=out or sys.stdout)
+    return final
+
+
+_DESCRIPTION = """\
+Build Uni-MuMER vanilla prompt data (LLaMA-Factory ShareGPT JSON) from captions, as the official
+preprocess/make_mathnet_hmer_data.py (BFlameSwift/Uni-MuMER @ 3aea545d) does, without MathNet, KaTeX or Node:
+tokenisation is pylatexenc (unimumer.latex.tokenize), cleaning is unimumer.latex.normalize (the rules behind the
+official *_normalized test sets, docs/data-building.md).
+
+Input (--input): a .json array of objects (keys --json-image-id-key / --json-caption-key) or a text file of lines
+`image_id caption tokens...`. Errors (missing / non-UTF-8 / malformed input, an output folder this tool did not
+create) print one `error:` line and exit 2.
+"""
+
+_PROCESS_EPILOG = """\
+Files written to --output-dir (as the official tool): step1_csv.csv, step1.5_csv.csv, step2_captions.txt,
+step3_tokenized.txt, step4_restored.csv, step4_restored_normalized.csv, step6_final.txt, step7_final.json,
+step7_point_five_caption_only.txt, step7_point_six_tokenize_txt_only.txt, step7_point_seven_caption_json.json,
+step8_post_delete.json, step9_hmer_json.json, invalid_record.json (rejected records with their type:
+1.5invalid_delete, 4_tokenization_error, 5.5_normalize_error, 7.7_invalid_bracket, 7.7_empty_line,
+8_post_delete) and the final copy <output-dir name><--final-name-suffix>. Printed: the official step lines and
+counts. Example (the official README's):
+  python preprocess/make_mathnet_hmer_data.py process --input sample_caption.txt --output-dir processed_output \\
+      --image-base-path preprocess/examples/mathnet_hmer/images --image-suffix .png
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of the ``process`` / ``prompt-only`` CLI (official flags and defaults)."""
+    parser = argparse.ArgumentParser(
+        prog="make_mathnet_hmer_data.py", description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    proc = sub.add_parser("process", help="clean captions (steps 1-9) and write the ShareGPT prompt file",
+                          description=_DESCRIPTION, epilog=_PROCESS_EPILOG,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    po = sub.add_parser("prompt-only", help="ShareGPT prompt file from the captions as they are (no cleaning)",
+                        description=_DESCRIPTION + "\nWrites mid_output.json and <output-dir name>.json.",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    for p, suffix in ((proc, ".jpg"), (po, "")):
+        p.add_argument("--input", required=True, help="input .txt (`image_id caption...` lines) or .json file")
+        p.add_argument("--output-dir", required=True,
+                       help="output folder; deleted and recreated only if this tool created it")
+        p.add_argument("--image-base-path", required=True, help="folder written in front of each image path")
+        p.add_argument("--image-suffix", default=suffix, help=f"suffix appended to image_id (default {suffix!r})")
+        p.add_argument("--json-image-id-key", default="img_id", help="image id key of .json input (default img_id)")
+        p.add_argument("--json-caption-key", default="label", help="caption key of .json input (default label)")
+    proc.add_argument("--mathnet-root", default=None,
+                      help="accepted for compatibility with the official tool and ignored: MathNet is not needed")
+    proc.add_argument("--use-only-c", type=_parse_bool, default=True,
+                      help="rewrite array column alignments (l, r) to c during cleaning (default true)")
+    proc.add_argument("--remove", type=_parse_bool, default=True,
+                      help="drop formulas that fail the cleaning checks (default true; false keeps them as tokenized)")
+    proc.add_argument("--delete-token", action="append", default=[],
+                      help="drop records with this token in step 8 (repeatable; default none)")
+    proc.add_argument("--final-name-suffix", default="_0425_final.json",
+                      help="suffix of the final copy <output-dir name><suffix> (default _0425_final.json)")
+    proc.add_argument("--show-command-output", action="store_true",
+                      help="accepted for compatibility (the official tool streams MathNet's output); no effect")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point of ``preprocess/make_mathnet_hmer_data.py``; returns the exit code (0)."""
+    args = build_parser().parse_args(argv)
+    if args.command == "process":
+        process(args.input, args.output_dir, args.image_base_path, args.image_suffix,
+                json_image_id_key=args.json_image_id_key, json_caption_key=args.json_caption_key,
+                use_only_c=args.use_only_c, remove=args.remove, delete_tokens=args.delete_token,
+                final_name_suffix=args.final_name_suffix)
+    else:
+        prompt_only(args.input, args.output_dir, args.image_base_path, args.image_suffix,
+                    json_image_id_key=args.json_image_id_key, json_caption_key=args.json_caption_key)
+    return 0
