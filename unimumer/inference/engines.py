@@ -156,7 +156,10 @@ def check_vllm_can_start(dtype: str, gpu_memory_utilization: float) -> None:
         except ValueError:
             raise InputError(f"VLLM_CPU_KVCACHE_SPACE={space!r}: must be a whole number of GiB (e.g. "
                              "export VLLM_CPU_KVCACHE_SPACE=1)") from None
-        if gib < 1 or gib * 2**30 > node.available_memory:
+        if gib < 1:
+            raise InputError(f"VLLM_CPU_KVCACHE_SPACE={space}: the vLLM KV cache needs at least 1 GiB (e.g. "
+                             "export VLLM_CPU_KVCACHE_SPACE=1)")
+        if gib * 2**30 > node.available_memory:
             raise InputError(f"VLLM_CPU_KVCACHE_SPACE={space}: {space} GiB of vLLM KV cache requested, "
                              f"{_gib(node.available_memory)} of {_gib(node.total_memory)} GiB available; export "
                              "a smaller VLLM_CPU_KVCACHE_SPACE (e.g. 1)")
@@ -245,7 +248,7 @@ def seeded_sampling_scheduler_kwargs(max_model_len: int) -> dict:
     or an interrupted-and-resumed run. When the scheduler splits a prompt over two steps (chunked prefill: the
     token budget, ``max_num_batched_tokens``, is used up mid-prompt), vLLM discards the token sampled after the
     partial prefill and rewinds that request's generator (``gen.set_offset(gen.get_offset() - 4)`` in
-    ``gpu_model_runner._bookkeeping_sync``, vLLM 0.11-0.32). CUDA's Philox generator has an offset, so on a GPU
+    ``gpu_model_runner._bookkeeping_sync``, vLLM 0.32). CUDA's Philox generator has an offset, so on a GPU
     the rewind makes the discarded draw invisible and chunked prefill stays on (vLLM's default). A CPU
     ``torch.Generator`` (Mersenne Twister) has none and raises ``CPU Generator does not use offset``, killing the
     engine. On CPU this returns ``enable_chunked_prefill=False`` with a token budget of at least
