@@ -141,7 +141,7 @@ def test_vllm_infer_and_predict_run_with_nothing_exported(tmp_path, prompts_dir,
     preds = json.loads((out / "crohme_train_pred.json").read_text())
     assert len(preds) == 4 and all("error" not in r for r in preds)
     image = SAMPLE_TRAIN / "img" / "108_carlos.png"
-    proc = run(["scripts/predict.py", "--model", str(tiny_qwen2_5_vl), "--backend", "vllm", "--max-tokens", "8",
-                "--dtype", "float32", str(image)])
+    # the README's quick check as written (--backend auto: transformers on a machine without a GPU)
+    proc = run(["scripts/predict.py", "--model", str(tiny_qwen2_5_vl), "--max-tokens", "8", str(image)])
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.startswith(f"{image}\t")
+    assert [line for line in proc.stdout.splitlines() if line.startswith(f"{image}\t")]
