@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 VENV=${1:-.venv}
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
-STAMP_FILES="env/requirements-cpu.txt env/constraints-cpu.txt env/setup_cpu_env.sh env/unimumer_torchvision_fix.py"
+STAMP_FILES="env/requirements-cpu.txt env/constraints-cpu.txt env/setup_cpu_env.sh env/unimumer_torchvision_fix.py env/unimumer_cpu_defaults.py"
 want=$(cat $STAMP_FILES | sha256sum | cut -d' ' -f1)
 if [ -f "$VENV/.unimumer-env-stamp" ] && [ "$(cat "$VENV/.unimumer-env-stamp")" = "$want" ] && [ -x "$VENV/bin/python" ]; then
     echo "[env] $VENV is up to date (stamp $want); nothing to install"
@@ -37,6 +37,10 @@ SITE=$($VENV/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purel
 #  - torchcodec: uninstall (vLLM tolerates its absence).
 cp env/unimumer_torchvision_fix.py "$SITE/unimumer_torchvision_fix.py"
 echo "import unimumer_torchvision_fix; unimumer_torchvision_fix.install()" > "$SITE/unimumer_torchvision_fix.pth"
+# CPU defaults for every command run with this venv's python (VLLM_CPU_KVCACHE_SPACE=1, DISABLE_VERSION_CHECK=1),
+# set only where the user has not set them (env/unimumer_cpu_defaults.py); GPU installs do not get this hook.
+cp env/unimumer_cpu_defaults.py "$SITE/unimumer_cpu_defaults.py"
+echo "import unimumer_cpu_defaults; unimumer_cpu_defaults.install()" > "$SITE/unimumer_cpu_defaults.pth"
 if [ -d "$SITE/torchaudio/lib" ]; then rm -f "$SITE"/torchaudio/lib/*.so; fi
 $PIP uninstall -y -q torchcodec >/dev/null 2>&1 || true
 DISABLE_VERSION_CHECK=1 $VENV/bin/python -c "

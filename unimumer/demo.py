@@ -32,7 +32,8 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError, UniMuMERError
@@ -90,6 +91,219 @@ class _Stages:
         return result
 
 
+@dataclass
+class DemoContext:
+    """Where a demo run writes and how it runs its commands; every stage function takes one.
+
+    ``out``: the demo folder (absolute); ``env``: the environment of the subprocesses (:func:`_env`); ``log``: the
+    line printer. The folders below ``out`` are properties.
+    """
+
+    out: Path
+    env: dict = field(default_factory=lambda: _env())
+    log: Callable[[str], object] = print
+
+    @property
+    def data(self) -> Path:
+        return self.out / "data"
+
+    @property
+    def logs(self) -> Path:
+        return self.out / "logs"
+
+    @property
+    def info(self) -> Path:
+        """The demo's own ``dataset_info.json`` (the repository's ``data/`` registry is never touched)."""
+        return self.data / "dataset_info.json"
+
+    @property
+    def results_dir(self) -> Path:
+        return self.data / "CROHME" / "results_tiny"
+
+
+def stage_model(ctx: DemoContext) -> Path:
+    """Stage 1: build the tiny random :data:`FAMILY` checkpoint in ``models/tiny-<family>``; returns its folder."""
+    from .tiny_models import build_tiny_model
+
+    tiny = build_tiny_model(FAMILY, ctx.out / "models" / f"tiny-{FAMILY}")
+    ctx.log(f"    {tiny}")
+    return tiny
+
+
+def stage_data(ctx: DemoContext, n_train: int | None = None, n_test: int | None = None) -> tuple[Path, dict, Path]:
+    """Stage 2: the bundled training images → vanilla / Tree-CoT / counting datasets registered in
+    ``data/dataset_info.json``; the bundled CROHME 2014 images → the official test prompt file.
+
+    ``n_train`` / ``n_test``: how many images (``None``: all 48). Returns (vanilla file, written datasets,
+    test prompt file).
+    """
+    from .builders import build_prompts_from_crohme, build_training_set
+
+    vanilla, st = build_prompts_from_crohme(SAMPLE / "crohme" / "train", ctx.data, "CROHME", "train",
+                                            limit=n_train, workers=1)
+    ctx.log(f"    vanilla: {vanilla.relative_to(ctx.out)} ({st.get('written', 0)} records, "
+            f"{st.get('missing_image', 0)} missing / {st.get('unreadable_image', 0)} unreadable images)")
+    written = build_training_set(vanilla, "crohme_train", ("vanilla", "tree", "can"), dataset_info=ctx.info,
+                                 workers=1)
+    prompts, st2 = build_prompts_from_crohme(SAMPLE / "crohme" / "2014", ctx.data, "CROHME", "2014", limit=n_test,
+                                             repo_root=ctx.out, workers=1)
+    ctx.log(f"    test prompts: {prompts.relative_to(ctx.out)} ({st2.get('written', 0)} records)")
+    return vanilla, written, prompts
+
+
+def stage_edl(ctx: DemoContext, vanilla: Path, model: Path, folds: int = 2, samples: int = 2,
+              max_tokens: int = 24, fold_train_steps: int = 2) -> tuple[dict, dict]:
+    """Stage 3: the cross-fold error corpus (paper Fig. 4) → ``crohme_train_error_find`` / ``_error_fix`` next
+    to the vanilla file, registered in the demo's ``dataset_info.json``.
+
+    Folds train ``model`` with the paper config (CPU overrides, no DeepSpeed) for ``fold_train_steps`` steps; vLLM
+    samples ``samples`` candidates per held-out image at T = 1.0 with the pipeline's seed. Returns (the error
+    corpus summary of :func:`unimumer.error_corpus.build_error_corpus`, ``{dataset: records}`` of the registry).
+    """
+    from .error_corpus import CorpusSettings, build_error_corpus
+    from .files import read_json
+
+    settings = CorpusSettings(
+        train=str(vanilla), name="crohme_train", folds=folds, samples=samples, temperature=1.0,
+        max_tokens=max_tokens, base_config=str(PAPER_CONFIG), model=str(model), image_root=str(ctx.data),
+        train_overrides=[*CPU_TRAIN_OVERRIDES, f"max_steps={fold_train_steps}", "deepspeed=null",
+                         "save_only_model=true"],
+    )
+    corpus = build_error_corpus(
+        settings, ctx.out / "error_corpus", output_dir=vanilla.parent, dataset_info=ctx.info,
+        engine_kwargs={"dtype": "float32", "max_model_len": 2048, "enforce_eager": True},
+        log=lambda m: ctx.log("    " + m),
+    )
+    registry = read_json(ctx.info)
+    datasets = {name: len(read_json(ctx.data / entry["file_name"])) for name, entry in registry.items()}
+    for name, n in datasets.items():
+        ctx.log(f"    {name:<26} {n:>4} records")
+    return corpus, datasets
+
+
+def stage_configs(ctx: DemoContext) -> list[str]:
+    """Stage 4: every ``train/*.yaml`` through LLaMA-Factory's parser (registry only); returns their paths.
+
+    Raises :class:`DemoError` naming the invalid configs.
+    """
+    from .training.check import check_configs
+
+    configs = sorted(TRAIN_DIR.glob("*.yaml"))
+    results = check_configs(configs, check_files=False, workdir=REPO_ROOT)
+    for r in results:
+        ctx.log("    " + r.render().splitlines()[0])
+    bad = [r.config for r in results if not r.ok]
+    if bad:
+        raise DemoError(f"invalid training configs: {', '.join(bad)}")
+    return [str(c.relative_to(REPO_ROOT)) for c in configs]
+
+
+def stage_train(ctx: DemoContext, model: Path, datasets: Sequence[str], train_steps: int = 4) -> dict:
+    """Stage 5: ``scripts/train.sh train/Uni-MuMER-train.yaml`` (DeepSpeed ZeRO-2, CPU overrides) on ``datasets``
+    for ``train_steps`` steps into ``saves/uni-mumer-tiny`` (log ``logs/train.log``).
+
+    Returns ``{"command", "losses", "model"}``. Raises :class:`~unimumer.error_corpus.StageError` when it fails.
+    """
+    import json
+
+    from .error_corpus import run_logged
+
+    model_out = ctx.out / "saves" / "uni-mumer-tiny"
+    cmd = ["bash", "scripts/train.sh", str(PAPER_CONFIG.relative_to(REPO_ROOT)), f"model_name_or_path={model}",
+           f"dataset_dir={ctx.data}", f"dataset={','.join(datasets)}", f"output_dir={model_out}",
+           f"max_steps={train_steps}", f"save_steps={train_steps}", *CPU_TRAIN_OVERRIDES]
+    env = dict(ctx.env, HF_DATASETS_CACHE=str(ctx.out / ".cache" / "hf_datasets"))
+    run_logged(cmd, ctx.logs / "train.log", "stage 'train'", env, cwd=REPO_ROOT)
+    rows = [json.loads(x) for x in (model_out / "trainer_log.jsonl").read_text().splitlines() if x.strip()]
+    losses = [r["loss"] for r in rows if "loss" in r]
+    ctx.log(f"    {' '.join(cmd[:3])} … ({len(datasets)} datasets, {train_steps} steps, DeepSpeed ZeRO-2)")
+    ctx.log(f"    losses: {', '.join(f'{v:.3f}' for v in losses)}; model: {model_out.relative_to(ctx.out)}")
+    return {"command": " ".join(cmd), "losses": losses, "model": str(model_out)}
+
+
+def stage_infer(ctx: DemoContext, model: str | Path, test_prompts: Path, max_tokens: int = 24) -> dict:
+    """Stage 6: ``scripts/vllm_infer.py`` (greedy, vLLM on CPU) with ``model`` on the test prompt file's folder →
+    ``data/CROHME/results_tiny/crohme_2014_pred.json`` + its official report (log ``logs/infer.log``).
+
+    Returns ``{"pred_file", "report", "metrics"}``. Raises :class:`~unimumer.error_corpus.StageError`.
+    """
+    from .error_corpus import run_logged
+    from .metrics import evaluate_file
+
+    cmd = [sys.executable, "scripts/vllm_infer.py", "--model", str(model), "--input-dir", str(test_prompts.parent),
+           "--output-dir", str(ctx.results_dir), "--image-root", str(ctx.out), "--max-tokens", str(max_tokens),
+           "--temperature", "0", "--dtype", "float32", "--enforce-eager"]
+    run_logged(cmd, ctx.logs / "infer.log", "stage 'infer'", ctx.env, cwd=REPO_ROOT)
+    pred = ctx.results_dir / "crohme_2014_pred.json"
+    m = evaluate_file(pred)
+    ctx.log(f"    {pred.relative_to(ctx.out)}: {m['total_samples']} records, ExpRate {m['exact_match_rate']:.2f} % "
+            "(meaningless: random tiny model)")
+    return {"pred_file": str(pred), "report": str(ctx.results_dir / "crohme_2014_results.txt"), "metrics": m}
+
+
+def stage_official(ctx: DemoContext, years: Sequence[int] = (2014, 2016, 2019), cdm: bool = True) -> list[dict]:
+    """Stage 7: the bundled official predictions of each CROHME year scored into ``official/``: the report must
+    equal the official ``*_results.txt`` byte for byte; plus ExpRate@CDM (:mod:`unimumer.cdm`) when ``cdm``.
+
+    Returns one row per year ``{"year", "metrics", "identical_to_official_report"[, "exprate_cdm"]}``. Raises
+    :class:`DemoError` when a report differs.
+    """
+    from .files import read_json, write_json
+    from .metrics import evaluate_file, format_report
+
+    rows = []
+    for year in years:
+        src = SAMPLE / "official_predictions" / f"crohme_{year}.json"
+        dst = ctx.out / "official" / f"crohme_{year}_pred.json"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+        metrics = evaluate_file(dst)
+        report = format_report(metrics)
+        atomic_write_text(dst.with_name(f"crohme_{year}_results.txt"), report)
+        official_report = (SAMPLE / "official_predictions" / f"crohme_{year}_results.txt").read_text("utf-8")
+        row = {"year": year, "metrics": metrics, "identical_to_official_report": report == official_report}
+        if cdm:
+            from .cdm import evaluate_cdm
+
+            res = evaluate_cdm(read_json(dst))
+            write_json(dst.with_name(f"crohme_{year}_cdm.json"), res, indent=2)
+            row["exprate_cdm"] = res["exprate_cdm"]
+        rows.append(row)
+    ctx.log("    | CROHME | records | ExpRate | ≤1 | ≤2 | ≤3 | BLEU-4 | ExpRate@CDM | report = official |")
+    ctx.log("    |---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        m = r["metrics"]
+        ctx.log(f"    | {r['year']} | {m['total_samples']} | {m['exact_match_rate']:.2f} | {m['error_le_1_rate']:.2f} | "
+                f"{m['error_le_2_rate']:.2f} | {m['error_le_3_rate']:.2f} | {m['bleu4_score']:.2f} | "
+                f"{r.get('exprate_cdm', float('nan')):.2f} | {'yes' if r['identical_to_official_report'] else 'NO'} |")
+    if not all(r["identical_to_official_report"] for r in rows):
+        raise DemoError("a report differs from the official one (see official/)")
+    return rows
+
+
+def stage_summary(ctx: DemoContext, datasets: dict, stage_times: dict) -> dict:
+    """Stage 8: ``report.md`` (the cross-dataset table of ``results_tiny`` and ``official``, the datasets built,
+    the stage times) and ``exprate.png``. Returns ``{"markdown", "plot"}`` (paths)."""
+    from .metrics.summary import collect_rows, markdown_table, plot_exprate
+
+    rows = collect_rows([ctx.results_dir, ctx.out / "official"])
+    png = plot_exprate(rows, ctx.out / "exprate.png")
+    lines = [
+        "# unimumer demo report", "", DISCLAIMER, "",
+        "## Scores next to the paper (Uni-MuMER Qwen2.5-VL-3B)", "",
+        markdown_table(rows).replace("# ", "### ", 1), "",
+        "Run `results_tiny`: the tiny demo model's predictions (meaningless). Run `official`: the official Uni-MuMER "
+        "predictions, scored by this project (reports byte-identical to the official ones).",
+        "", f"![ExpRate per split]({png.name})", "",
+        "## What was built", "",
+        "| dataset | records |", "|---|---|", *[f"| {k} | {v} |" for k, v in datasets.items()], "",
+        "## Stage times (s)", "",
+        "| stage | seconds |", "|---|---|", *[f"| {k} | {v:.1f} |" for k, v in stage_times.items()], "",
+    ]
+    path = atomic_write_text(ctx.out / "report.md", "\n".join(lines))
+    return {"markdown": str(path), "plot": str(png)}
+
+
 def run_demo(
     output_dir: str | os.PathLike = REPO_ROOT / "demo_output",
     *,
@@ -104,7 +318,7 @@ def run_demo(
     cdm: bool = True,
     log=print,
 ) -> dict:
-    """Run the demo pipeline (see the module docstring) and return its summary dict.
+    """Run the demo pipeline (see the module docstring): the stage functions above, in order, timed.
 
     Inputs: the output folder, the sample sizes (``None``: the whole bundled sample, 48 train / 48 test images),
     the error-corpus settings (``folds`` K, ``samples`` N, ``max_tokens`` per generated answer), training steps
@@ -115,172 +329,38 @@ def run_demo(
     :class:`~unimumer.error_corpus.StageError` (a training / inference run failed; names its log) and
     :class:`DemoError` (invalid configs, a report that differs from the official one).
     """
-    from .builders import build_prompts_from_crohme, build_training_set
-    from .error_corpus import CorpusSettings, build_error_corpus, run_logged
-    from .files import read_json, write_json
-    from .metrics import evaluate_file, format_report
-    from .metrics.summary import collect_rows, markdown_table, plot_exprate
-    from .tiny_models import build_tiny_model
-    from .training.check import check_configs
+    from .files import write_json
 
     out = Path(output_dir).resolve()
     _prepare_output(out)
-    data = out / "data"
-    logs = out / "logs"
-    info = data / "dataset_info.json"
-    env = _env()
+    ctx = DemoContext(out, log=log)
     stages = _Stages(log)
     log(DISCLAIMER)
     summary: dict = {"output_dir": str(out)}
 
-    # 1. model ---------------------------------------------------------------------------------------------
-    tiny = stages.run("model", f"tiny random {FAMILY} checkpoint (scripts/make_tiny_model.py)",
-                      build_tiny_model, FAMILY, out / "models" / f"tiny-{FAMILY}")
-    log(f"    {tiny}")
-
-    # 2. data ----------------------------------------------------------------------------------------------
-    def build_data():
-        vanilla, st = build_prompts_from_crohme(SAMPLE / "crohme" / "train", data, "CROHME", "train",
-                                                limit=n_train, workers=1)
-        log(f"    vanilla: {vanilla.relative_to(out)} ({st.get('written', 0)} records, "
-            f"{st.get('missing_image', 0)} missing / {st.get('unreadable_image', 0)} unreadable images)")
-        written = build_training_set(vanilla, "crohme_train", ("vanilla", "tree", "can"), dataset_info=info,
-                                     workers=1)
-        prompts, st2 = build_prompts_from_crohme(SAMPLE / "crohme" / "2014", data, "CROHME", "2014", limit=n_test,
-                                                 repo_root=out, workers=1)
-        log(f"    test prompts: {prompts.relative_to(out)} ({st2.get('written', 0)} records)")
-        return vanilla, written, prompts
-
-    vanilla, written, test_prompts = stages.run("data", "task data from the bundled CROHME sample", build_data)
-
-    # 3. EDL -----------------------------------------------------------------------------------------------
-    settings = CorpusSettings(
-        train=str(vanilla), name="crohme_train", folds=folds, samples=samples, temperature=1.0,
-        max_tokens=max_tokens, base_config=str(PAPER_CONFIG), model=str(tiny), image_root=str(data),
-        train_overrides=[*CPU_TRAIN_OVERRIDES, f"max_steps={fold_train_steps}", "deepspeed=null",
-                         "save_only_model=true"],
-    )
-    corpus = stages.run(
+    tiny = stages.run("model", f"tiny random {FAMILY} checkpoint (scripts/make_tiny_model.py)", stage_model, ctx)
+    vanilla, _, test_prompts = stages.run("data", "task data from the bundled CROHME sample", stage_data, ctx,
+                                          n_train, n_test)
+    corpus, datasets = stages.run(
         "edl", f"error-driven learning data: cross-fold error corpus (K={folds}, N={samples}, T=1.0)",
-        build_error_corpus, settings, out / "error_corpus", output_dir=vanilla.parent, dataset_info=info,
-        engine_kwargs={"dtype": "float32", "max_model_len": 2048, "enforce_eager": True}, log=lambda m: log("    " + m),
-    )
-    registry = read_json(info)
-    datasets = {name: len(read_json(data / entry["file_name"])) for name, entry in registry.items()}
-    for name, n in datasets.items():
-        log(f"    {name:<26} {n:>4} records")
+        stage_edl, ctx, vanilla, tiny, folds, samples, max_tokens, fold_train_steps)
     summary["datasets"] = datasets
     summary["error_corpus"] = corpus
-
-    # 4. configs -------------------------------------------------------------------------------------------
-    def check():
-        configs = sorted(TRAIN_DIR.glob("*.yaml"))
-        results = check_configs(configs, check_files=False, workdir=REPO_ROOT)
-        for r in results:
-            log("    " + r.render().splitlines()[0])
-        bad = [r.config for r in results if not r.ok]
-        if bad:
-            raise DemoError(f"invalid training configs: {', '.join(bad)}")
-        return [str(c.relative_to(REPO_ROOT)) for c in configs]
-
     summary["configs"] = stages.run("configs", "every train/*.yaml through LLaMA-Factory's parser "
-                                    "(scripts/check_config.py --registry-only)", check)
-
-    # 5. train ---------------------------------------------------------------------------------------------
-    model_out = out / "saves" / "uni-mumer-tiny"
-    names = list(datasets)
-    train_cmd = ["bash", "scripts/train.sh", str(PAPER_CONFIG.relative_to(REPO_ROOT)),
-                 f"model_name_or_path={tiny}", f"dataset_dir={data}", f"dataset={','.join(names)}",
-                 f"output_dir={model_out}", f"max_steps={train_steps}", f"save_steps={train_steps}",
-                 *CPU_TRAIN_OVERRIDES]
-
-    def train():
-        env_t = dict(env, HF_DATASETS_CACHE=str(out / ".cache" / "hf_datasets"))
-        run_logged(train_cmd, logs / "train.log", "stage 'train'", env_t, cwd=REPO_ROOT)
-        import json
-
-        rows = [json.loads(x) for x in (model_out / "trainer_log.jsonl").read_text().splitlines() if x.strip()]
-        losses = [r["loss"] for r in rows if "loss" in r]
-        log(f"    {' '.join(train_cmd[:3])} … ({len(names)} datasets, {train_steps} steps, DeepSpeed ZeRO-2)")
-        log(f"    losses: {', '.join(f'{v:.3f}' for v in losses)}; model: {model_out.relative_to(out)}")
-        return {"command": " ".join(train_cmd), "losses": losses, "model": str(model_out)}
-
-    summary["train"] = stages.run("train", "fine-tuning the tiny model on all five tasks (scripts/train.sh)", train)
-
-    # 6. infer ---------------------------------------------------------------------------------------------
-    results_dir = data / "CROHME" / "results_tiny"
-    infer_cmd = [sys.executable, "scripts/vllm_infer.py", "--model", str(model_out), "--input-dir",
-                 str(test_prompts.parent), "--output-dir", str(results_dir), "--image-root", str(out),
-                 "--max-tokens", str(max_tokens), "--temperature", "0", "--dtype", "float32", "--enforce-eager"]
-
-    def infer():
-        run_logged(infer_cmd, logs / "infer.log", "stage 'infer'", env, cwd=REPO_ROOT)
-        pred = results_dir / "crohme_2014_pred.json"
-        m = evaluate_file(pred)
-        log(f"    {pred.relative_to(out)}: {m['total_samples']} records, ExpRate {m['exact_match_rate']:.2f} % "
-            "(meaningless: random tiny model)")
-        return {"pred_file": str(pred), "report": str(results_dir / "crohme_2014_results.txt"), "metrics": m}
-
+                                    "(scripts/check_config.py --registry-only)", stage_configs, ctx)
+    summary["train"] = stages.run("train", "fine-tuning the tiny model on all five tasks (scripts/train.sh)",
+                                  stage_train, ctx, tiny, list(datasets), train_steps)
     summary["predictions"] = stages.run("infer", "vLLM batch inference on the CROHME 2014 sample "
-                                        "(scripts/vllm_infer.py)", infer)
-
-    # 7. official ------------------------------------------------------------------------------------------
-    def official():
-        from .cdm import evaluate_cdm
-
-        rows = []
-        for year in official_years:
-            src = SAMPLE / "official_predictions" / f"crohme_{year}.json"
-            dst = out / "official" / f"crohme_{year}_pred.json"
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dst)
-            metrics = evaluate_file(dst)
-            report = format_report(metrics)
-            atomic_write_text(dst.with_name(f"crohme_{year}_results.txt"), report)
-            official_report = (SAMPLE / "official_predictions" / f"crohme_{year}_results.txt").read_text("utf-8")
-            row = {"year": year, "metrics": metrics, "identical_to_official_report": report == official_report}
-            if cdm:
-                res = evaluate_cdm(read_json(dst))
-                write_json(dst.with_name(f"crohme_{year}_cdm.json"), res, indent=2)
-                row["exprate_cdm"] = res["exprate_cdm"]
-            rows.append(row)
-        log("    | CROHME | records | ExpRate | ≤1 | ≤2 | ≤3 | BLEU-4 | ExpRate@CDM | report = official |")
-        log("    |---|---|---|---|---|---|---|---|---|")
-        for r in rows:
-            m = r["metrics"]
-            log(f"    | {r['year']} | {m['total_samples']} | {m['exact_match_rate']:.2f} | {m['error_le_1_rate']:.2f} | "
-                f"{m['error_le_2_rate']:.2f} | {m['error_le_3_rate']:.2f} | {m['bleu4_score']:.2f} | "
-                f"{r.get('exprate_cdm', float('nan')):.2f} | {'yes' if r['identical_to_official_report'] else 'NO'} |")
-        if not all(r["identical_to_official_report"] for r in rows):
-            raise DemoError("a report differs from the official one (see official/)")
-        return rows
-
+                                        "(scripts/vllm_infer.py)", stage_infer, ctx, summary["train"]["model"],
+                                        test_prompts, max_tokens)
     summary["official"] = stages.run("official", "the paper's CROHME table from the official predictions",
-                                     official)
-
-    # 8. summary -------------------------------------------------------------------------------------------
-    def report():
-        rows = collect_rows([results_dir, out / "official"])
-        png = plot_exprate(rows, out / "exprate.png")
-        lines = [
-            "# unimumer demo report", "", DISCLAIMER, "",
-            "## Scores next to the paper (Uni-MuMER Qwen2.5-VL-3B)", "",
-            markdown_table(rows).replace("# ", "### ", 1), "",
-            "Run `results_tiny`: the tiny demo model's predictions (meaningless). Run `official`: the official Uni-MuMER "
-            "predictions, scored by this project (reports byte-identical to the official ones).",
-            "", f"![ExpRate per split]({png.name})", "",
-            "## What was built", "",
-            "| dataset | records |", "|---|---|", *[f"| {k} | {v} |" for k, v in datasets.items()], "",
-            "## Stage times (s)", "",
-            "| stage | seconds |", "|---|---|", *[f"| {k} | {v:.1f} |" for k, v in stages.times.items()], "",
-        ]
-        path = atomic_write_text(out / "report.md", "\n".join(lines))
-        return {"markdown": str(path), "plot": str(png)}
-
-    summary["report"] = stages.run("summary", "Markdown report and ExpRate chart", report)
+                                     stage_official, ctx, official_years, cdm)
+    summary["report"] = stages.run("summary", "Markdown report and ExpRate chart", stage_summary, ctx, datasets,
+                                   stages.times)
     summary["stage_seconds"] = stages.times
     write_json(out / "summary.json", summary, indent=2)
 
+    data = ctx.data
     log("\n" + "=" * 100)
     log(f"unimumer demo: done in {sum(stages.times.values()):.0f} s")
     log(f"  built     {len(datasets)} datasets ({', '.join(f'{k} {v}' for k, v in datasets.items())})")
@@ -289,7 +369,8 @@ def run_demo(
     log(f"  EDL       {corpus.get('candidates_sampled', '?')} candidates sampled by the fold models, "
         f"{corpus.get('wrong', '?')} wrong → error_find / error_fix")
     log(f"  checked   {len(summary['configs'])} training configs (LLaMA-Factory parser): all valid")
-    log(f"  trained   {model_out} ({train_steps} steps, final loss {summary['train']['losses'][-1]:.3f})")
+    log(f"  trained   {summary['train']['model']} ({train_steps} steps, final loss "
+        f"{summary['train']['losses'][-1]:.3f})")
     log(f"  predicted {summary['predictions']['pred_file']}")
     log(f"  scored    official CROHME {', '.join(str(y) for y in official_years)}: reports identical to the "
         "official ones")

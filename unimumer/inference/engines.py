@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import InputError
 from .core import SYSTEM_MESSAGE, TRAIN_MAX_PIXELS, TRAIN_MIN_PIXELS
@@ -84,6 +85,93 @@ def strip_think_opener(text: str) -> str:
     return text
 
 
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+
+
+def check_model_location(model: str) -> None:
+    """Refuse a ``--model`` that names a local folder which is missing or is not a checkpoint.
+
+    A Hugging Face Hub id (``org/name``, no leading ``/``, ``.`` or ``~``) is left to ``from_pretrained``; anything
+    else that looks like a path (absolute, ``./``, ``../``, ``~``, two or more ``/``, or an existing path) must be a
+    folder holding ``config.json``. Raises :class:`InputError` naming the folder and ``--model``.
+    """
+    path = Path(model).expanduser()
+    looks_like_path = (path.exists() or model.startswith(("/", ".", "~")) or model.count("/") >= 2
+                       or "\\" in model)
+    if not looks_like_path:
+        return
+    if not path.is_dir():
+        raise InputError(f"--model {model}: no such model folder (pass a folder holding config.json, or a "
+                         "Hugging Face id such as Qwen/Qwen2.5-VL-3B-Instruct)")
+    if not (path / "config.json").is_file():
+        raise InputError(f"--model {model}: the folder has no config.json (not a saved checkpoint; pass the "
+                         "folder LLaMA-Factory's output_dir or export_dir wrote)")
+
+
+def check_dtype(dtype: str) -> None:
+    """Refuse a ``--dtype`` outside :data:`DTYPES` (both engines). Raises :class:`InputError` naming ``--dtype``."""
+    if dtype not in DTYPES:
+        raise InputError(f"--dtype {dtype!r}: not a supported dtype (choose {', '.join(DTYPES)})")
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f}"
+
+
+def check_vllm_can_start(dtype: str, gpu_memory_utilization: float) -> None:
+    """Checks made before a ``vllm.LLM`` is built, for the start-up failures vLLM reports only from its
+    engine-core process (the caller then sees ``RuntimeError: Engine core initialization failed`` and the cause
+    is buried in the worker's log).
+
+    - ``--dtype``: must be one of the platform's supported dtypes (``current_platform.supported_dtypes``);
+    - CPU only, the KV cache vLLM-CPU will reserve at start-up (vLLM 0.32 ``CPUWorker``): with
+      ``VLLM_CPU_KVCACHE_SPACE`` set, that many GiB (an integer, vLLM parses it with ``int``); without it,
+      ``--gpu-memory-utilization`` x the memory node's total memory. Either must fit in the node's available
+      memory (vLLM's own ``get_memory_node_info``).
+
+    Raises :class:`InputError` naming the cause and the option / variable that fixes it.
+    """
+    import os
+
+    import torch
+    from vllm.platforms import current_platform
+
+    check_dtype(dtype)
+    if dtype != "auto" and getattr(torch, dtype) not in current_platform.supported_dtypes:
+        names = ", ".join(str(d).removeprefix("torch.") for d in current_platform.supported_dtypes)
+        raise InputError(f"--dtype {dtype}: not supported by vLLM on this machine (supported: {names}); "
+                         "pass --dtype float32 or auto")
+    if not current_platform.is_cpu():
+        return
+    if not 0 < gpu_memory_utilization <= 1:
+        raise InputError(f"--gpu-memory-utilization {gpu_memory_utilization}: must be in (0, 1]")
+    from vllm.utils.cpu_resource_utils import get_allowed_cpu_list, get_memory_node_info
+
+    cpus = get_allowed_cpu_list()
+    node = get_memory_node_info(cpus[0].numa_node if cpus else 0)
+    space = os.environ.get("VLLM_CPU_KVCACHE_SPACE", "")
+    if space != "":
+        try:
+            gib = int(space)
+        except ValueError:
+            raise InputError(f"VLLM_CPU_KVCACHE_SPACE={space!r}: must be a whole number of GiB (e.g. "
+                             "export VLLM_CPU_KVCACHE_SPACE=1)") from None
+        if gib < 1:
+            raise InputError(f"VLLM_CPU_KVCACHE_SPACE={space}: the vLLM KV cache needs at least 1 GiB (e.g. "
+                             "export VLLM_CPU_KVCACHE_SPACE=1)")
+        if gib * 2**30 > node.available_memory:
+            raise InputError(f"VLLM_CPU_KVCACHE_SPACE={space}: {space} GiB of vLLM KV cache requested, "
+                             f"{_gib(node.available_memory)} of {_gib(node.total_memory)} GiB available; export "
+                             "a smaller VLLM_CPU_KVCACHE_SPACE (e.g. 1)")
+        return
+    want = gpu_memory_utilization * node.total_memory
+    if want > node.available_memory:
+        raise InputError(f"VLLM_CPU_KVCACHE_SPACE is not set, so vLLM-CPU reserves --gpu-memory-utilization "
+                         f"{gpu_memory_utilization} x {_gib(node.total_memory)} GiB = {_gib(want)} GiB but "
+                         f"{_gib(node.available_memory)} GiB are available; export VLLM_CPU_KVCACHE_SPACE=1 "
+                         "(GiB of KV cache) or lower --gpu-memory-utilization")
+
+
 class _Base:
     """Shared pieces: the processor, the chat template, image resizing and decoding."""
 
@@ -96,6 +184,7 @@ class _Base:
             raise InputError(
                 f"invalid pixel bounds --min-pixels {settings.min_pixels} --max-pixels {settings.max_pixels}"
             )
+        check_model_location(model)
         try:
             self.processor = AutoProcessor.from_pretrained(model)
         except (OSError, ValueError) as exc:
@@ -151,6 +240,28 @@ class _Base:
         """Release the engine (frees the accelerator memory)."""
 
 
+def seeded_sampling_scheduler_kwargs(max_model_len: int) -> dict:
+    """vLLM scheduler options that make per-request seeded sampling work on this platform (``{}`` on GPUs).
+
+    Every request carries ``SamplingParams.seed`` (children of an ``n=N`` request get ``seed + j``), so vLLM gives
+    it its own ``torch.Generator``: a request's candidates depend only on its seed, not on the batch, the order
+    or an interrupted-and-resumed run. When the scheduler splits a prompt over two steps (chunked prefill: the
+    token budget, ``max_num_batched_tokens``, is used up mid-prompt), vLLM discards the token sampled after the
+    partial prefill and rewinds that request's generator (``gen.set_offset(gen.get_offset() - 4)`` in
+    ``gpu_model_runner._bookkeeping_sync``, vLLM 0.32). CUDA's Philox generator has an offset, so on a GPU
+    the rewind makes the discarded draw invisible and chunked prefill stays on (vLLM's default). A CPU
+    ``torch.Generator`` (Mersenne Twister) has none and raises ``CPU Generator does not use offset``, killing the
+    engine. On CPU this returns ``enable_chunked_prefill=False`` with a token budget of at least
+    ``max_model_len`` (vLLM's CPU default 4096 otherwise): every prompt is then prefilled in one step, no sampled
+    token is ever discarded and the generator is never rewound (see ``docs/edl.md``, "Seeded sampling").
+    """
+    from vllm.platforms import current_platform
+
+    if not current_platform.is_cpu():
+        return {}
+    return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(int(max_model_len), 4096)}
+
+
 class VLLMEngine(_Base):
     """vLLM engine (``vllm.LLM``); on CPU it needs the ``vllm-cpu`` package and an ``if __name__ == "__main__"``
     guard in the calling script (vLLM spawns its engine-core process).
@@ -169,11 +280,13 @@ class VLLMEngine(_Base):
         gpu_memory_utilization: float = 0.9,
         enforce_eager: bool = False,
     ):
+        check_dtype(dtype)
         super().__init__(model, settings)
         try:
             from vllm import LLM, SamplingParams
         except ImportError as exc:
             raise InputError(f"vLLM is not installed ({exc}); install vllm or use --backend hf") from None
+        check_vllm_can_start(dtype, gpu_memory_utilization)
         if max_model_len is None:
             # image tokens at the pixel bound + prompt text + the generation budget
             unit = self.patch_size * 2
@@ -189,11 +302,17 @@ class VLLMEngine(_Base):
             mm_processor_kwargs={"min_pixels": settings.min_pixels, "max_pixels": settings.max_pixels},
             gpu_memory_utilization=gpu_memory_utilization,
             enforce_eager=enforce_eager,
+            **seeded_sampling_scheduler_kwargs(max_model_len),
         )
         try:
             self.llm = LLM(**kwargs)
         except (ValueError, OSError) as exc:  # unsupported architecture, too long context, no memory for the cache
-            raise InputError(f"{model}: vLLM cannot serve this model ({str(exc).splitlines()[0][:300]})") from None
+            raise InputError(f"{model}: vLLM cannot serve this model ({str(exc).splitlines()[0][:300]}); check "
+                             "--dtype, --max-model-len, --gpu-memory-utilization") from None
+        except RuntimeError as exc:  # the engine-core process died while starting; its log is above
+            raise InputError(f"{model}: the vLLM engine failed to start ({str(exc).splitlines()[0][:200]}; the "
+                             "cause is in vLLM's log above); check --dtype, --max-model-len, "
+                             "--gpu-memory-utilization (GPU) or VLLM_CPU_KVCACHE_SPACE (CPU)") from None
         s = settings
         self.sampling = SamplingParams(
             n=1,
@@ -234,6 +353,7 @@ class HFEngine(_Base):
     """
 
     def __init__(self, model: str, settings: GenerationSettings, *, dtype: str = "auto", device: str = "auto"):
+        check_dtype(dtype)
         super().__init__(model, settings)
         import torch
         from transformers import AutoModelForImageTextToText

@@ -369,9 +369,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     _check_args(a)
     files = list_prompt_files(a.input_dir)
     parsed = [(f, read_prompt_file(f, a.task)) for f in files]  # validate everything before starting an engine
+    from .engines import check_dtype, check_model_location
+
+    check_model_location(a.model)  # before anything is written
+    check_dtype(a.dtype)
     out_dir = Path(a.output_dir)
+    made_dir = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = run_settings(a)
+    created = []  # progress files this run created (removed again when the engine cannot start)
 
     plan = []  # (stem, items, selected, final path, progress)
     jobs = []
@@ -392,6 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         done = progress.load(items, f.name, settings)
         if not progress.path.exists():
             progress.create(f.name, len(items), settings)
+            created.append((progress, items, f.name))
         pending = [i for i in selected if i not in done]
         resumed += len(selected) - len(pending)
         if done:
@@ -404,7 +411,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if jobs:
         config = worker_config(a)
         if a.data_parallel_size == 1:
-            generated = run_worker(config, jobs)
+            try:
+                generated = run_worker(config, jobs)
+            except InputError:  # the engine could not start: leave no output of this run behind
+                for progress, items, name in created:
+                    if not progress.load(items, name, settings):
+                        progress.remove()
+                if made_dir and not any(out_dir.iterdir()):
+                    out_dir.rmdir()
+                raise
         else:
             try:
                 _run_data_parallel(config, jobs, a.data_parallel_size, a.tensor_parallel_size, out_dir)
