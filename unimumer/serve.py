@@ -241,10 +241,10 @@ def build_api(predictor: Predictor, *, max_upload_bytes: int, max_images: int = 
             return error(413, f"request of {length} bytes, over the limit ({max_images} images of "
                               f"{max_upload_bytes} bytes)")
         ctype = request.headers.get("content-type", "")
-        if not ctype.startswith("multipart/form-data"):
+        if not ctype.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
             return error(415, "send the image(s) as multipart/form-data in the field 'image'")
         try:
-            form = await request.form(max_files=max_images, max_fields=16, max_part_size=1 << 16)
+            form = await request.form(max_files=max_images + 1, max_fields=16, max_part_size=1 << 16)
         except HTTPException as exc:  # malformed multipart body, too many files or fields
             return error(400 if exc.status_code >= 500 else exc.status_code, f"bad multipart body: {exc.detail}")
         try:
@@ -336,7 +336,8 @@ def build_page(predictor: Predictor, *, max_upload_bytes: int):
                         upload_btn = gr.Button("Recognize image", variant="primary", elem_id="recognize-upload")
                         gr.Examples(example_images(), inputs=[upload], label="CROHME 2014 test images")
                     with gr.Tab("Draw", id="draw"):
-                        sketch = gr.Sketchpad(type="pil", label="Draw a formula", elem_id="sketch",
+                        sketch = gr.Sketchpad(type="pil", label="Draw a formula (pick the brush on the left)", elem_id="sketch",
+                                              layers=False,
                                               canvas_size=(800, 260),
                                               brush=gr.Brush(default_size=4, colors=["#000000"],
                                                              color_mode="fixed"))
