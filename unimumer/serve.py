@@ -268,9 +268,11 @@ def build_api(predictor: Predictor, *, max_upload_bytes: int, max_images: int = 
                     images.append(await asyncio.to_thread(decode_upload, data, name, max_upload_bytes))
                 except UploadError as exc:
                     return error(exc.status, exc.message)
+                except Exception as exc:  # noqa: BLE001 - a Pillow decoder failing in an unforeseen way
+                    return error(422, f"{name}: cannot decode the image ({exc.__class__.__name__})")
                 names.append(name)
             try:
-                fut = predictor.submit(images, task)
+                fut = await asyncio.to_thread(predictor.submit, images, task)  # resizing off the event loop
             except InputError as exc:
                 return error(422, str(exc))
             try:
@@ -317,6 +319,8 @@ def build_page(predictor: Predictor, *, max_upload_bytes: int):
             raise gr.Error(exc.message) from None
         except InputError as exc:
             raise gr.Error(str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - shown on the page, the server keeps serving
+            raise gr.Error(f"recognition failed: {exc.__class__.__name__}: {str(exc)[:300]}") from None
         seconds = time.perf_counter() - t0
         rendered = f"$$\n{pred.latex}\n$$" if pred.latex else "*(empty answer)*"
         latency = f"{source}: {seconds:.2f} s ({predictor.backend}, task {task})"
@@ -350,9 +354,11 @@ def build_page(predictor: Predictor, *, max_upload_bytes: int):
                                        elem_id="reasoning", interactive=False)
                 latency = gr.Markdown(elem_id="latency")
         outputs = [latex, rendered, reasoning, latency]
-        upload_btn.click(lambda im, t: recognize(im, t, "image"), [upload, task], outputs, api_name="recognize_image")
+        # several visitors' requests may run at once: the predictor batches them with the API's
+        upload_btn.click(lambda im, t: recognize(im, t, "image"), [upload, task], outputs, api_name="recognize_image",
+                         concurrency_limit=16)
         sketch_btn.click(lambda im, t: recognize(im, t, "drawing"), [sketch, task], outputs,
-                         api_name="recognize_drawing")
+                         api_name="recognize_drawing", concurrency_limit=16)
     return page
 
 
