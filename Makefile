@@ -44,6 +44,7 @@ bench: env sysdeps
 	$(PY) benchmarks/bench_edl.py
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_tiny_models.py
+	$(PY) benchmarks/bench_serve.py
 
 clean-env:
 	rm -rf $(VENV)
