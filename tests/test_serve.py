@@ -232,6 +232,12 @@ def test_cli_errors_are_one_line():
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 2
     assert res.stderr.strip().startswith("error: /nonexistent/model") and "Traceback" not in res.stderr
+    with socket.socket() as taken:  # a port already in use: refused before the engine loads
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        res = subprocess.run([PY, str(REPO / "scripts/serve.py"), "--model", "/nonexistent/model",
+                              "--port", str(taken.getsockname()[1])], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and res.stderr.startswith("error: cannot listen on 127.0.0.1:"), res.stderr
     res = subprocess.run([PY, str(REPO / "scripts/serve.py"), "--help"], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0 and "/api/predict" in res.stdout and "--max-upload-mb" in res.stdout
 

@@ -401,7 +401,7 @@ unless --temperature > 0, as in predict.py, so the API returns the LaTeX predict
 Requests that arrive while a batch is generating are generated together as the next batch.
 --backend auto = vLLM when a CUDA GPU and vLLM are present, else transformers (hf). LoRA adapters (--lora) are
 not supported yet: merge the adapter into the model first.
-Errors: a model that cannot be loaded or unusable options -> "error: ..." and exit 2.
+Errors: a model that cannot be loaded, a port already taken or unusable options -> "error: ..." and exit 2.
 """
 
 
@@ -433,6 +433,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_listen(host: str, port: int) -> None:
+    """Raise :class:`InputError` when ``host:port`` cannot be listened on (port taken, unknown address)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(infos[0][4])
+    except OSError as exc:
+        raise InputError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``scripts/serve.py`` (see :data:`DESCRIPTION`): load the engine, serve until interrupted, return 0.
 
@@ -445,6 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise InputError("--max-upload-mb, --max-images and --max-batch must be positive")
     if not 0 < a.port < 65536:
         raise InputError(f"--port {a.port}: not a TCP port")
+    _check_listen(a.host, a.port)  # before the engine loads (minutes for a released model on a GPU)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home
     from .inference.engines import GenerationSettings, default_backend, make_engine
 
