@@ -15,7 +15,7 @@ export VLLM_CPU_KVCACHE_SPACE ?= 1
 export PIP_CONSTRAINT := $(CURDIR)/env/constraints-cpu.txt
 PYTEST_ARGS ?=
 
-.PHONY: env sysdeps test demo lint bench clean-env
+.PHONY: env sysdeps browserdeps test demo lint bench clean-env
 
 env:
 	@bash env/setup_cpu_env.sh $(VENV)
@@ -23,7 +23,11 @@ env:
 sysdeps:
 	@bash env/install_system_deps.sh
 
-test: env sysdeps
+# chromium + chromedriver for the headless-browser test of scripts/serve.py
+browserdeps:
+	@bash env/install_browser_deps.sh
+
+test: env sysdeps browserdeps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: env sysdeps
@@ -42,6 +46,7 @@ bench: env sysdeps
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_tiny_models.py
 	$(PY) benchmarks/bench_demo.py
+	$(PY) benchmarks/bench_serve.py
 
 clean-env:
 	rm -rf $(VENV)
