@@ -222,3 +222,18 @@ def test_missing_adapter_is_one_error_line(tiny_qwen2_5_vl, tmp_path):
     (weightless / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 8}))
     with pytest.raises(InputError, match="no adapter weights"):
         check_adapter(weightless, str(tiny_qwen2_5_vl))
+
+
+def test_eval_scripts_pass_the_adapter_to_vllm_infer(tiny_qwen2_5_vl, tmp_path):
+    # -l reaches vllm_infer.py --lora (echoed command) and its adapter check (a missing adapter: exit 2 at once)
+    write_json(tmp_path / "data/CROHME/prompts/crohme_2014.json",
+               [sharegpt_record("./data/CROHME/2014/images/x.png", TASKS["vanilla"].prompt(), "x")])
+    env = {**os.environ, "PYTHON": PY}
+    res = subprocess.run(["bash", str(REPO / "eval/eval_crohme.sh"), "-m", str(tiny_qwen2_5_vl), "-l",
+                          str(tmp_path / "nope")], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 2 and f"--lora {tmp_path / 'nope'}" in res.stderr
+    assert f"error: --lora {tmp_path / 'nope'}: no such adapter folder" in res.stderr
+    res = subprocess.run(["bash", str(REPO / "eval/eval_all.sh"), "-m", str(tiny_qwen2_5_vl), "--lora",
+                          str(tmp_path / "nope")], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 1 and "LoRA adapter" in res.stdout and "no such adapter folder" in res.stderr
+    assert "[ERROR] CROHME failed" in res.stderr
