@@ -6,6 +6,7 @@
 #   -o / --output-dir DIR   predictions + reports (default: data/NAME/results)
 #   -m / --model MODEL      model folder or Hugging Face id (required)
 #   -b / --batch-size N     records per generate call / progress flush (default: the script's, 256)
+#   -l / --lora DIR         LoRA adapter folder applied on top of MODEL (vllm_infer.py --lora; default: none)
 #   -- ARGS...              passed unchanged to scripts/vllm_infer.py (e.g. -- --data-parallel-size 4)
 # Environment: PYTHON (interpreter, default: python, else python3); CUDA_VISIBLE_DEVICES is honoured as set by
 # the caller and never overwritten (the official scripts forced GPU 0 / 1).
@@ -21,20 +22,22 @@ unimumer_python() {
 
 eval_one_dataset() {
   local name="$1"; shift
-  local input_dir="data/${name}/prompts" output_dir="data/${name}/results" model="" batch=""
+  local input_dir="data/${name}/prompts" output_dir="data/${name}/results" model="" batch="" lora=""
   local -a extra=()
   local script
   script="$(basename "${BASH_SOURCE[1]:-$0}")"
-  local usage="Usage: ${script} -m MODEL [-i INPUT_DIR] [-o OUTPUT_DIR] [-b BATCH] [-- vllm_infer.py options]
+  local usage="Usage: ${script} -m MODEL [-l LORA_DIR] [-i INPUT_DIR] [-o OUTPUT_DIR] [-b BATCH] [-- vllm_infer.py options]
 Runs scripts/vllm_infer.py on the ${name} prompt files (default ${input_dir}) and writes <stem>_pred.json and
 <stem>_results.txt (official layout) to OUTPUT_DIR (default ${output_dir}). Run from the repository root: the
 prompt files' image paths (./data/...) are relative to it. CUDA_VISIBLE_DEVICES is used as you set it.
+-l LORA_DIR applies a LoRA adapter (train/lora/ output) on top of MODEL (vllm_infer.py --lora).
 Resumable: rerun the same command after an interruption."
   while [[ $# -gt 0 ]]; do
     case "$1" in
       -i|--input-dir)  [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; return 2; }; input_dir="$2"; shift 2 ;;
       -o|--output-dir) [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; return 2; }; output_dir="$2"; shift 2 ;;
       -m|--model)      [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; return 2; }; model="$2"; shift 2 ;;
+      -l|--lora)       [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; return 2; }; lora="$2"; shift 2 ;;
       -b|--batch-size|--batch_size)
                        [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; return 2; }; batch="$2"; shift 2 ;;
       -h|--help)       echo "$usage"; return 0 ;;
@@ -49,6 +52,7 @@ Resumable: rerun the same command after an interruption."
   local -a cmd=("$(unimumer_python)" "${UNIMUMER_ROOT}/scripts/vllm_infer.py"
                 --input-dir "$input_dir" --output-dir "$output_dir" --model "$model")
   [[ -n "$batch" ]] && cmd+=(--batch_size "$batch")
+  [[ -n "$lora" ]] && cmd+=(--lora "$lora")
   cmd+=("${extra[@]+"${extra[@]}"}")
   echo "[INFO] ${cmd[*]}" >&2
   "${cmd[@]}"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # eval_all.sh - unified evaluation entry point: every test set present under DATA_ROOT, then the summary table.
 #
-# Usage: bash eval/eval_all.sh -m MODEL [-s SUFFIX] [-b BATCH] [-d DATA_ROOT] [-- vllm_infer.py options]
+# Usage: bash eval/eval_all.sh -m MODEL [-l LORA_DIR] [-s SUFFIX] [-b BATCH] [-d DATA_ROOT] [-- vllm_infer.py options]
 #   -m / --model MODEL        model folder or Hugging Face id (required)
+#   -l / --lora DIR           LoRA adapter folder applied on top of MODEL (vllm_infer.py --lora)
 #   -s / --suffix SUFFIX      results folder suffix: DATA_ROOT/<DATASET>/results_SUFFIX (default: results)
 #   -b / --batch-size N       records per generate call / progress flush
 #   -d / --data-root DIR      where the datasets live (default: data)
@@ -18,13 +19,14 @@ set -euo pipefail
 # shellcheck source=eval/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
-MODEL="" SUFFIX="" BATCH="" DATA_ROOT="data"
+MODEL="" SUFFIX="" BATCH="" DATA_ROOT="data" LORA=""
 EXTRA=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     -m|--model)      [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; exit 2; }; MODEL="$2"; shift 2 ;;
+    -l|--lora)       [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; exit 2; }; LORA="$2"; shift 2 ;;
     -s|--suffix)     [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; exit 2; }; SUFFIX="$2"; shift 2 ;;
     -b|--batch-size|--batch_size)
                      [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; exit 2; }; BATCH="$2"; shift 2 ;;
@@ -40,7 +42,7 @@ scripts=(eval_crohme.sh eval_crohme2023.sh eval_hme100k.sh eval_mathwriting.sh e
 datasets=(CROHME CROHME2023 HME100K MathWriting Im2LaTeXv2 MNE)
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-echo "[INFO] model: $MODEL; data root: $DATA_ROOT; GPU(s): ${CUDA_VISIBLE_DEVICES-all visible}"
+echo "[INFO] model: $MODEL${LORA:+ + LoRA adapter $LORA}; data root: $DATA_ROOT; GPU(s): ${CUDA_VISIBLE_DEVICES-all visible}"
 ran=() failed=() skipped=()
 for i in "${!datasets[@]}"; do
   ds="${datasets[i]}"
@@ -55,6 +57,7 @@ for i in "${!datasets[@]}"; do
   echo "[INFO] ${ds}: ${in_dir} -> ${out_dir}"
   args=(-m "$MODEL" -i "$in_dir" -o "$out_dir")
   [[ -n "$BATCH" ]] && args+=(-b "$BATCH")
+  [[ -n "$LORA" ]] && args+=(-l "$LORA")
   if bash "${here}/${scripts[i]}" "${args[@]}" -- "${EXTRA[@]+"${EXTRA[@]}"}"; then
     ran+=("$out_dir")
   else

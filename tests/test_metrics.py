@@ -311,7 +311,38 @@ def test_cdm_reuses_an_up_to_date_cdm_json(tmp_path, capsys):
     assert main(["--input", str(tmp_path), "--cdm", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["exprate_cdm"] == 84.1234 and out["cdm_evaluated"] == 984 and out["cdm_excluded"] == 2
+    assert out["cdm_f1"] is None  # no per-sample scores in this CDM file
     assert out["exact_match_rate"] == 82.6572
     report = (tmp_path / "crohme_2014_results.txt").read_text(encoding="utf-8")
     official = (FIX / "predictions" / "crohme_2014_results.txt").read_text(encoding="utf-8")
     assert report == official + "  ExpRate@CDM:            84.1234% (984 evaluated, 2 excluded)\n"
+
+
+def test_mean_cdm_f1_from_the_official_toolkits_per_sample_scores(tmp_path, capsys):
+    # the official CDM toolkit's per-sample F1 on 40 CROHME 2014 pairs; a pred that did not render counts 0,
+    # a gt that did not render is excluded; the calculator's JSON carries the mean (percent) beside ExpRate@CDM
+    from statistics import fmean
+
+    from unimumer.metrics.report import cdm_f1_mean
+
+    ref = json.loads((Path(__file__).resolve().parents[2] / "shared" / "reference" / "cdm" /
+                      "official_crohme2014_40.json").read_text(encoding="utf-8"))["samples"]
+    samples = [dict(s, status="ok") for s in ref]
+    samples += [{"img_id": "p", "f1": 0.0, "status": "pred_error"}, {"img_id": "g", "f1": None, "status": "gt_error"}]
+    expected = round(100 * fmean([s["f1"] for s in ref] + [0.0]), 4)
+    assert cdm_f1_mean({"samples": samples}) == expected != round(100 * fmean(s["f1"] for s in ref), 4)
+    assert cdm_f1_mean({"samples": []}) is None and cdm_f1_mean({}) is None
+
+    records = [{"gt": s["gt"], "pred": s["pred"], "img_id": s["img_id"]} for s in ref]
+    pred = tmp_path / "crohme_2014_pred.json"
+    pred.write_text(json.dumps(records), encoding="utf-8")
+    cdm = tmp_path / "crohme_2014_cdm.json"
+    cdm.write_text(json.dumps({"exprate_cdm": 70.0, "evaluated": 41, "excluded": ["g"], "samples": samples}),
+                   encoding="utf-8")
+    st = pred.stat()
+    os.utime(cdm, (st.st_atime + 10, st.st_mtime + 10))
+    assert main(["--input", str(tmp_path), "--cdm", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["exprate_cdm"] == 70.0 and out["cdm_f1"] == expected
+    report = (tmp_path / "crohme_2014_results.txt").read_text(encoding="utf-8")
+    assert "F1" not in report.split("ExpRate@CDM")[-1]  # the text report is unchanged (no CDM F1 line)

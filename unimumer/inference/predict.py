@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
     p.add_argument("--model", required=True, help="model folder or Hugging Face id (offline cache)")
+    p.add_argument("--lora", metavar="ADAPTER_DIR", default=None,
+                   help="LoRA adapter folder (PEFT format, e.g. a LLaMA-Factory lora output_dir) applied on top of "
+                        "--model (vLLM LoRA request / peft); missing or trained on another base model -> error")
     p.add_argument("--task", choices=GT_TASKS, default="vanilla", help="prompt / answer extraction (default: vanilla)")
     p.add_argument("--backend", choices=("auto", "vllm", "hf"), default="auto", help="engine (default: auto)")
     p.add_argument("--max-tokens", type=int, default=2048, help="maximum generated tokens (default: 2048)")
@@ -61,12 +64,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise InputError("--max-tokens must be >= 1")
     from .engines import GenerationSettings, default_backend, make_engine
 
+    if a.lora:
+        from .adapters import check_adapter, print_warnings
+
+        print_warnings(check_adapter(a.lora, a.model))  # before any engine starts
+
     settings = GenerationSettings(
         max_tokens=a.max_tokens, temperature=a.temperature, top_p=a.top_p, top_k=a.top_k, seed=a.seed,
         min_pixels=a.min_pixels, max_pixels=a.max_pixels,
     )
     backend = default_backend() if a.backend == "auto" else a.backend
-    engine = make_engine(backend, a.model, settings, dtype=a.dtype, enforce_eager=True)
+    engine = make_engine(backend, a.model, settings, dtype=a.dtype, enforce_eager=True, lora=a.lora)
     task = get_task(a.task)
     ok, failed = [], 0
     try:

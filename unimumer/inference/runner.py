@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vllm_infer.py", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--model", required=True, help="model folder or Hugging Face id (offline cache)")
+    p.add_argument("--lora", metavar="ADAPTER_DIR", default=None,
+                   help="LoRA adapter folder (PEFT adapter_config.json + adapter_model.safetensors, e.g. a LLaMA-Factory "
+                        "finetuning_type: lora output_dir) applied unmerged on top of --model: vLLM LoRA requests, "
+                        "peft for --backend hf. Checked before any engine starts (missing, or trained on another base "
+                        "model -> error). Merge it into a full model instead with scripts/export_model.py")
     p.add_argument("--input-dir", default="./data/", help="folder of prompt *.json files (default: ./data/)")
     p.add_argument("--output-dir", default="outputs", help="where predictions and reports go (default: outputs)")
     p.add_argument("--suffix", default="_pred", help="prediction file suffix: <stem><suffix>.json (default: _pred)")
@@ -142,6 +147,11 @@ def _check_args(a: argparse.Namespace) -> None:
         raise InputError("--suffix must be a non-empty file-name part")
     if a.backend == "hf" and a.tensor_parallel_size != 1:
         raise InputError("--tensor-parallel-size applies to --backend vllm only")
+    if a.lora:
+        from .adapters import check_adapter, print_warnings
+
+        a.lora_info = check_adapter(a.lora, a.model)  # before any engine starts
+        print_warnings(a.lora_info)
 
 
 def _model_id(model: str) -> str:
@@ -164,6 +174,8 @@ def run_settings(a: argparse.Namespace) -> dict:
         "max_pixels": a.max_pixels,
         "dtype": a.dtype,
         "save_raw": a.save_raw,
+        # the adapter is part of the model: a progress file of another adapter (or none) is not resumed
+        **({"lora": a.lora_info.fingerprint()} if getattr(a, "lora_info", None) else {}),
     }
 
 
@@ -178,6 +190,7 @@ def worker_config(a: argparse.Namespace) -> dict:
         gpu_memory_utilization=a.gpu_memory_utilization,
         enforce_eager=a.enforce_eager,
         image_root=a.image_root,
+        lora_dir=a.lora,
     )
     return cfg
 
@@ -255,6 +268,7 @@ def run_worker(config: dict, jobs: Sequence[dict], worker: int = 0, n_workers: i
         config["backend"], config["model"], settings, tensor_parallel_size=config["tensor_parallel_size"],
         dtype=config["dtype"], max_model_len=config["max_model_len"],
         gpu_memory_utilization=config["gpu_memory_utilization"], enforce_eager=config["enforce_eager"],
+        lora=config.get("lora_dir"),
     )
     kill_after = int(os.environ.get(KILL_AFTER_ENV, "0") or 0)
     batches = done = 0

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..files import atomic_write_text, read_json, write_json
 from .calculator import edit_score, evaluate_with_distances, load_predictions
-from .report import format_cdm_line, format_report, one_line_summary
+from .report import cdm_f1_mean, format_cdm_line, format_report, one_line_summary
 
 PRED_SUFFIX = "_pred"
 RESULTS_SUFFIX = "_results.txt"
@@ -53,8 +53,9 @@ Outputs:
   --per-sample OUT.jsonl                  (single input) one line per record: index, img_id, distance,
                                           gt_tokens, pred_tokens, edit_score.
   --cdm                                   also compute ExpRate@CDM with unimumer.cdm.evaluate_cdm: adds
-                                          exprate_cdm, cdm_evaluated, cdm_excluded to the JSON, appends one
-                                          "ExpRate@CDM" line after the text report, and (when reports are
+                                          exprate_cdm, cdm_evaluated, cdm_excluded and cdm_f1 (mean per-sample
+                                          CDM F1 in percent, gt render failures excluded) to the JSON, appends
+                                          one "ExpRate@CDM" line after the text report, and (when reports are
                                           written to files) writes <stem>_cdm.json beside the report; an
                                           existing <stem>_cdm.json newer than the prediction file and made
                                           by the current official-mode CDM is reused (resume), --force
@@ -238,6 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             excluded = cdm.get("excluded", [])
             n_excluded = len(excluded) if isinstance(excluded, list) else int(excluded or 0)
             metrics["exprate_cdm"] = cdm["exprate_cdm"]
+            metrics["cdm_f1"] = cdm_f1_mean(cdm)  # mean per-sample CDM F1 in percent (beside ExpRate@CDM)
             metrics["cdm_evaluated"] = cdm.get("evaluated")
             metrics["cdm_excluded"] = n_excluded
             report += format_cdm_line(cdm["exprate_cdm"], cdm.get("evaluated"), n_excluded)

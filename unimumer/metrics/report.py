@@ -62,6 +62,23 @@ def format_cdm_line(exprate_cdm: float, evaluated: int | None = None, excluded: 
     return line + "\n"
 
 
+def cdm_f1_mean(cdm: Mapping[str, Any]) -> float | None:
+    """Mean CDM F1 in percent (round 4) over the samples ``evaluate_cdm`` evaluated, from its per-sample ``f1``.
+
+    Input: the dict :func:`unimumer.cdm.evaluate_cdm` returns (or a ``<stem>_cdm.json`` it was written to); samples
+    with ``status == "gt_error"`` (ground truth did not render: excluded, F1 ``None``) are left out, a prediction that
+    did not render counts with F1 0 (as in ExpRate@CDM). Output: ``100 × mean F1`` or ``None`` when no sample was
+    evaluated or the dict has no ``samples``. The figure the qwen-ocr reference system reports beside ExpRate@CDM
+    (CDM paper: the F1 of matched rendered symbols).
+    """
+    samples = cdm.get("samples") if isinstance(cdm, Mapping) else None
+    if not isinstance(samples, list):
+        return None
+    f1 = [s["f1"] for s in samples if isinstance(s, Mapping) and s.get("status") != "gt_error"
+          and isinstance(s.get("f1"), (int, float)) and not isinstance(s.get("f1"), bool)]
+    return round(100.0 * sum(f1) / len(f1), 4) if f1 else None
+
+
 def one_line_summary(results: Mapping[str, Any]) -> str:
     """A one-line digest (``n=986 ExpRate 82.6572% ≤1 90.3651% ≤2 93.7120% ≤3 96.4503% BLEU-4 89.1164%``)."""
     r = results

@@ -34,7 +34,7 @@ class Row:
     Attributes: ``path`` (the prediction file), ``dataset`` (data folder, e.g. ``CROHME``), ``run`` (results folder,
     e.g. ``results_7b``), ``stem`` (split stem), ``metrics`` (official result dict), ``exprate_cdm`` (percent or
     ``None``), ``paper`` (released ExpRate or ``None``), ``comparable`` (whether the paper used this split; ``None``
-    when the release does not say), ``note``.
+    when the release does not say), ``note``, ``cdm_f1`` (mean CDM F1 in percent, beside ExpRate@CDM, or ``None``).
     """
 
     path: Path
@@ -47,6 +47,7 @@ class Row:
     comparable: bool | None
     note: str
     order: int
+    cdm_f1: float | None = None
 
     @property
     def delta(self) -> float | None:
@@ -90,6 +91,16 @@ def read_cdm(path: Path) -> float | None:
     return float(value)
 
 
+def read_cdm_f1(path: Path) -> float | None:
+    """Mean CDM F1 (percent) of a ``<stem>_cdm.json`` file from its per-sample ``f1`` values
+    (:func:`unimumer.metrics.report.cdm_f1_mean`), or ``None`` when the file does not exist or has no samples."""
+    if not path.is_file():
+        return None
+    from .report import cdm_f1_mean
+
+    return cdm_f1_mean(read_json(path))
+
+
 def collect_rows(paths: Sequence[str | os.PathLike], *, model: str = DEFAULT_MODEL,
                  gt_key: str = "gt", pred_key: str = "pred") -> list[Row]:
     """Score every prediction file found in ``paths`` and attach the paper number of ``model``.
@@ -122,6 +133,7 @@ def collect_rows(paths: Sequence[str | os.PathLike], *, model: str = DEFAULT_MOD
             comparable=info.protocol if info else None,
             note=info.note if info else "not an official test split",
             order=info.order if info else 1000,
+            cdm_f1=read_cdm_f1(path.parent / f"{stem}{CDM_SUFFIX}"),
         ))
     rows.sort(key=lambda r: (r.run, r.order, r.stem, str(r.path)))
     return rows
@@ -134,7 +146,8 @@ def _f(value: float | None, fmt: str = ".2f") -> str:
 def markdown_table(rows: Sequence[Row], model: str = DEFAULT_MODEL) -> str:
     """The summary as Markdown: a heading, a line naming the paper column's source, and the table.
 
-    Columns: Dataset, Split, Run, Records, ExpRate, ≤1, ≤2, ≤3, BLEU-4, [ExpRate@CDM when any row has it],
+    Columns: Dataset, Split, Run, Records, ExpRate, ≤1, ≤2, ≤3, BLEU-4, [ExpRate@CDM and CDM F1 (mean per-sample
+    F1, percent) when any row has them],
     Paper <model>, Δ ExpRate (percentage points), Note. Values are the official 4-decimal metrics shown with 2
     decimals like the paper; Δ is left empty (—) where the paper measured a sibling split (see Note).
     """
@@ -142,7 +155,7 @@ def markdown_table(rows: Sequence[Row], model: str = DEFAULT_MODEL) -> str:
     has_cdm = any(r.exprate_cdm is not None for r in rows)
     head = ["Dataset", "Split", "Run", "Records", "ExpRate", "≤1", "≤2", "≤3", "BLEU-4"]
     if has_cdm:
-        head.append("ExpRate@CDM")
+        head += ["ExpRate@CDM", "CDM F1"]
     head += [f"Paper {model}", "Δ ExpRate", "Note"]
     align = ["---", "---", "---"] + ["---:"] * (len(head) - 4) + ["---"]
     lines = [
@@ -160,7 +173,7 @@ def markdown_table(rows: Sequence[Row], model: str = DEFAULT_MODEL) -> str:
         cells = [r.dataset, f"`{r.stem}`", r.run, f"{m['total_samples']:,}", _f(m["exact_match_rate"]),
                  _f(m["error_le_1_rate"]), _f(m["error_le_2_rate"]), _f(m["error_le_3_rate"]), _f(m["bleu4_score"])]
         if has_cdm:
-            cells.append(_f(r.exprate_cdm))
+            cells += [_f(r.exprate_cdm), _f(r.cdm_f1)]
         cells += [_f(r.paper), _f(r.delta, "+.2f"), r.note]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
@@ -234,7 +247,7 @@ Inputs (PATH, one or more):
 
 Outputs:
   stdout      the Markdown table: Dataset, Split, Run (results folder), Records, ExpRate, <=1, <=2, <=3, BLEU-4,
-              ExpRate@CDM (when any split has it), the paper's ExpRate and the difference, and a note where the
+              ExpRate@CDM and CDM F1 (mean per-sample F1, %; when any split has them), the paper's ExpRate and the difference, and a note where the
               paper measured another split (CROHME 2023 and HME100K paper numbers are on the normalized splits).
   --output summary.md   the same Markdown, written atomically.
   --plot chart.png      bar chart of ExpRate per split (one bar per results folder) against the paper.

@@ -252,6 +252,46 @@ def _check_files(cfg: dict[str, Any], errors: list[str]) -> None:
         errors.append(f"media_dir: {media} is not a folder")
 
 
+def _check_adapters(cfg: dict[str, Any], check_files: bool, errors: list[str], notes: list[str]) -> None:
+    """LoRA settings: ``adapter_name_or_path`` (stage 2 of the two-stage recipe continues stage 1's adapter) and
+    the QLoRA keys. A local adapter folder must hold a PEFT adapter trained on ``model_name_or_path``
+    (:func:`unimumer.inference.adapters.check_adapter`); an adapter that does not exist yet is an error when files are
+    checked (train the earlier stage first) and a note with ``--registry-only``."""
+    if cfg.get("finetuning_type") in ("lora", "oft"):
+        notes.append(f"{cfg['finetuning_type']}: rank {cfg.get('lora_rank', 8)}, alpha "
+                     f"{cfg.get('lora_alpha') or 2 * int(cfg.get('lora_rank', 8))}, target {cfg.get('lora_target', 'all')}")
+    if cfg.get("quantization_bit"):
+        notes.append(f"QLoRA: base weights in {cfg['quantization_bit']}-bit ({cfg.get('quantization_method', 'bnb')}"
+                     f"{', ' + str(cfg['quantization_type']) if cfg.get('quantization_type') else ''}); training needs "
+                     "a CUDA GPU and bitsandbytes (not checked here)")
+    adapters = cfg.get("adapter_name_or_path")
+    if not adapters:
+        return
+    names = [s.strip() for s in str(adapters).split(",") if s.strip()] if isinstance(adapters, str) else \
+        [str(a) for a in adapters]
+    model = str(cfg.get("model_name_or_path") or "")
+    for name in names:
+        p = Path(name)
+        if p.is_dir():
+            from ..inference.adapters import check_adapter
+
+            try:
+                info = check_adapter(p, model)
+            except InputError as exc:
+                errors.append(f"adapter_name_or_path: {str(exc).removeprefix('--lora ')}")
+                continue
+            notes.append(f"adapter {name}: LoRA rank {info.rank}, trained on {info.base_model or '?'}; training "
+                         "continues this adapter")
+            notes += [f"adapter {name}: {w}" for w in info.warnings]
+        elif _HUB_ID.match(name) and not name.startswith((".", "/", "saves")):
+            notes.append(f"adapter {name}: not a local folder, so a Hub id (not checked here)")
+        elif check_files:
+            errors.append(f"adapter_name_or_path: {name} not found (train the previous stage first, e.g. stage 1 of "
+                          "train/lora/two-stage/)")
+        else:
+            notes.append(f"adapter {name}: not present yet (written by the previous stage; not checked)")
+
+
 def _image_count(messages: Any) -> int | None:
     if not isinstance(messages, list):
         return None
@@ -380,6 +420,7 @@ def check_configs(
             res = ConfigCheck(path, list(overrides))
             _check_files(cfg, res.errors)
             _check_model(cfg, res.errors, res.notes)
+            _check_adapters(cfg, check_files, res.errors, res.notes)
             template = cfg.get("template")
             if not template:
                 res.errors.append("template is not set (qwen2_vl / qwen3_vl_nothink / qwen3_5_nothink)")
