@@ -109,23 +109,6 @@ def official_text(prompt: str) -> str:
     return prompt if prompt.startswith(IMAGE_TOKEN) else IMAGE_TOKEN + prompt
 
 
-_ASSISTANT = "<|im_start|>assistant\n"
-_THINK_OPENERS = ("<think>\n\n</think>\n\n", "<think>\n")
-
-
-def strip_think_opener(text: str) -> str:
-    """Remove a thinking block opened right after the final ``<|im_start|>assistant\n`` of a prompt.
-
-    Qwen3.5's chat template ends the generation prompt with ``<think>\n`` (or an empty ``<think>…</think>`` block
-    when thinking is disabled); LLaMA-Factory's ``qwen3_5_nothink`` / ``qwen3_vl_nothink`` templates train on
-    answers directly after ``<|im_start|>assistant\n``. Other texts are returned unchanged.
-    """
-    for opener in _THINK_OPENERS:
-        if text.endswith(_ASSISTANT + opener):
-            return text[: -len(opener)]
-    return text
-
-
 class _Base:
     """Shared pieces: the processor, the prompt text, image pre-processing and decoding of both modes."""
 
