@@ -4,7 +4,10 @@
 # Usage: bash eval/eval_all.sh -m MODEL [-l LORA_DIR] [-s SUFFIX] [-b BATCH] [-d DATA_ROOT] [-- vllm_infer.py options]
 #   -m / --model MODEL        model folder or Hugging Face id (required)
 #   -l / --lora DIR           LoRA adapter folder applied on top of MODEL (vllm_infer.py --lora)
-#   -s / --suffix SUFFIX      results folder suffix: DATA_ROOT/<DATASET>/results_SUFFIX (default: results)
+#   -s / --suffix SUFFIX      results folder suffix: DATA_ROOT/<DATASET>/results_SUFFIX (default: the model
+#                             argument, plus "+" and the adapter path with -l, every character outside
+#                             [A-Za-z0-9._-] made "_", so two models' results never share a folder;
+#                             vllm_infer.py also refuses another run's predictions)
 #   -b / --batch-size N       records per generate call / progress flush
 #   -d / --data-root DIR      where the datasets live (default: data)
 #   -- ARGS...                passed unchanged to scripts/vllm_infer.py (e.g. -- --data-parallel-size 4)
@@ -19,7 +22,7 @@ set -euo pipefail
 # shellcheck source=eval/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 MODEL="" SUFFIX="" BATCH="" DATA_ROOT="data" LORA=""
 EXTRA=()
@@ -37,6 +40,9 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 [[ -n "$MODEL" ]] || { echo "error: -m/--model is required" >&2; usage >&2; exit 2; }
+if [[ -z "$SUFFIX" ]]; then
+  SUFFIX="$(printf '%s' "${MODEL%/}${LORA:++${LORA%/}}" | sed -e 's#^\./##' -e 's#[^A-Za-z0-9._-]#_#g' -e 's#^_*##')"
+fi
 
 scripts=(eval_crohme.sh eval_crohme2023.sh eval_hme100k.sh eval_mathwriting.sh eval_im2latexv2.sh eval_MNE.sh)
 datasets=(CROHME CROHME2023 HME100K MathWriting Im2LaTeXv2 MNE)

@@ -3,8 +3,9 @@
 
 Official flags of the released script (--model, --input-dir, --output-dir, --suffix, --max-tokens, --temperature,
 --top-p, --batch_size) plus --top-k, --seed, --task, --backend, --tensor-parallel-size, --data-parallel-size,
---max-pixels / --min-pixels, --limit, --image-root. Writes <stem><suffix>.json (official layout) and
-<stem>_results.txt (official report); resumable. Run with --help for the full description.
+--preprocessing official|training (+ --template, --max-pixels / --min-pixels), --limit, --image-root. Writes
+<stem><suffix>.json (official layout), <stem>_results.txt (official report) and <stem><suffix>.run.json (model +
+settings); resumable. Run with --help for the full description.
 Logic: unimumer.inference.runner.
 """
 import pathlib

@@ -46,9 +46,12 @@ def test_eval_all_runs_present_datasets_skips_absent_and_summarizes(data_root, t
     for ds in ("CROHME2023", "HME100K", "MathWriting", "Im2LaTeXv2", "MNE"):
         assert f"[SKIP] {ds}: no prompt files in data/{ds}/prompts" in res.stdout
     out = data_root / "data/CROHME/results_tiny"
-    assert sorted(p.name for p in out.iterdir()) == ["crohme_2014_pred.json", "crohme_2014_results.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "crohme_2014_pred.json", "crohme_2014_pred.run.json", "crohme_2014_results.txt"]
     recs = read_json(out / "crohme_2014_pred.json")
-    assert [list(r) for r in recs] == [["gt", "pred", "image_path", "img_id"]] * 3
+    # the official keys, plus "truncated" on outputs cut at --max-tokens 8
+    assert all(list(r)[:4] == ["gt", "pred", "image_path", "img_id"] and set(r) - set(list(r)[:4]) <= {"truncated"}
+               for r in recs) and len(recs) == 3
     # the cross-dataset summary table, with the paper's CROHME 2014 number beside ours
     table = res.stdout[res.stdout.index("Summary"):]
     row = next(line for line in table.splitlines() if "`crohme_2014`" in line)
@@ -67,3 +70,19 @@ def test_per_dataset_script_official_flags_and_defaults(data_root, tiny_qwen2_5_
     assert res.returncode == 0, res.stderr[-3000:]
     assert (alt / "crohme_2014_pred.json").read_bytes() == (
         data_root / "data/CROHME/results/crohme_2014_pred.json").read_bytes()
+
+
+def test_eval_all_keeps_two_models_apart_by_default(data_root, tiny_qwen2_5_vl, tiny_qwen3_vl):
+    """Without -s, model B's run after model A's writes (and summarises) its own folder, never A's scores."""
+    outs = {}
+    for model in (tiny_qwen2_5_vl, tiny_qwen3_vl):
+        res = _bash([str(REPO / "eval/eval_all.sh"), "-m", str(model), "--", *INFER, "--limit", "1"], data_root,
+                    CUDA_VISIBLE_DEVICES="")
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        tag = str(model).lstrip("/").replace("/", "_")
+        out = data_root / "data/CROHME" / f"results_{tag}"
+        assert read_json(out / "crohme_2014_pred.run.json")["model"] == str(model.resolve())
+        table = res.stdout[res.stdout.index(f"Summary ({model})"):]
+        assert f"results_{tag}" in table
+        outs[model] = out
+    assert len(set(outs.values())) == 2

@@ -235,7 +235,9 @@ def test_cli_input_errors_before_any_engine(tmp_path, capsys):
     assert not out.exists()  # validated before anything is written
     (inp / "b.json").unlink()
     for bad, msg in ((["--data-parallel-size", "0"], "--data-parallel-size must be >= 1"),
-                     (["--min-pixels", "9", "--max-pixels", "4"], "--min-pixels must not exceed"),
+                     (["--preprocessing", "training", "--min-pixels", "9", "--max-pixels", "4"],
+                      "--min-pixels must not exceed"),
+                     (["--min-pixels", "9"], "apply to --preprocessing training only"),
                      (["--backend", "hf", "--tensor-parallel-size", "2"], "--backend vllm only")):
         code, err = _run(["--model", "m", "--input-dir", str(inp), "--output-dir", str(out), *bad], capsys)
         assert code == 2 and msg in err

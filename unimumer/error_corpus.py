@@ -84,6 +84,7 @@ class CorpusSettings:
     model: str = ""
     train_overrides: list[str] = field(default_factory=list)
     image_root: str = "."
+    preprocessing: str = "official"
 
     def fingerprint(self) -> dict:
         """The stored form: the settings plus the sha256 of the training file and of the base config."""
@@ -353,10 +354,11 @@ def generate_n(engine, images: Sequence, prompts: Sequence[str], n: int) -> list
     params = engine.sampling.clone()
     params.n = n
     requests = [
-        {"prompt": engine.prompt_text(img, p), "multi_modal_data": {"image": [engine.prepare_image(img)]}}
+        {"prompt": engine.prompt_text(img, p), "multi_modal_data": {"image": [engine.prepare_image(img, p)]}}
         for img, p in zip(images, prompts, strict=True)
     ]
-    outputs = engine.llm.generate(requests, params, use_tqdm=False)
+    # a LoRA fold model is its base model + the adapter, applied to every request (VLLMEngine(lora=...))
+    outputs = engine.llm.generate(requests, params, use_tqdm=False, lora_request=engine.lora_request)
     return [engine.decode([c.token_ids for c in o.outputs]) for o in outputs]
 
 
@@ -466,9 +468,10 @@ def sample_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--image-root", default=None)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--engine-kwargs", default="{}", help="JSON object of vLLM engine options")
+    p.add_argument("--preprocessing", choices=("official", "training"), default="official")
     a = p.parse_args(argv)
     settings = GenerationSettings(max_tokens=a.max_tokens, temperature=a.temperature, top_p=a.top_p,
-                                  top_k=a.top_k, seed=a.seed)
+                                  top_k=a.top_k, seed=a.seed, preprocessing=a.preprocessing)
     counts = sample_candidates(a.heldout, a.model, a.output, a.samples, settings, a.image_root,
                                json.loads(a.engine_kwargs), a.batch_size)
     print(json.dumps(counts))
@@ -492,7 +495,8 @@ def stage_sample(work_dir: Path, settings: CorpusSettings, k: int, model_dir: Pa
            "--output", str(out), "--samples", str(settings.samples), "--temperature", str(settings.temperature),
            "--top-p", str(settings.top_p), "--top-k", str(settings.top_k), "--max-tokens", str(settings.max_tokens),
            "--seed", str(settings.seed), "--image-root", str(Path(settings.image_root).resolve()),
-           "--batch-size", str(batch_size), "--engine-kwargs", json.dumps(engine_kwargs)]
+           "--batch-size", str(batch_size), "--engine-kwargs", json.dumps(engine_kwargs),
+           "--preprocessing", settings.preprocessing]
     log(f"[sample] fold {k}: {settings.samples} candidates per held-out image, temperature {settings.temperature} "
         f"(log {fold / 'sample.log'})")
     seconds = run_logged(cmd, fold / "sample.log", f"sampling of fold {k}", _child_env())
@@ -655,6 +659,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="sampling temperature (default %(default)s)")
     parser.add_argument("--top-p", type=float, default=DEFAULT_TOP_P, help="default %(default)s (released evaluation)")
     parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="default %(default)s (released evaluation)")
+    parser.add_argument("--preprocessing", choices=("official", "training"), default="official",
+                        help="model input of the sampling (scripts/vllm_infer.py --preprocessing; default official)")
     parser.add_argument("--max-tokens", type=int, default=2048, help="generation budget (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fold split and of sampling (default 0)")
     parser.add_argument("--base-config", required=True, metavar="YAML", help="LLaMA-Factory config, e.g. train/Uni-MuMER-train.yaml")
@@ -683,7 +689,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         train=str(Path(a.train).resolve()), name=a.name, folds=a.folds, samples=a.samples,
         temperature=a.temperature, top_p=a.top_p, top_k=a.top_k, max_tokens=a.max_tokens, seed=a.seed,
         base_config=str(Path(a.base_config).resolve()), model=a.model, train_overrides=list(a.train_override),
-        image_root=str(Path(image_root).resolve()),
+        image_root=str(Path(image_root).resolve()), preprocessing=a.preprocessing,
     )
     check_dataset_base_name(a.name)
     engine_kwargs = {"dtype": a.dtype, "gpu_memory_utilization": a.gpu_memory_utilization,

@@ -14,9 +14,11 @@ vLLM batch inference, transformers ``generate``) has to run on a real checkpoint
   prompts (:data:`unimumer.tasks.TASKS`), with the family's pre-tokenizer regex, the family's special tokens in
   the real order (``<|endoftext|> <|im_start|> <|im_end|>`` … ``<|video_pad|>``, then ``<tool_call>`` … and for
   Qwen3-VL / Qwen3.5 ``<think> </think>``), and the family's chat template;
-- the family's processor (``Qwen2_5_VLProcessor`` / ``Qwen3VLProcessor``) with its image processor
-  (``Qwen2VLImageProcessor``: patch 14 for Qwen2.5-VL, 16 for Qwen3-VL / Qwen3.5, merge 2) and the video processor
-  transformers 5 requires (``Qwen2VLVideoProcessor`` / ``Qwen3VLVideoProcessor``);
+- the family's processor (``Qwen2_5_VLProcessor`` / ``Qwen3VLProcessor``) with the released checkpoint's image
+  processor configuration (``Qwen2VLImageProcessor``; Qwen2.5-VL: patch 14, merge 2, ``size`` 3,136 … 12,845,056
+  pixels, CLIP mean / std; Qwen3-VL / Qwen3.5: patch 16, merge 2, ``size`` 65,536 … 16,777,216 pixels, mean / std
+  0.5), so that an engine using the checkpoint's processor defaults resizes exactly like the real model, and the
+  video processor transformers 5 requires (``Qwen2VLVideoProcessor`` / ``Qwen3VLVideoProcessor``);
 - ``generation_config.json`` whose eos ids are ``<|im_end|>`` and ``<|endoftext|>`` and which sets no sampling
   defaults (so vLLM and transformers both decode greedily unless told otherwise).
 
@@ -212,7 +214,9 @@ class TinyFamily:
         real_model: the Hugging Face id the tiny model stands in for.
         patch_size: vision patch size (14 for Qwen2.5-VL, 16 for Qwen3-VL / Qwen3.5).
         image_mean / image_std: the real image processor's normalisation.
-        min_pixels / max_pixels: image-processor pixel bounds (``max_pixels`` = training's ``image_max_pixels``).
+        min_pixels / max_pixels: the released checkpoint's image-processor ``size`` bounds
+            (``shortest_edge`` / ``longest_edge``, in pixels): Qwen2.5-VL 3,136 / 12,845,056 (``min_pixels`` /
+            ``max_pixels`` of its ``preprocessor_config.json``), Qwen3-VL / Qwen3.5 65,536 / 16,777,216.
         dtype: saved weights dtype.
         chat_template: the family's chat template.
         added_tokens: non-special added tokens after the special ones.
@@ -241,26 +245,24 @@ class TinyFamily:
 _CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 _CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 _HALF = (0.5, 0.5, 0.5)
-#: ``image_max_pixels`` of the Uni-MuMER training and inference configs (``../shared/spec/training.md``).
-IMAGE_MAX_PIXELS = 262144
 
 FAMILIES: dict[str, TinyFamily] = {
     "qwen2_5_vl": TinyFamily(
         "qwen2_5_vl", "qwen2_5_vl", "Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLProcessor",
         "Qwen2VLVideoProcessor", "Qwen2Tokenizer", "qwen2_vl", "Qwen/Qwen2.5-VL-3B-Instruct",
-        14, _CLIP_MEAN, _CLIP_STD, 56 * 56, IMAGE_MAX_PIXELS, "float32",
+        14, _CLIP_MEAN, _CLIP_STD, 3136, 12845056, "float32",
         QWEN2_5_VL_CHAT_TEMPLATE, QWEN2_5_ADDED_TOKENS, _QWEN2_REGEX,
     ),
     "qwen3_vl": TinyFamily(
         "qwen3_vl", "qwen3_vl", "Qwen3VLForConditionalGeneration", "Qwen3VLProcessor",
         "Qwen3VLVideoProcessor", "Qwen2Tokenizer", "qwen3_vl_nothink", "Qwen/Qwen3-VL-2B-Instruct",
-        16, _HALF, _HALF, 64 * 64, IMAGE_MAX_PIXELS, "float32",
+        16, _HALF, _HALF, 65536, 16777216, "float32",
         QWEN3_VL_CHAT_TEMPLATE, QWEN3_ADDED_TOKENS, _QWEN2_REGEX,
     ),
     "qwen3_5": TinyFamily(
         "qwen3_5", "qwen3_5", "Qwen3_5ForConditionalGeneration", "Qwen3VLProcessor",
         "Qwen3VLVideoProcessor", "Qwen3_5Tokenizer", "qwen3_5_nothink", "Qwen/Qwen3.5-2B",
-        16, _HALF, _HALF, 64 * 64, IMAGE_MAX_PIXELS, "bfloat16",
+        16, _HALF, _HALF, 65536, 16777216, "bfloat16",
         QWEN3_5_CHAT_TEMPLATE, QWEN3_ADDED_TOKENS, _QWEN3_5_REGEX,
     ),
 }
@@ -465,8 +467,14 @@ def _processor(fam: TinyFamily, tok):
         image_mean=list(fam.image_mean), image_std=list(fam.image_std),
     )
     video_cls = getattr(transformers, fam.video_processor)
+    # released video_preprocessor_config.json: Qwen3-VL / Qwen3.5 4,096 / 25,165,824; Qwen2.5-VL has none (the
+    # image bounds apply)
+    video_size = (
+        {"shortest_edge": fam.min_pixels, "longest_edge": fam.max_pixels} if fam.name == "qwen2_5_vl"
+        else {"shortest_edge": 4096, "longest_edge": 25165824}
+    )
     video_processor = video_cls(
-        size={"shortest_edge": fam.min_pixels, "longest_edge": fam.max_pixels},
+        size=video_size,
         patch_size=fam.patch_size, temporal_patch_size=2, merge_size=2,
         image_mean=list(fam.image_mean), image_std=list(fam.image_std),
     )

@@ -11,7 +11,8 @@ Prediction record (official layout of ``scripts/vllm_infer.py`` in the Uni-MuMER
 file, ``img_id`` its file stem, ``pred`` the final LaTeX extracted from the model output (``Task.extract_answer``).
 Records that could not be produced normally carry one extra key, ``"error"`` (a one-line reason: image not
 found, unreadable image, empty output, engine failure); their ``pred`` is ``""`` so the official metrics score
-them as wrong. With ``raw=True`` the untouched model output is kept under ``"output"``.
+them as wrong. A generation cut by the token limit carries ``"truncated": true``. With ``raw=True`` the untouched
+model output is kept under ``"output"``.
 """
 
 from __future__ import annotations
@@ -118,13 +119,16 @@ def resolve_image(image_path: str, image_root: str | os.PathLike | None) -> Path
     return Path(image_root) / p
 
 
-def make_record(item: PromptItem, output: str | None, error: str | None = None, *, raw: bool = False) -> dict:
+def make_record(
+    item: PromptItem, output: str | None, error: str | None = None, *, raw: bool = False, truncated: bool = False
+) -> dict:
     """The official prediction record of ``item`` for the model ``output``.
 
     ``pred`` = ``item.task.extract_answer(output)``. When ``error`` is given, or the output (or the extracted
     answer) is empty, ``pred`` is ``""`` and the record gets an ``"error"`` key (``"empty output"`` for the
-    latter). ``raw=True`` adds the untouched output under ``"output"``. Returns a new dict with keys in the
-    official order ``gt, pred, image_path, img_id`` (then ``error`` / ``output``).
+    latter). ``truncated=True`` (generation stopped by the token limit) adds ``"truncated": true``; the key is
+    absent otherwise. ``raw=True`` adds the untouched output under ``"output"``. Returns a new dict with keys in
+    the official order ``gt, pred, image_path, img_id`` (then ``error`` / ``truncated`` / ``output``).
     """
     pred = ""
     if error is None:
@@ -134,6 +138,8 @@ def make_record(item: PromptItem, output: str | None, error: str | None = None, 
     rec = {"gt": item.gt, "pred": pred, "image_path": item.image_path, "img_id": img_id(item.image_path)}
     if error is not None:
         rec["error"] = error
+    if truncated:
+        rec["truncated"] = True
     if raw:
         rec["output"] = output if output is not None else ""
     return rec

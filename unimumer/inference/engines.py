@@ -1,20 +1,33 @@
 """The two inference engines behind one call: ``engine.generate(images, prompts) -> list[str]``.
 
-Both build exactly the same model input (released evaluation settings, ``../shared/spec/training.md``, last
-paragraph):
+Both engines build the same model input for a given ``GenerationSettings.preprocessing``:
 
-- the chat is ``[system "You are a helpful assistant.", user [image, prompt text]]`` rendered with the model's own
-  processor chat template (``apply_chat_template(..., add_generation_prompt=True)``);
-- the image is read with :func:`unimumer.images.load_image` (black strokes on white, the training polarity) and
-  resized by ``qwen_vl_utils.fetch_image`` to the pixel bounds (default: the training bounds, ``image_max_pixels:
-  262144``) on the model's patch grid; the processor gets the same bounds so it does not resize again;
-- generation stops at ``<|im_end|>`` / ``<|endoftext|>``; temperature 0 means greedy decoding;
-- the generated token ids are decoded by the same tokenizer call (``skip_special_tokens=True``) for both engines,
-  so greedy outputs are byte-identical between vLLM and transformers.
+``official`` (default; the released evaluation, BFlameSwift/Uni-MuMER ``scripts/vllm_infer.py``, whose numbers
+users compare with):
 
-``vllm``: one ``vllm.LLM`` (prefix caching on: every request shares the system/instruction prefix; one image per
-prompt; continuous batching inside each ``generate`` call). ``hf``: ``AutoModelForImageTextToText.generate`` on
-left-padded batches, for machines without vLLM.
+- the chat is ``[system "You are a helpful assistant.", user [image, prompt text]]`` rendered by the checkpoint's
+  own processor chat template (``apply_chat_template(..., add_generation_prompt=True)``, unchanged: a Qwen3.5
+  template's ``<think>`` opener stays, as in the official script);
+- the image goes through ``qwen_vl_utils.process_vision_info`` with its defaults (``smart_resize`` on factor 28,
+  3,136 … 12,845,056 pixels) and then through the checkpoint's image processor with the checkpoint's
+  ``preprocessor_config.json`` defaults (no ``mm_processor_kwargs``).
+
+``training`` (what LLaMA-Factory fed the model in fine-tuning): the prompt is LLaMA-Factory's own template
+(``qwen2_vl`` / ``qwen3_vl_nothink`` / ``qwen3_5_nothink`` by default, from the checkpoint's ``model_type``) for
+the ShareGPT human turn ``"<image>" + prompt``, with the template's default system message (``qwen2_vl``: "You are
+a helpful assistant."; the ``*_nothink`` templates: none) and no thinking block; the image is resized by the
+template's ``mm_plugin`` into [``image_min_pixels``, ``image_max_pixels``] (``GenerationSettings.min_pixels`` /
+``max_pixels``, default 1,024 / 262,144 as in every config of ``train/``) and then handed to the checkpoint's image
+processor with its defaults (which applies the checkpoint's ``size`` bounds again, exactly as in training).
+Needs LLaMA-Factory installed (``requirements_training.txt``).
+
+In both modes the image is first read with :func:`unimumer.images.load_image` (black strokes on white, the
+training polarity); generation stops at ``<|im_end|>`` / ``<|endoftext|>``; temperature 0 means greedy decoding;
+the generated ids are decoded by the same tokenizer call for both engines (greedy outputs are byte-identical).
+
+``vllm``: one ``vllm.LLM`` (prefix caching on; one image per prompt; continuous batching inside each ``generate``
+call). ``hf``: ``AutoModelForImageTextToText.generate`` on left-padded batches, for machines without vLLM.
+:meth:`generate_outputs` also says which generations were cut by ``max_tokens`` (``truncated``).
 """
 
 from __future__ import annotations
@@ -24,10 +37,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from ..files import IMAGE_TOKEN
 from .adapters import check_adapter, vllm_max_lora_rank
 from .core import SYSTEM_MESSAGE, TRAIN_MAX_PIXELS, TRAIN_MIN_PIXELS
 
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
+#: ``--preprocessing`` choices; the first is the default.
+PREPROCESSING = ("official", "training")
+#: LLaMA-Factory template the configs in ``train/`` use for each checkpoint ``model_type``.
+TRAINING_TEMPLATES = {"qwen2_5_vl": "qwen2_vl", "qwen2_vl": "qwen2_vl", "qwen3_vl": "qwen3_vl_nothink",
+                      "qwen3_5": "qwen3_5_nothink"}
+#: ``hf`` backend's default records per ``generate`` call (see docs/inference.md for the memory arithmetic).
+HF_DEFAULT_BATCH = 16
 
 
 @dataclass
@@ -35,7 +56,10 @@ class GenerationSettings:
     """Sampling and pre-processing settings shared by both engines.
 
     ``temperature == 0`` → greedy. ``seed`` seeds sampling (vLLM: per request; transformers: ``torch``'s RNG
-    before each batch). ``min_pixels`` / ``max_pixels`` bound the image area after resizing.
+    before each batch). ``preprocessing``: ``official`` or ``training`` (see the module docstring).
+    ``min_pixels`` / ``max_pixels``: LLaMA-Factory's ``image_min_pixels`` / ``image_max_pixels`` (training mode
+    only; the official path has none). ``template``: LLaMA-Factory template of training mode (``None`` → from the
+    checkpoint's ``model_type``, :data:`TRAINING_TEMPLATES`).
     """
 
     max_tokens: int = 2048
@@ -46,18 +70,30 @@ class GenerationSettings:
     min_pixels: int = TRAIN_MIN_PIXELS
     max_pixels: int = TRAIN_MAX_PIXELS
     extra: dict = field(default_factory=dict)
+    preprocessing: str = "official"
+    template: str | None = None
 
     def as_dict(self) -> dict:
         """The settings that change outputs (stored in progress files to refuse mixing two runs)."""
-        return {
+        d = {
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
             "top_p": self.top_p,
             "top_k": self.top_k,
             "seed": self.seed,
-            "min_pixels": self.min_pixels,
-            "max_pixels": self.max_pixels,
+            "preprocessing": self.preprocessing,
         }
+        if self.preprocessing == "training":
+            d.update(min_pixels=self.min_pixels, max_pixels=self.max_pixels, template=self.template)
+        return d
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One engine output: the decoded ``text`` and whether generation stopped at ``max_tokens`` (``truncated``)."""
+
+    text: str
+    truncated: bool = False
 
 
 def chat_messages(image, prompt: str) -> list[dict]:
@@ -68,22 +104,11 @@ def chat_messages(image, prompt: str) -> list[dict]:
     ]
 
 
-_ASSISTANT = "<|im_start|>assistant\n"
-_THINK_OPENERS = ("<think>\n\n</think>\n\n", "<think>\n")
-
-
-def strip_think_opener(text: str) -> str:
-    """Remove a thinking block opened right after the final ``<|im_start|>assistant\n`` of a prompt.
-
-    Qwen3.5's chat template ends the generation prompt with ``<think>\n`` (or an empty ``<think>…</think>`` block
-    when thinking is disabled); LLaMA-Factory's ``qwen3_5_nothink`` / ``qwen3_vl_nothink`` templates, which the
-    configs in ``train/`` use, train on answers directly after ``<|im_start|>assistant\n``. Inference prompts are
-    made equal to the training prompts. Other texts are returned unchanged.
-    """
-    for opener in _THINK_OPENERS:
-        if text.endswith(_ASSISTANT + opener):
-            return text[: -len(opener)]
-    return text
+def official_text(prompt: str) -> str:
+    """The text part of the official script's user turn: the ShareGPT human value stripped, i.e. ``"<image>"``
+    followed by the prompt (the official script keeps the literal ``<image>`` string in the text and adds the image
+    as a separate content item). ``prompt`` is the prompt without ``<image>`` (a leading one is not doubled)."""
+    return prompt if prompt.startswith(IMAGE_TOKEN) else IMAGE_TOKEN + prompt
 
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -174,13 +199,15 @@ def check_vllm_can_start(dtype: str, gpu_memory_utilization: float) -> None:
 
 
 class _Base:
-    """Shared pieces: the processor, the chat template, image resizing and decoding."""
+    """Shared pieces: the processor, the prompt text, image pre-processing and decoding of both modes."""
 
     def __init__(self, model: str, settings: GenerationSettings):
-        from transformers import AutoProcessor
+        from transformers import AutoConfig, AutoProcessor
 
         self.model_name = model
         self.settings = settings
+        if settings.preprocessing not in PREPROCESSING:
+            raise InputError(f"unknown preprocessing {settings.preprocessing!r} (choose official or training)")
         if settings.min_pixels < 1 or settings.max_pixels < settings.min_pixels:
             raise InputError(
                 f"invalid pixel bounds --min-pixels {settings.min_pixels} --max-pixels {settings.max_pixels}"
@@ -188,54 +215,127 @@ class _Base:
         check_model_location(model)
         try:
             self.processor = AutoProcessor.from_pretrained(model)
+            self.model_type = getattr(AutoConfig.from_pretrained(model), "model_type", None)
         except (OSError, ValueError) as exc:
             raise InputError(f"{model}: cannot load the model's processor ({str(exc).splitlines()[0]})") from None
         if not hasattr(self.processor, "image_processor"):
             raise InputError(f"{model}: not a vision-language model (its processor has no image processor)")
         self.tokenizer = self.processor.tokenizer
-        self.patch_size = int(getattr(self.processor.image_processor, "patch_size", 14))
+        ip = self.processor.image_processor
+        self.patch_size = int(getattr(ip, "patch_size", 14))
+        self.merge_size = int(getattr(ip, "merge_size", 2))
+        size = getattr(ip, "size", None) or {}
+        self.processor_max_pixels = int(size.get("longest_edge") or getattr(ip, "max_pixels", 0) or 12845056)
         self.stop_token_ids = [
             t for t in (self.tokenizer.convert_tokens_to_ids(s) for s in STOP_TOKENS)
             if t is not None and t != self.tokenizer.unk_token_id
         ]
+        self._template = None
+        self._prompt_cache: dict[str, str] = {}
+        if settings.preprocessing == "training":
+            self._init_training_template()
 
+    # ------------------------------------------------------------------ training mode (LLaMA-Factory)
+    def _init_training_template(self) -> None:
+        import copy
+
+        name = self.settings.template or TRAINING_TEMPLATES.get(self.model_type or "")
+        if name is None:
+            raise InputError(
+                f"{self.model_name}: no known LLaMA-Factory template for model_type {self.model_type!r}; pass --template"
+            )
+        try:
+            from llamafactory.data.template import TEMPLATES, get_template_and_fix_tokenizer
+            from llamafactory.hparams import DataArguments
+        except ImportError as exc:
+            raise InputError(
+                f"--preprocessing training needs LLaMA-Factory (pip install -r requirements_training.txt): {exc}"
+            ) from None
+        if name not in TEMPLATES:
+            raise InputError(f"unknown LLaMA-Factory template {name!r}")
+        self._lf_tokenizer = copy.deepcopy(self.tokenizer)  # the template may set eos / pad on its tokenizer
+        self._template = get_template_and_fix_tokenizer(self._lf_tokenizer, DataArguments(template=name))
+        self.template_name = name
+
+    def training_messages(self, prompt: str) -> list[dict]:
+        """The ShareGPT human turn as LLaMA-Factory's converter hands it to the template (``<image>`` + prompt)."""
+        return [{"role": "user", "content": "<image>" + prompt}, {"role": "assistant", "content": ""}]
+
+    def _training_prompt_text(self, prompt: str) -> str:
+        """LLaMA-Factory's prompt for ``prompt`` with one unexpanded ``<|image_pad|>`` (the engines expand it)."""
+        from llamafactory.data.mm_plugin import BasePlugin  # noqa: F401  (import check only)
+
+        plugin = self._template.mm_plugin
+        expand = plugin.expand_mm_tokens
+        plugin.expand_mm_tokens = False  # one placeholder: the processor / vLLM expand it from the image
+        try:
+            messages = plugin.process_messages(self.training_messages(prompt), [None], [], [], self.processor)
+        finally:
+            plugin.expand_mm_tokens = expand
+        ids, _ = self._template.encode_oneturn(self._lf_tokenizer, messages, None, None)
+        return self._lf_tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    # ------------------------------------------------------------------ both modes
     def prompt_text(self, image, prompt: str) -> str:
-        """The chat-template text of one request (contains the vision placeholder tokens).
+        """The prompt text of one request (one vision placeholder, expanded by the processor / vLLM).
 
-        A thinking block the template opens after the generation prompt (Qwen3.5) is removed: the models are
-        fine-tuned with LLaMA-Factory's ``*_nothink`` templates, whose answers start right after
-        ``<|im_start|>assistant\n`` (see :func:`strip_think_opener`).
+        official: the checkpoint's chat template over :func:`chat_messages` (system turn, image, text), verbatim;
+        the text is the record's human turn as the official script passes it (:func:`official_text`).
+        training: LLaMA-Factory's template for the human turn ``"<image>" + prompt`` (its default system message,
+        no thinking block).
         """
-        return strip_think_opener(
-            self.processor.apply_chat_template(chat_messages(image, prompt), tokenize=False, add_generation_prompt=True)
+        if self.settings.preprocessing == "training":
+            if prompt not in self._prompt_cache:
+                self._prompt_cache[prompt] = self._training_prompt_text(prompt)
+            return self._prompt_cache[prompt]
+        return self.processor.apply_chat_template(
+            chat_messages(image, official_text(prompt)), tokenize=False, add_generation_prompt=True
         )
 
-    def prepare_image(self, image):
-        """Resize a loaded RGB image with ``qwen_vl_utils.fetch_image`` to the pixel bounds on the patch grid.
+    def prepare_image(self, image, prompt: str = ""):
+        """The image the engine hands to the checkpoint's processor, from a loaded RGB ``PIL.Image``.
 
-        Input: the ``PIL.Image`` from :func:`unimumer.images.load_image`. Raises :class:`InputError` for an image
-        ``qwen_vl_utils`` refuses (aspect ratio above 200).
+        official: ``qwen_vl_utils.process_vision_info`` over the official chat (its own ``smart_resize``, factor
+        28, 3,136 … 12,845,056 pixels). training: LLaMA-Factory's ``mm_plugin`` resize into
+        [``min_pixels``, ``max_pixels``]. Raises :class:`InputError` for an image the path refuses (official:
+        aspect ratio above 200).
         """
-        import inspect
-
-        from qwen_vl_utils import fetch_image
-
-        # recent qwen-vl-utils take the patch size (14 or 16), older releases the resize factor (patch x merge 2)
-        if "image_patch_size" in inspect.signature(fetch_image).parameters:
-            grid = {"image_patch_size": self.patch_size}
-        else:
-            grid = {"size_factor": self.patch_size * 2}
-        try:
-            return fetch_image(
-                {"image": image, "min_pixels": self.settings.min_pixels, "max_pixels": self.settings.max_pixels},
-                **grid,
+        if self.settings.preprocessing == "training":
+            s = self.settings
+            out = self._template.mm_plugin._regularize_images(
+                [image], image_max_pixels=s.max_pixels, image_min_pixels=s.min_pixels
             )
+            return out["images"][0]
+        from qwen_vl_utils import process_vision_info
+
+        try:
+            images, _ = process_vision_info(chat_messages(image, prompt))
         except ValueError as exc:
             raise InputError(str(exc)) from None
+        return images[0]
+
+    def model_inputs(self, images: Sequence, prompts: Sequence[str]):
+        """What the checkpoint's processor makes of prepared images + prompts (``input_ids``, ``pixel_values``,
+        ``image_grid_thw``, …; left-padded batch, torch tensors): exactly the hf engine's model input, and the
+        input vLLM builds with the same processor."""
+        texts = [self.prompt_text(img, p) for img, p in zip(images, prompts, strict=True)]
+        return self.processor(text=texts, images=list(images), padding=True, padding_side="left", return_tensors="pt")
+
+    def max_visual_tokens(self) -> int:
+        """Upper bound of one image's visual tokens under this engine's pre-processing (for the context length)."""
+        unit = self.patch_size * self.merge_size
+        return max(self.processor_max_pixels, self.settings.max_pixels) // (unit * unit) + 1
 
     def decode(self, token_ids: Sequence[Sequence[int]]) -> list[str]:
         """Decode generated ids (both engines use this, so their texts agree byte for byte)."""
         return self.tokenizer.batch_decode([list(t) for t in token_ids], skip_special_tokens=True)
+
+    def generate(self, images: Sequence, prompts: Sequence[str]) -> list[str]:
+        """One output text per (image from :meth:`prepare_image`, prompt text); order kept."""
+        return [g.text for g in self.generate_outputs(images, prompts)]
+
+    def generate_outputs(self, images: Sequence, prompts: Sequence[str]) -> list[Generation]:  # pragma: no cover
+        raise NotImplementedError
 
     def close(self) -> None:
         """Release the engine (frees the accelerator memory)."""
@@ -294,9 +394,8 @@ class VLLMEngine(_Base):
             raise InputError(f"vLLM is not installed ({exc}); install vllm or use --backend hf") from None
         check_vllm_can_start(dtype, gpu_memory_utilization)
         if max_model_len is None:
-            # image tokens at the pixel bound + prompt text + the generation budget
-            unit = self.patch_size * 2
-            max_model_len = settings.max_tokens + settings.max_pixels // (unit * unit) + 1024
+            # image tokens at the processor's pixel bound + prompt text + the generation budget
+            max_model_len = settings.max_tokens + self.max_visual_tokens() + 1024
         kwargs = dict(
             model=model,
             tensor_parallel_size=tensor_parallel_size,
@@ -305,7 +404,6 @@ class VLLMEngine(_Base):
             max_model_len=max_model_len,
             limit_mm_per_prompt={"image": 1},
             enable_prefix_caching=True,
-            mm_processor_kwargs={"min_pixels": settings.min_pixels, "max_pixels": settings.max_pixels},
             gpu_memory_utilization=gpu_memory_utilization,
             enforce_eager=enforce_eager,
             **seeded_sampling_scheduler_kwargs(max_model_len),
@@ -337,14 +435,18 @@ class VLLMEngine(_Base):
 
             self.lora_request = LoRARequest("adapter", 1, lora_info.path)
 
-    def generate(self, images: Sequence, prompts: Sequence[str]) -> list[str]:
-        """One output per (image from :meth:`prepare_image`, prompt text); order kept. Raises the engine's errors."""
+    def generate_outputs(self, images: Sequence, prompts: Sequence[str]) -> list[Generation]:
+        """One :class:`Generation` per (image from :meth:`prepare_image`, prompt text); order kept.
+
+        The image reaches vLLM's copy of the checkpoint's processor with the checkpoint's defaults (no
+        ``mm_processor_kwargs``), as in the official script. Raises the engine's errors."""
         requests = [
             {"prompt": self.prompt_text(img, p), "multi_modal_data": {"image": [img]}}
             for img, p in zip(images, prompts, strict=True)
         ]
         outputs = self.llm.generate(requests, self.sampling, use_tqdm=False, lora_request=self.lora_request)
-        return self.decode([o.outputs[0].token_ids for o in outputs])
+        texts = self.decode([o.outputs[0].token_ids for o in outputs])
+        return [Generation(t, o.outputs[0].finish_reason == "length") for t, o in zip(texts, outputs, strict=True)]
 
     def close(self) -> None:
         """Shut the engine-core process down."""
@@ -392,20 +494,13 @@ class HFEngine(_Base):
         if self.pad_id is None:
             self.pad_id = self.stop_token_ids[-1] if self.stop_token_ids else 0
 
-    def generate(self, images: Sequence, prompts: Sequence[str]) -> list[str]:
-        """One output per (image from :meth:`prepare_image`, prompt text), one left-padded batch; order kept."""
+    def generate_outputs(self, images: Sequence, prompts: Sequence[str]) -> list[Generation]:
+        """One :class:`Generation` per (image from :meth:`prepare_image`, prompt text), one left-padded batch
+        through the checkpoint's processor with its defaults (:meth:`model_inputs`); order kept."""
         import torch
 
         s = self.settings
-        texts = [self.prompt_text(img, p) for img, p in zip(images, prompts, strict=True)]
-        inputs = self.processor(
-            text=texts,
-            images=list(images),
-            padding=True,
-            padding_side="left",
-            return_tensors="pt",
-            size={"shortest_edge": s.min_pixels, "longest_edge": s.max_pixels},
-        ).to(self.device)
+        inputs = self.model_inputs(images, prompts).to(self.device)
         gen = dict(max_new_tokens=s.max_tokens, eos_token_id=self.stop_token_ids, pad_token_id=self.pad_id)
         if s.temperature > 0:
             gen.update(do_sample=True, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k)
@@ -416,13 +511,14 @@ class HFEngine(_Base):
         with torch.inference_mode():
             out = self.model.generate(**inputs, **gen)
         new = out[:, inputs["input_ids"].shape[1]:].tolist()
-        # cut each row at its first stop token (the rest is padding)
+        # cut each row at its first stop token (the rest is padding); no stop token = cut by max_new_tokens
         stops = set(self.stop_token_ids)
-        cut = []
+        cut, truncated = [], []
         for row in new:
-            end = next((j + 1 for j, t in enumerate(row) if t in stops), len(row))
-            cut.append(row[:end])
-        return self.decode(cut)
+            end = next((j + 1 for j, t in enumerate(row) if t in stops), None)
+            truncated.append(end is None and len(row) >= s.max_tokens)
+            cut.append(row[:end] if end is not None else row)
+        return [Generation(t, tr) for t, tr in zip(self.decode(cut), truncated, strict=True)]
 
 
 def make_engine(backend: str, model: str, settings: GenerationSettings, **kwargs):

@@ -18,8 +18,10 @@ from .core import TRAIN_MAX_PIXELS, TRAIN_MIN_PIXELS
 DESCRIPTION = """\
 Print the LaTeX that a Uni-MuMER model reads from each image, one line per image: IMAGE<TAB>LATEX
 (just LATEX with --plain). Images are read black-on-white whatever their polarity (CROHME PNGs are white on
-black) and resized within the training pixel bounds; the prompt is the official instruction of --task
-(vanilla recognition by default; tree = Tree-CoT, can = symbol counting: the LaTeX is the output's last line,
+black); --preprocessing official (default) builds the official evaluation's request (system turn,
+qwen_vl_utils.process_vision_info, the checkpoint's processor defaults), training builds LLaMA-Factory's
+fine-tuning input (its template, image resized into --min-pixels/--max-pixels); the prompt is the official
+instruction of --task (vanilla recognition by default; tree = Tree-CoT, can = symbol counting: the LaTeX is the output's last line,
 --raw prints the whole output under a "==> IMAGE <==" line). Decoding is greedy unless --temperature > 0.
 Backend: --backend auto uses vLLM when a CUDA GPU and vLLM are present, else transformers (hf); vLLM runs
 eager here (no graph capture: a quick start matters more than throughput for a few images).
@@ -45,8 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=0.8, help="nucleus sampling top-p when sampling (default: 0.8)")
     p.add_argument("--top-k", type=int, default=50, help="top-k when sampling (default: 50)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
-    p.add_argument("--max-pixels", type=int, default=TRAIN_MAX_PIXELS, help=f"default: {TRAIN_MAX_PIXELS}")
-    p.add_argument("--min-pixels", type=int, default=TRAIN_MIN_PIXELS, help=f"default: {TRAIN_MIN_PIXELS}")
+    p.add_argument("--preprocessing", choices=("official", "training"), default="official",
+                   help="model input: official (default) or training (see above)")
+    p.add_argument("--template", default=None, help="training: LLaMA-Factory template (default: from the model)")
+    p.add_argument("--max-pixels", type=int, default=TRAIN_MAX_PIXELS,
+                   help=f"training: image_max_pixels (default: {TRAIN_MAX_PIXELS})")
+    p.add_argument("--min-pixels", type=int, default=TRAIN_MIN_PIXELS,
+                   help=f"training: image_min_pixels (default: {TRAIN_MIN_PIXELS})")
     p.add_argument("--dtype", default="auto", choices=("auto", "bfloat16", "float16", "float32"),
                    help="model dtype (default: the checkpoint's)")
     p.add_argument("--plain", action="store_true", help="print only the LaTeX, without the image path")
@@ -71,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     settings = GenerationSettings(
         max_tokens=a.max_tokens, temperature=a.temperature, top_p=a.top_p, top_k=a.top_k, seed=a.seed,
-        min_pixels=a.min_pixels, max_pixels=a.max_pixels,
+        min_pixels=a.min_pixels, max_pixels=a.max_pixels, preprocessing=a.preprocessing, template=a.template,
     )
     backend = default_backend() if a.backend == "auto" else a.backend
     engine = make_engine(backend, a.model, settings, dtype=a.dtype, enforce_eager=True, lora=a.lora)
@@ -80,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for path in a.images:
             try:
-                ok.append((path, engine.prepare_image(load_image(path))))
+                ok.append((path, engine.prepare_image(load_image(path), task.prompt())))
             except InputError as exc:
                 failed += 1
                 print(f"error: {exc}", file=sys.stderr)

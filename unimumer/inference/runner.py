@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..errors import InputError
-from ..files import atomic_write_text, read_json
+from ..files import atomic_write_text, read_json, write_json
 from ..images import load_image
 from ..paths import REPO_ROOT
 from ..tasks import TASKS
@@ -46,6 +46,7 @@ from .core import (
     visible_devices,
     write_predictions,
 )
+from .engines import HF_DEFAULT_BATCH, PREPROCESSING
 
 #: Test / debugging hook: the worker SIGKILLs itself after this many flushed batches (simulates a killed job).
 KILL_AFTER_ENV = "UNIMUMER_INFER_KILL_AFTER_BATCHES"
@@ -61,14 +62,26 @@ Inputs:  --input-dir with official prompt files (*.json, LLaMA-Factory ShareGPT 
 Outputs: <output-dir>/<stem><suffix>.json  JSON array (indent 2) of {"gt", "pred", "image_path", "img_id"} in
          input order, exactly the official layout; records that failed (image missing or unreadable, empty output,
          engine error) carry an extra "error" key and pred "" (scored as wrong, counted in the summary);
-         <output-dir>/<stem>_results.txt  the official metrics report (ExpRate = "Exact Match Rate").
+         A generation stopped by --max-tokens also carries "truncated": true (absent otherwise; counted in the
+         console summary, the report is the official one);
+         <output-dir>/<stem>_results.txt  the official metrics report (ExpRate = "Exact Match Rate");
+         <output-dir>/<stem><suffix>.run.json  which run made the predictions: {"model", "model_files" (hash of
+         the checkpoint's config and weight file names / sizes), "settings", "fingerprint"}.
          While running, finished records are appended to <output-dir>/.<stem><suffix>.progress.jsonl; a killed
          run restarted with the same command resumes from it; the final file is written atomically at the end
-         and the progress file removed. An existing complete <stem><suffix>.json is skipped (--overwrite redoes it).
-Model input (released evaluation): system "You are a helpful assistant.", user [image, prompt text without
-         <image>] through the model's processor chat template; images loaded black-on-white and resized by
-         qwen-vl-utils within --min-pixels/--max-pixels (default: the training bounds); stop at <|im_end|> /
-         <|endoftext|>; temperature 0 = greedy.
+         and the progress file removed. An existing complete <stem><suffix>.json whose .run.json names the same
+         model, model files and settings is skipped (--overwrite redoes it); one made by another model / other
+         settings, or without a .run.json, is never reused: "error: ..." naming the difference, exit 2.
+Model input (--preprocessing):
+  official (default; reproduces the released numbers, BFlameSwift/Uni-MuMER scripts/vllm_infer.py): system
+         "You are a helpful assistant.", user [image, prompt text without <image>] through the checkpoint's chat
+         template; the image through qwen_vl_utils.process_vision_info (factor 28) then the checkpoint's image
+         processor with its preprocessor_config.json defaults.
+  training: exactly what LLaMA-Factory fed the model in fine-tuning: its template (--template, default from the
+         checkpoint: qwen2_vl / qwen3_vl_nothink / qwen3_5_nothink; system turn only where the template has a
+         default one), the image resized into [--min-pixels, --max-pixels] (image_min/max_pixels, default 1024 /
+         262144) by its mm_plugin, then the checkpoint's image processor defaults. Needs LLaMA-Factory.
+  Both: images loaded black-on-white; stop at <|im_end|> / <|endoftext|>; temperature 0 = greedy.
 pred:    the final LaTeX of the output: the whole stripped text (vanilla, error_find) or its last non-empty line
          (tree, can, error_fix); --task forces one, default: detected from each record's prompt.
 Parallelism: --data-parallel-size N starts N independent engines (one per group of --tensor-parallel-size GPUs
@@ -99,8 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=50, help="top-k sampling (default: 50)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     p.add_argument(
-        "--batch_size", "--batch-size", dest="batch_size", type=int, default=256,
-        help="records per generate call and per progress flush (default: 256; vLLM batches continuously inside)",
+        "--batch_size", "--batch-size", dest="batch_size", type=int, default=None,
+        help="records per generate call and per progress flush (default: 256 with vllm, which batches continuously "
+             f"inside; {HF_DEFAULT_BATCH} with hf: a 3B model's left-padded batch on one 80 GB GPU)",
     )
     p.add_argument(
         "--task", choices=sorted(TASKS), default=None,
@@ -112,10 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-parallel-size", type=int, default=1,
         help="independent engine processes, one per GPU group, each on a shard (default: 1)",
     )
-    p.add_argument("--max-pixels", type=int, default=TRAIN_MAX_PIXELS,
-                   help=f"image area upper bound (default: {TRAIN_MAX_PIXELS}, training image_max_pixels)")
-    p.add_argument("--min-pixels", type=int, default=TRAIN_MIN_PIXELS,
-                   help=f"image area lower bound (default: {TRAIN_MIN_PIXELS}, LLaMA-Factory image_min_pixels)")
+    p.add_argument("--preprocessing", choices=PREPROCESSING, default="official",
+                   help="model input: official (default, the released evaluation's requests) or training "
+                        "(LLaMA-Factory's template and image resize, as in fine-tuning)")
+    p.add_argument("--template", default=None,
+                   help="--preprocessing training: LLaMA-Factory template (default: from the checkpoint's model_type)")
+    p.add_argument("--max-pixels", type=int, default=None,
+                   help=f"--preprocessing training: image_max_pixels (default: {TRAIN_MAX_PIXELS}, the configs')")
+    p.add_argument("--min-pixels", type=int, default=None,
+                   help=f"--preprocessing training: image_min_pixels (default: {TRAIN_MIN_PIXELS}, LLaMA-Factory's)")
     p.add_argument("--limit", type=int, default=None, help="only the first N records of each file")
     p.add_argument("--image-root", default=None, help="folder relative image paths start from (default: cwd)")
     p.add_argument("--dtype", default="auto", choices=("auto", "bfloat16", "float16", "float32"),
@@ -132,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_args(a: argparse.Namespace) -> None:
+    if a.preprocessing == "official" and (a.min_pixels, a.max_pixels, a.template) != (None, None, None):
+        raise InputError("--min-pixels / --max-pixels / --template apply to --preprocessing training only")
+    a.min_pixels = TRAIN_MIN_PIXELS if a.min_pixels is None else a.min_pixels
+    a.max_pixels = TRAIN_MAX_PIXELS if a.max_pixels is None else a.max_pixels
+    if a.batch_size is None:
+        a.batch_size = HF_DEFAULT_BATCH if a.backend == "hf" else 256
     for name in ("max_tokens", "batch_size", "tensor_parallel_size", "data_parallel_size", "max_pixels", "min_pixels"):
         if getattr(a, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be >= 1")
@@ -159,10 +184,30 @@ def _model_id(model: str) -> str:
     return str(p.resolve()) if p.exists() else model
 
 
+def model_files_fingerprint(model: str) -> str | None:
+    """A short hash of a local checkpoint: its ``config.json`` bytes and the names and sizes of its weight files
+    (``None`` for a hub id). A checkpoint retrained into the same folder gets another fingerprint."""
+    import hashlib
+
+    p = Path(model)
+    if not p.is_dir():
+        return None
+    h = hashlib.sha256()
+    cfg = p / "config.json"
+    if cfg.is_file():
+        h.update(cfg.read_bytes())
+    for f in sorted(p.iterdir()):
+        if f.is_file() and (f.suffix in (".safetensors", ".bin") or f.name.endswith(".index.json")):
+            h.update(f"{f.name}:{f.stat().st_size}\n".encode())
+    return h.hexdigest()[:16]
+
+
 def run_settings(a: argparse.Namespace) -> dict:
-    """Everything that changes the outputs; a progress file written with other settings is not resumed."""
-    return {
+    """Everything that changes the outputs; a progress file or prediction file made with other settings is not
+    reused. The pixel bounds and template only count in training mode (the official path has none)."""
+    d = {
         "model": _model_id(a.model),
+        "model_files": model_files_fingerprint(a.model),
         "backend": a.backend,
         "task": a.task,
         "max_tokens": a.max_tokens,
@@ -170,13 +215,51 @@ def run_settings(a: argparse.Namespace) -> dict:
         "top_p": a.top_p,
         "top_k": a.top_k,
         "seed": a.seed,
-        "min_pixels": a.min_pixels,
-        "max_pixels": a.max_pixels,
+        "preprocessing": a.preprocessing,
         "dtype": a.dtype,
         "save_raw": a.save_raw,
         # the adapter is part of the model: a progress file of another adapter (or none) is not resumed
         **({"lora": a.lora_info.fingerprint()} if getattr(a, "lora_info", None) else {}),
     }
+    if a.preprocessing == "training":
+        d.update(template=a.template, min_pixels=a.min_pixels, max_pixels=a.max_pixels)
+    return d
+
+
+def settings_fingerprint(settings: dict) -> str:
+    """sha256 (16 hex digits) of the canonical JSON of :func:`run_settings`."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run_record_path(final: Path) -> Path:
+    """``<stem><suffix>.run.json`` next to the prediction file ``<stem><suffix>.json``."""
+    return final.with_name(final.stem + ".run.json")
+
+
+def check_existing_output(final: Path, settings: dict) -> None:
+    """Refuse to reuse a prediction file another run made. Returns when its run record matches ``settings``.
+
+    Raises :class:`InputError` (one line naming the file and the difference) when the run record is missing or
+    names another model / model files / settings.
+    """
+    rec_path = run_record_path(final)
+    try:
+        old = read_json(rec_path).get("settings")
+    except (InputError, AttributeError):
+        old = None
+    if not isinstance(old, dict):
+        raise InputError(
+            f"{final}: exists without a run record ({rec_path.name}), so which model made it is unknown; "
+            "pass --overwrite to redo it or choose another --output-dir"
+        )
+    diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+    if diff:
+        shown = ", ".join(f"{k}: {old.get(k)!r} (existing) vs {settings.get(k)!r}" for k in diff)
+        raise InputError(
+            f"{final}: made by another run ({shown}); pass --overwrite to redo it or choose another --output-dir"
+        )
 
 
 def worker_config(a: argparse.Namespace) -> dict:
@@ -184,6 +267,9 @@ def worker_config(a: argparse.Namespace) -> dict:
     cfg = run_settings(a)
     cfg.update(
         model=a.model,
+        min_pixels=a.min_pixels,
+        max_pixels=a.max_pixels,
+        template=a.template,
         batch_size=a.batch_size,
         tensor_parallel_size=a.tensor_parallel_size,
         max_model_len=a.max_model_len,
@@ -206,40 +292,62 @@ def _load(engine, item: PromptItem, image_root: str | None):
     except InputError as exc:
         return None, f"unreadable image: {item.image_path} ({str(exc).rsplit('(', 1)[-1].rstrip(')')})"
     try:
-        return engine.prepare_image(image), None
-    except InputError as exc:
-        return None, f"unusable image: {item.image_path} ({exc})"
+        return engine.prepare_image(image, item.prompt), None
+    except Exception as exc:  # the pre-processing library refused this image (extreme size / aspect ratio)
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return None, f"unusable image: {item.image_path} ({msg[:200]})"
+
+
+def _engine_works(engine, prompt: str) -> bool:
+    """Whether the engine still answers a plain request (a white 64 x 64 image): tells a broken engine from
+    records that fail on their own, also when such a record is alone in its batch."""
+    from PIL import Image
+
+    try:
+        img = engine.prepare_image(Image.new("RGB", (64, 64), "white"), prompt)
+        engine.generate_outputs([img], [prompt])
+        return True
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception:
+        return False
 
 
 def _generate_batch(engine, batch: list[PromptItem], loaded: list, raw: bool) -> list[tuple[int, dict]]:
     """Records of one batch. An engine error on the batch is retried record by record; records that still fail
-    get an ``engine error`` record, unless every record of the batch fails (a broken engine: re-raised)."""
+    get an ``engine error`` record. Only when every record fails and the engine also fails a plain request
+    (:func:`_engine_works`) is the engine taken as broken and the error re-raised."""
     ok = [(it, img) for it, (img, err) in zip(batch, loaded, strict=True) if err is None]
     outputs: dict[int, tuple[str | None, str | None]] = {}
+    truncated: set[int] = set()
     if ok:
         try:
-            texts = engine.generate([img for _, img in ok], [it.prompt for it, _ in ok])
-            outputs = {it.index: (t, None) for (it, _), t in zip(ok, texts, strict=True)}
+            gens = engine.generate_outputs([img for _, img in ok], [it.prompt for it, _ in ok])
+            outputs = {it.index: (g.text, None) for (it, _), g in zip(ok, gens, strict=True)}
+            truncated = {it.index for (it, _), g in zip(ok, gens, strict=True) if g.truncated}
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as batch_exc:
             failures = 0
             for it, img in ok:
                 try:
-                    outputs[it.index] = (engine.generate([img], [it.prompt])[0], None)
+                    g = engine.generate_outputs([img], [it.prompt])[0]
+                    outputs[it.index] = (g.text, None)
+                    if g.truncated:
+                        truncated.add(it.index)
                 except (KeyboardInterrupt, SystemExit):
                     raise
                 except Exception as exc:
                     failures += 1
                     msg = str(exc).splitlines()[0] if str(exc) else ""
                     outputs[it.index] = (None, f"engine error: {type(exc).__name__}: {msg}"[:300])
-            if failures == len(ok):
+            if failures == len(ok) and not _engine_works(engine, ok[0][0].prompt):
                 raise batch_exc
     result = []
     for it, (_img, err) in zip(batch, loaded, strict=True):
         if err is None:
             text, err = outputs[it.index]
-            result.append((it.index, make_record(it, text, err, raw=raw)))
+            result.append((it.index, make_record(it, text, err, raw=raw, truncated=it.index in truncated)))
         else:
             result.append((it.index, make_record(it, None, err, raw=raw)))
     return result
@@ -258,8 +366,8 @@ def run_worker(config: dict, jobs: Sequence[dict], worker: int = 0, n_workers: i
 
     settings = GenerationSettings(
         max_tokens=config["max_tokens"], temperature=config["temperature"], top_p=config["top_p"],
-        top_k=config["top_k"], seed=config["seed"], min_pixels=config["min_pixels"],
-        max_pixels=config["max_pixels"],
+        top_k=config["top_k"], seed=config["seed"], preprocessing=config["preprocessing"],
+        min_pixels=config["min_pixels"], max_pixels=config["max_pixels"], template=config["template"],
     )
     mine = [(job, shard(job["pending"], n_workers, worker)) for job in jobs]
     if not any(idx for _, idx in mine):
@@ -401,6 +509,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         selected = list(range(len(items)))[: a.limit] if a.limit is not None else list(range(len(items)))
         final = out_dir / f"{stem}{a.suffix}.json"
         progress = ProgressFile(progress_path(out_dir, stem, a.suffix))
+        if final.exists() and not a.overwrite:
+            check_existing_output(final, settings)  # never another model's / other settings' predictions
         if final.exists() and not a.overwrite and _complete_output(final, len(selected)):
             print(f"{stem}: {final} exists with {len(selected)} records, skipped (--overwrite to redo)")
             report = out_dir / f"{stem}_results.txt"
@@ -450,11 +560,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         records = [done[i] for i in selected]
         write_predictions(final, records)
+        write_json(run_record_path(final), {
+            "model": settings["model"], "model_files": settings["model_files"], "settings": settings,
+            "fingerprint": settings_fingerprint(settings), "records": len(records),
+        }, indent=2)
         progress.remove()
         errors = error_summary(records)
+        n_trunc = sum(1 for r in records if r.get("truncated"))
         line = f"{stem}: {len(records)} records -> {final}"
-        if errors:
-            line += " (" + ", ".join(f"{n} {k}" for k, n in sorted(errors.items())) + ")"
+        notes = [f"{n} {k}" for k, n in sorted(errors.items())]
+        if n_trunc:
+            notes.append(f"{n_trunc} truncated at --max-tokens {a.max_tokens}")
+        if notes:
+            line += " (" + ", ".join(notes) + ")"
         if not a.no_report:
             report = out_dir / f"{stem}_results.txt"
             results = write_report(final, report)
