@@ -173,6 +173,17 @@ def test_lora_outputs_equal_the_merged_export_with_vllm_and_hf(lora_runs, tiny_q
                          capture_output=True, text=True, timeout=900, cwd=REPO)
     assert res.returncode == 0, res.stderr[-3000:]
     assert [r["pred"] for r in json.loads(samples.read_text(encoding="utf-8"))] == from_merged
+    # the web server's --lora (predict.py's parser): the API answers the merged export's LaTeX
+    from test_serve import _one_line, _post, _start, _stop
+
+    proc, url = _start(tiny_qwen2_5_vl, "--lora", str(adapter), "--backend", "hf", "--dtype", "float32",
+                       "--max-tokens", "12", log=tmp_path / "serve.log")
+    try:
+        res = _post(url, [(s.path.name, s.path.read_bytes()) for s in crohme_samples[:4]])
+        assert res.status_code == 200, res.text
+        assert [_one_line(r["latex"]) for r in res.json()["results"]] == [_one_line(p) for p in from_merged]
+    finally:
+        _stop(proc)
 
 
 def _one_error_line(res: subprocess.CompletedProcess, *needles: str) -> str:

@@ -11,7 +11,7 @@ One process, one engine (:func:`unimumer.inference.engines.make_engine`, the eng
   files, optional ``task``).
 
 Every image goes through :func:`unimumer.images.load_image` (black on white) and the engine's
-``prepare_image`` (training pixel bounds), the prompt is the task's official instruction and the answer is read
+``prepare_image`` (the ``--preprocessing`` mode of ``scripts/predict.py``), the prompt is the task's official instruction and the answer is read
 with ``Task.extract_answer`` (:mod:`unimumer.tasks`), so the API returns what ``scripts/predict.py`` prints for
 the same image and settings.
 
@@ -36,7 +36,7 @@ from pathlib import Path
 
 from .errors import InputError
 from .images import load_image
-from .inference.core import TRAIN_MAX_PIXELS, TRAIN_MIN_PIXELS
+from .inference.predict import add_engine_args, engine_from_args
 from .paths import DATA_DIR
 from .tasks import GT_TASKS, get_task
 
@@ -185,7 +185,7 @@ class Predictor:
         if task not in GT_TASKS:
             raise InputError(f"unknown task {task!r} (choose from {', '.join(GT_TASKS)})")
         prompt = get_task(task).prompt()
-        prepared = [self.engine.prepare_image(im) for im in images]
+        prepared = [self.engine.prepare_image(im, prompt) for im in images]
         raw: Future = Future()
         self._queue.put(_Job(prepared, [prompt] * len(prepared), raw))
         out: Future = Future()
@@ -395,12 +395,12 @@ API:
   --max-images, 415 not an image / not multipart, 422 undecodable image or an aspect ratio over 200, 503 the
   engine failed (the server keeps running).
 
-Model input and answer extraction are those of scripts/predict.py and scripts/vllm_infer.py (released evaluation
-chat, images black on white within the training pixel bounds, official task instructions); decoding is greedy
-unless --temperature > 0, as in predict.py, so the API returns the LaTeX predict.py prints for the same image.
+Model options are those of scripts/predict.py (same parser): --preprocessing official (default: the released
+evaluation's requests) or training (LLaMA-Factory's fine-tuning input), images black on white, official task
+instructions, --lora ADAPTER_DIR applied on top of --model (checked before the engine starts); decoding is greedy
+unless --temperature > 0, so the API returns the LaTeX predict.py prints for the same image and options.
 Requests that arrive while a batch is generating are generated together as the next batch.
---backend auto = vLLM when a CUDA GPU and vLLM are present, else transformers (hf). LoRA adapters (--lora) are
-not supported yet: merge the adapter into the model first.
+--backend auto = vLLM when a CUDA GPU and vLLM are present, else transformers (hf).
 Errors: a model that cannot be loaded, a port already taken or unusable options -> "error: ..." and exit 2.
 """
 
@@ -409,19 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``scripts/serve.py``."""
     p = argparse.ArgumentParser(prog="serve.py", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="model folder or Hugging Face id (offline cache)")
+    add_engine_args(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
-    p.add_argument("--backend", choices=("auto", "vllm", "hf"), default="auto", help="engine (default: auto)")
-    p.add_argument("--max-tokens", type=int, default=2048, help="maximum generated tokens (default: 2048)")
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default: 0)")
-    p.add_argument("--top-p", type=float, default=0.8, help="nucleus sampling top-p when sampling (default: 0.8)")
-    p.add_argument("--top-k", type=int, default=50, help="top-k when sampling (default: 50)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
-    p.add_argument("--max-pixels", type=int, default=TRAIN_MAX_PIXELS, help=f"default: {TRAIN_MAX_PIXELS}")
-    p.add_argument("--min-pixels", type=int, default=TRAIN_MIN_PIXELS, help=f"default: {TRAIN_MIN_PIXELS}")
-    p.add_argument("--dtype", default="auto", choices=("auto", "bfloat16", "float16", "float32"),
-                   help="model dtype (default: the checkpoint's)")
     p.add_argument("--enforce-eager", action="store_true",
                    help="vLLM: no CUDA graph capture (starts faster, generates slower)")
     p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
@@ -452,22 +442,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     Raises :class:`InputError` for unusable options or a model that cannot be loaded.
     """
     a = build_parser().parse_args(argv)
-    if a.max_tokens < 1:
-        raise InputError("--max-tokens must be >= 1")
     if a.max_upload_mb <= 0 or a.max_images < 1 or a.max_batch < 1:
         raise InputError("--max-upload-mb, --max-images and --max-batch must be positive")
     if not 0 < a.port < 65536:
         raise InputError(f"--port {a.port}: not a TCP port")
     _check_listen(a.host, a.port)  # before the engine loads (minutes for a released model on a GPU)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home
-    from .inference.engines import GenerationSettings, default_backend, make_engine
-
-    settings = GenerationSettings(
-        max_tokens=a.max_tokens, temperature=a.temperature, top_p=a.top_p, top_k=a.top_k, seed=a.seed,
-        min_pixels=a.min_pixels, max_pixels=a.max_pixels,
-    )
-    backend = default_backend() if a.backend == "auto" else a.backend
-    engine = make_engine(backend, a.model, settings, dtype=a.dtype, enforce_eager=a.enforce_eager)
+    engine, backend = engine_from_args(a, enforce_eager=a.enforce_eager)
     predictor = Predictor(engine, model=a.model, backend=backend, max_batch=a.max_batch)
     try:
         import uvicorn

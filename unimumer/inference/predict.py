@@ -30,17 +30,15 @@ printed (exit code 2 at the end); a model that cannot be loaded -> "error: ..." 
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``scripts/predict.py``."""
-    p = argparse.ArgumentParser(
-        prog="predict.py", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
+def add_engine_args(p: argparse.ArgumentParser) -> None:
+    """Add the model / engine / decoding options shared by ``scripts/predict.py`` and ``scripts/serve.py``
+    (``--model``, ``--lora``, ``--backend``, ``--max-tokens``, ``--temperature``, ``--top-p``, ``--top-k``,
+    ``--seed``, ``--preprocessing``, ``--template``, ``--max-pixels``, ``--min-pixels``, ``--dtype``); read them
+    back with :func:`engine_from_args`."""
     p.add_argument("--model", required=True, help="model folder or Hugging Face id (offline cache)")
     p.add_argument("--lora", metavar="ADAPTER_DIR", default=None,
                    help="LoRA adapter folder (PEFT format, e.g. a LLaMA-Factory lora output_dir) applied on top of "
                         "--model (vLLM LoRA request / peft); missing or trained on another base model -> error")
-    p.add_argument("--task", choices=GT_TASKS, default="vanilla", help="prompt / answer extraction (default: vanilla)")
     p.add_argument("--backend", choices=("auto", "vllm", "hf"), default="auto", help="engine (default: auto)")
     p.add_argument("--max-tokens", type=int, default=2048, help="maximum generated tokens (default: 2048)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default: 0)")
@@ -48,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=50, help="top-k when sampling (default: 50)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     p.add_argument("--preprocessing", choices=("official", "training"), default="official",
-                   help="model input: official (default) or training (see above)")
+                   help="model input: official (default: the released evaluation's requests) or training "
+                        "(LLaMA-Factory's fine-tuning input); docs/inference.md")
     p.add_argument("--template", default=None, help="training: LLaMA-Factory template (default: from the model)")
     p.add_argument("--max-pixels", type=int, default=TRAIN_MAX_PIXELS,
                    help=f"training: image_max_pixels (default: {TRAIN_MAX_PIXELS})")
@@ -56,6 +55,38 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"training: image_min_pixels (default: {TRAIN_MIN_PIXELS})")
     p.add_argument("--dtype", default="auto", choices=("auto", "bfloat16", "float16", "float32"),
                    help="model dtype (default: the checkpoint's)")
+
+
+def engine_from_args(a: argparse.Namespace, *, enforce_eager: bool):
+    """Build the engine described by the options of :func:`add_engine_args`: ``(engine, backend name)``.
+
+    The adapter (``--lora``) is checked before any engine starts. Raises :class:`InputError` for unusable options,
+    an adapter that does not fit ``--model``, or a model that cannot be loaded.
+    """
+    if a.max_tokens < 1:
+        raise InputError("--max-tokens must be >= 1")
+    from .engines import GenerationSettings, default_backend, make_engine
+
+    if a.lora:
+        from .adapters import check_adapter, print_warnings
+
+        print_warnings(check_adapter(a.lora, a.model))  # before any engine starts
+    settings = GenerationSettings(
+        max_tokens=a.max_tokens, temperature=a.temperature, top_p=a.top_p, top_k=a.top_k, seed=a.seed,
+        min_pixels=a.min_pixels, max_pixels=a.max_pixels, preprocessing=a.preprocessing, template=a.template,
+    )
+    backend = default_backend() if a.backend == "auto" else a.backend
+    return make_engine(backend, a.model, settings, dtype=a.dtype, enforce_eager=enforce_eager, lora=a.lora), backend
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``scripts/predict.py``."""
+    p = argparse.ArgumentParser(
+        prog="predict.py", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
+    add_engine_args(p)
+    p.add_argument("--task", choices=GT_TASKS, default="vanilla", help="prompt / answer extraction (default: vanilla)")
     p.add_argument("--plain", action="store_true", help="print only the LaTeX, without the image path")
     p.add_argument("--raw", action="store_true", help="print the whole model output instead of the final LaTeX")
     return p
@@ -67,21 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Raises :class:`InputError` for unusable options or a model that cannot be loaded.
     """
     a = build_parser().parse_args(argv)
-    if a.max_tokens < 1:
-        raise InputError("--max-tokens must be >= 1")
-    from .engines import GenerationSettings, default_backend, make_engine
-
-    if a.lora:
-        from .adapters import check_adapter, print_warnings
-
-        print_warnings(check_adapter(a.lora, a.model))  # before any engine starts
-
-    settings = GenerationSettings(
-        max_tokens=a.max_tokens, temperature=a.temperature, top_p=a.top_p, top_k=a.top_k, seed=a.seed,
-        min_pixels=a.min_pixels, max_pixels=a.max_pixels, preprocessing=a.preprocessing, template=a.template,
-    )
-    backend = default_backend() if a.backend == "auto" else a.backend
-    engine = make_engine(backend, a.model, settings, dtype=a.dtype, enforce_eager=True, lora=a.lora)
+    engine, _ = engine_from_args(a, enforce_eager=True)
     task = get_task(a.task)
     ok, failed = [], 0
     try:
