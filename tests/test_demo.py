@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from unimumer.demo import MARKER, DemoContext, main, run_demo, stage_official
+from unimumer.demo import MARKER, DemoContext, main, run_demo, stage_data, stage_infer, stage_official
 from unimumer.errors import InputError
 from unimumer.paths import REPO_ROOT
 
@@ -59,6 +59,19 @@ def test_official_stage_alone_reproduces_the_official_report(tmp_path):
     assert row["identical_to_official_report"] and row["metrics"]["exact_match_rate"] == 82.0487
     assert (tmp_path / "official" / "crohme_2014_results.txt").read_text() == (
         REPO_ROOT / "data/sample/official_predictions/crohme_2014_results.txt").read_text()
+
+
+@pytest.mark.slow
+def test_infer_stage_runs_vllm_infer_with_the_chosen_preprocessing(tmp_path, tiny_qwen2_5_vl):
+    """``scripts/demo.py --preprocessing training`` reaches vllm_infer.py: its run record says so (the shipped
+    default, official, is what the whole-sample test above runs)."""
+    ctx = DemoContext(tmp_path, log=lambda m: None)
+    _, _, prompts = stage_data(ctx, n_train=2, n_test=3)
+    res = stage_infer(ctx, tiny_qwen2_5_vl, prompts, max_tokens=4, preprocessing="training")
+    pred = tmp_path / "data/CROHME/results_tiny/crohme_2014_pred.json"
+    assert res["metrics"]["total_samples"] == 3 and pred.is_file()
+    run = json.loads(pred.with_name(pred.stem + ".run.json").read_text())
+    assert run["settings"]["preprocessing"] == "training" and run["settings"]["min_pixels"] == 1024
 
 
 def test_demo_refuses_a_folder_it_did_not_make(tmp_path, capsys):

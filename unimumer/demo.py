@@ -152,12 +152,14 @@ def stage_data(ctx: DemoContext, n_train: int | None = None, n_test: int | None 
 
 
 def stage_edl(ctx: DemoContext, vanilla: Path, model: Path, folds: int = 2, samples: int = 2,
-              max_tokens: int = 24, fold_train_steps: int = 2) -> tuple[dict, dict]:
+              max_tokens: int = 24, fold_train_steps: int = 2,
+              preprocessing: str = "official") -> tuple[dict, dict]:
     """Stage 3: the cross-fold error corpus (paper Fig. 4) → ``crohme_train_error_find`` / ``_error_fix`` next
     to the vanilla file, registered in the demo's ``dataset_info.json``.
 
     Folds train ``model`` with the paper config (CPU overrides, no DeepSpeed) for ``fold_train_steps`` steps; vLLM
-    samples ``samples`` candidates per held-out image at T = 1.0 with the pipeline's seed. Returns (the error
+    samples ``samples`` candidates per held-out image at T = 1.0 with the pipeline's seed and the model input of
+    ``preprocessing`` (``official`` / ``training``, as ``scripts/vllm_infer.py --preprocessing``). Returns (the error
     corpus summary of :func:`unimumer.error_corpus.build_error_corpus`, ``{dataset: records}`` of the registry).
     """
     from .error_corpus import CorpusSettings, build_error_corpus
@@ -166,6 +168,7 @@ def stage_edl(ctx: DemoContext, vanilla: Path, model: Path, folds: int = 2, samp
     settings = CorpusSettings(
         train=str(vanilla), name="crohme_train", folds=folds, samples=samples, temperature=1.0,
         max_tokens=max_tokens, base_config=str(PAPER_CONFIG), model=str(model), image_root=str(ctx.data),
+        preprocessing=preprocessing,
         train_overrides=[*CPU_TRAIN_OVERRIDES, f"max_steps={fold_train_steps}", "deepspeed=null",
                          "save_only_model=true"],
     )
@@ -221,8 +224,10 @@ def stage_train(ctx: DemoContext, model: Path, datasets: Sequence[str], train_st
     return {"command": " ".join(cmd), "losses": losses, "model": str(model_out)}
 
 
-def stage_infer(ctx: DemoContext, model: str | Path, test_prompts: Path, max_tokens: int = 24) -> dict:
-    """Stage 6: ``scripts/vllm_infer.py`` (greedy, vLLM on CPU) with ``model`` on the test prompt file's folder →
+def stage_infer(ctx: DemoContext, model: str | Path, test_prompts: Path, max_tokens: int = 24,
+                preprocessing: str = "official") -> dict:
+    """Stage 6: ``scripts/vllm_infer.py --preprocessing PREPROCESSING`` (greedy, vLLM on CPU) with ``model`` on
+    the test prompt file's folder →
     ``data/CROHME/results_tiny/crohme_2014_pred.json`` + its official report (log ``logs/infer.log``).
 
     Returns ``{"pred_file", "report", "metrics"}``. Raises :class:`~unimumer.error_corpus.StageError`.
@@ -232,7 +237,7 @@ def stage_infer(ctx: DemoContext, model: str | Path, test_prompts: Path, max_tok
 
     cmd = [sys.executable, "scripts/vllm_infer.py", "--model", str(model), "--input-dir", str(test_prompts.parent),
            "--output-dir", str(ctx.results_dir), "--image-root", str(ctx.out), "--max-tokens", str(max_tokens),
-           "--temperature", "0", "--dtype", "float32", "--enforce-eager"]
+           "--temperature", "0", "--dtype", "float32", "--enforce-eager", "--preprocessing", preprocessing]
     run_logged(cmd, ctx.logs / "infer.log", "stage 'infer'", ctx.env, cwd=REPO_ROOT)
     pred = ctx.results_dir / "crohme_2014_pred.json"
     m = evaluate_file(pred)
@@ -316,13 +321,15 @@ def run_demo(
     fold_train_steps: int = 2,
     official_years: Sequence[int] = (2014, 2016, 2019),
     cdm: bool = True,
+    preprocessing: str = "official",
     log=print,
 ) -> dict:
     """Run the demo pipeline (see the module docstring): the stage functions above, in order, timed.
 
     Inputs: the output folder, the sample sizes (``None``: the whole bundled sample, 48 train / 48 test images),
     the error-corpus settings (``folds`` K, ``samples`` N, ``max_tokens`` per generated answer), training steps
-    (final run and per fold), which official CROHME years to score, whether to compute ExpRate@CDM.
+    (final run and per fold), which official CROHME years to score, whether to compute ExpRate@CDM, the model
+    input of the sampling and inference stages (``preprocessing``: ``official`` / ``training``).
     Output: ``{"output_dir", "stage_seconds", "datasets", "train", "predictions", "official", "report"}``; files
     under ``output_dir`` (``data/``, ``models/``, ``saves/``, ``error_corpus/``, ``official/``, ``logs/``,
     ``report.md``, ``exprate.png``). Raises :class:`InputError` (bad output folder / sample) and
@@ -343,7 +350,7 @@ def run_demo(
                                           n_train, n_test)
     corpus, datasets = stages.run(
         "edl", f"error-driven learning data: cross-fold error corpus (K={folds}, N={samples}, T=1.0)",
-        stage_edl, ctx, vanilla, tiny, folds, samples, max_tokens, fold_train_steps)
+        stage_edl, ctx, vanilla, tiny, folds, samples, max_tokens, fold_train_steps, preprocessing)
     summary["datasets"] = datasets
     summary["error_corpus"] = corpus
     summary["configs"] = stages.run("configs", "every train/*.yaml through LLaMA-Factory's parser "
@@ -352,7 +359,7 @@ def run_demo(
                                   stage_train, ctx, tiny, list(datasets), train_steps)
     summary["predictions"] = stages.run("infer", "vLLM batch inference on the CROHME 2014 sample "
                                         "(scripts/vllm_infer.py)", stage_infer, ctx, summary["train"]["model"],
-                                        test_prompts, max_tokens)
+                                        test_prompts, max_tokens, preprocessing)
     summary["official"] = stages.run("official", "the paper's CROHME table from the official predictions",
                                      stage_official, ctx, official_years, cdm)
     summary["report"] = stages.run("summary", "Markdown report and ExpRate chart", stage_summary, ctx, datasets,
@@ -400,6 +407,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--max-tokens", type=int, default=24, help="max new tokens per answer (default 24)")
     p.add_argument("--train-steps", type=int, default=4, help="training steps of the final run (default 4)")
     p.add_argument("--no-cdm", action="store_true", help="skip ExpRate@CDM on the official predictions")
+    p.add_argument("--preprocessing", choices=("official", "training"), default="official",
+                   help="model input of the error-corpus sampling and the inference stage, as scripts/vllm_infer.py "
+                        "--preprocessing (default official: the released evaluation's requests; training: "
+                        "LLaMA-Factory's fine-tuning input; docs/inference.md)")
     a = p.parse_args(argv)
     for flag in ("n_train", "n_test"):
         v = getattr(a, flag)
@@ -409,7 +420,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         run_demo(a.output_dir, n_train=a.n_train, n_test=a.n_test, folds=a.folds, samples=a.samples,
-                 max_tokens=a.max_tokens, train_steps=a.train_steps, cdm=not a.no_cdm)
+                 max_tokens=a.max_tokens, train_steps=a.train_steps, cdm=not a.no_cdm,
+                 preprocessing=a.preprocessing)
     except (DemoError, StageError) as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1
