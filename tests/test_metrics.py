@@ -323,6 +323,7 @@ def test_mean_cdm_f1_from_the_official_toolkits_per_sample_scores(tmp_path, caps
     # a gt that did not render is excluded; the calculator's JSON carries the mean (percent) beside ExpRate@CDM
     from statistics import fmean
 
+    from unimumer.cdm import render as cdm_render
     from unimumer.metrics.report import cdm_f1_mean
 
     ref = json.loads((Path(__file__).resolve().parents[2] / "shared" / "reference" / "cdm" /
@@ -337,7 +338,9 @@ def test_mean_cdm_f1_from_the_official_toolkits_per_sample_scores(tmp_path, caps
     pred = tmp_path / "crohme_2014_pred.json"
     pred.write_text(json.dumps(records), encoding="utf-8")
     cdm = tmp_path / "crohme_2014_cdm.json"
-    cdm.write_text(json.dumps({"exprate_cdm": 70.0, "evaluated": 41, "excluded": ["g"], "samples": samples}),
+    # a saved result of the current official-mode CDM is reused (the calculator does not render again)
+    cdm.write_text(json.dumps({"exprate_cdm": 70.0, "evaluated": 41, "excluded": ["g"], "samples": samples,
+                               "settings": {"mode": "official", "render_version": cdm_render.RENDER_VERSION}}),
                    encoding="utf-8")
     st = pred.stat()
     os.utime(cdm, (st.st_atime + 10, st.st_mtime + 10))
