@@ -341,7 +341,12 @@ class _Base:
         """Release the engine (frees the accelerator memory)."""
 
 
-def seeded_sampling_scheduler_kwargs(max_model_len: int) -> dict:
+#: checkpoint ``model_type`` values of hybrid linear-attention (Gated DeltaNet / Mamba-style) models: vLLM caches
+#: their recurrent state per block ('align' mode) only with chunked prefill on when prefix caching is on.
+HYBRID_MODEL_TYPES = ("qwen3_5", "qwen3_5_moe", "qwen3_next")
+
+
+def seeded_sampling_scheduler_kwargs(max_model_len: int, model_type: str | None = None) -> dict:
     """vLLM scheduler options that make per-request seeded sampling work on this platform (``{}`` on GPUs).
 
     Every request carries ``SamplingParams.seed`` (children of an ``n=N`` request get ``seed + j``), so vLLM gives
@@ -355,12 +360,19 @@ def seeded_sampling_scheduler_kwargs(max_model_len: int) -> dict:
     engine. On CPU this returns ``enable_chunked_prefill=False`` with a token budget of at least
     ``max_model_len`` (vLLM's CPU default 4096 otherwise): every prompt is then prefilled in one step, no sampled
     token is ever discarded and the generator is never rewound (see ``docs/edl.md``, "Seeded sampling").
+    For a hybrid linear-attention checkpoint (``model_type`` in :data:`HYBRID_MODEL_TYPES`, Qwen3.5) it also
+    turns prefix caching off: vLLM 0.32 refuses chunked prefill off together with its 'align' recurrent-state
+    cache, which prefix caching selects for these models ("Chunked prefill is required for mamba cache mode
+    'align'"); without prefix caching each request keeps its own state and the engine starts.
     """
     from vllm.platforms import current_platform
 
     if not current_platform.is_cpu():
         return {}
-    return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(int(max_model_len), 4096)}
+    kwargs = {"enable_chunked_prefill": False, "max_num_batched_tokens": max(int(max_model_len), 4096)}
+    if model_type in HYBRID_MODEL_TYPES:
+        kwargs["enable_prefix_caching"] = False
+    return kwargs
 
 
 class VLLMEngine(_Base):
@@ -403,17 +415,19 @@ class VLLMEngine(_Base):
             seed=settings.seed if settings.seed is not None else 0,
             max_model_len=max_model_len,
             limit_mm_per_prompt={"image": 1},
-            enable_prefix_caching=True,
             gpu_memory_utilization=gpu_memory_utilization,
             enforce_eager=enforce_eager,
-            **seeded_sampling_scheduler_kwargs(max_model_len),
         )
+        kwargs["enable_prefix_caching"] = True  # the N samples of one request share their prompt's prefill
+        kwargs.update(seeded_sampling_scheduler_kwargs(max_model_len, self.model_type))  # CPU: may turn it off
         if lora_info is not None:  # unmerged LoRA: vLLM applies the adapter per request (LoRARequest)
             kwargs.update(enable_lora=True, max_loras=1, max_lora_rank=vllm_max_lora_rank(lora_info.rank))
         try:
             self.llm = LLM(**kwargs)
         except (ValueError, OSError) as exc:  # unsupported architecture, too long context, no memory for the cache
-            raise InputError(f"{model}: vLLM cannot serve this model ({str(exc).splitlines()[0][:300]}); check "
+            # a pydantic ValidationError says "1 validation error for VllmConfig" first and the reason next
+            reason = "; ".join(ln.strip() for ln in str(exc).splitlines()[:2] if ln.strip())[:300]
+            raise InputError(f"{model}: vLLM cannot serve this model ({reason}); check "
                              "--dtype, --max-model-len, --gpu-memory-utilization") from None
         except RuntimeError as exc:  # the engine-core process died while starting; its log is above
             raise InputError(f"{model}: the vLLM engine failed to start ({str(exc).splitlines()[0][:200]}; the "
