@@ -143,6 +143,19 @@ def consistent_matches(g: np.ndarray, p: np.ndarray, thr: float, dy_max: float |
     return kept
 
 
+def _box_arrays(gt_boxes: list, gt_labels: list[str], pred_boxes: list, pred_labels: list[str]):
+    """Both modes' inputs as arrays: box coordinates ``(n, 4)`` / ``(m, 4)`` (``float``), the token ids of each
+    box's label in one shared vocabulary, and the ``(n, m)`` token cost (0 same label, 1 otherwise)."""
+    gb = np.array([b[1:] for b in gt_boxes], dtype=float)
+    pb = np.array([b[1:] for b in pred_boxes], dtype=float)
+    gl = [gt_labels[b[0] - 1] for b in gt_boxes]
+    pl = [pred_labels[b[0] - 1] for b in pred_boxes]
+    vocab = {lab: i for i, lab in enumerate(sorted(set(gl) | set(pl)))}
+    gid = np.array([vocab[x] for x in gl])
+    pid = np.array([vocab[x] for x in pl])
+    return gb, pb, gid, pid, (gid[:, None] != pid[None, :]).astype(float)
+
+
 def _match_strict(gt_boxes: list, gt_labels: list[str], gt_size, pred_boxes: list, pred_labels: list[str],
                   pred_size, *, dpi: int) -> tuple[int, int, int]:
     """The ``strict`` mode of :func:`match_boxes` (module docstring)."""
@@ -151,14 +164,7 @@ def _match_strict(gt_boxes: list, gt_labels: list[str], gt_size, pred_boxes: lis
         return 0, n, m
     from scipy.optimize import linear_sum_assignment
 
-    gb = np.array([b[1:] for b in gt_boxes], dtype=float)
-    pb = np.array([b[1:] for b in pred_boxes], dtype=float)
-    gl = [gt_labels[b[0] - 1] for b in gt_boxes]
-    pl = [pred_labels[b[0] - 1] for b in pred_boxes]
-    vocab = {lab: i for i, lab in enumerate(sorted(set(gl) | set(pl)))}
-    gid = np.array([vocab[x] for x in gl])
-    pid = np.array([vocab[x] for x in pl])
-    token_cost = (gid[:, None] != pid[None, :]).astype(float)
+    gb, pb, gid, pid, token_cost = _box_arrays(gt_boxes, gt_labels, pred_boxes, pred_labels)
     # both renders share font size and resolution: one common frame (the larger width / height) keeps the
     # positions comparable when one side has extra tokens at its end
     width, height = max(gt_size[0], pred_size[0]), max(gt_size[1], pred_size[1])
@@ -241,14 +247,7 @@ def _match_official(gt_boxes: list, gt_labels: list[str], gt_size, pred_boxes: l
         return 0, n, m
     from scipy.optimize import linear_sum_assignment
 
-    gb = np.array([b[1:] for b in gt_boxes], dtype=float)
-    pb = np.array([b[1:] for b in pred_boxes], dtype=float)
-    gl = [gt_labels[b[0] - 1] for b in gt_boxes]
-    pl = [pred_labels[b[0] - 1] for b in pred_boxes]
-    vocab = {lab: i for i, lab in enumerate(sorted(set(gl) | set(pl)))}
-    gid = np.array([vocab[x] for x in gl])
-    pid = np.array([vocab[x] for x in pl])
-    token_cost = (gid[:, None] != pid[None, :]).astype(float)
+    gb, pb, gid, pid, token_cost = _box_arrays(gt_boxes, gt_labels, pred_boxes, pred_labels)
     if gt_spellings is not None and pred_spellings is not None:
         gs = [gt_spellings[b[0] - 1] for b in gt_boxes]
         ps = [pred_spellings[b[0] - 1] for b in pred_boxes]
