@@ -145,3 +145,10 @@ def test_vllm_infer_and_predict_run_with_nothing_exported(tmp_path, prompts_dir,
     proc = run(["scripts/predict.py", "--model", str(tiny_qwen2_5_vl), "--max-tokens", "8", str(image)])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert [line for line in proc.stdout.splitlines() if line.startswith(f"{image}\t")]
+    # with vLLM too; stdout is the answer alone (vLLM logs to stdout by default: predict.py sends them to stderr)
+    proc = run(["scripts/predict.py", "--model", str(tiny_qwen2_5_vl), "--max-tokens", "8", "--backend", "vllm",
+                "--dtype", "float32", str(image)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{image}\t"), proc.stdout[-3000:]
+    assert "INFO" in proc.stderr  # the engine's log lines are still shown, on stderr

@@ -7,6 +7,7 @@ prompt file needed: the prompt is the task's official instruction (``../shared/s
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -27,6 +28,8 @@ Backend: --backend auto uses vLLM when a CUDA GPU and vLLM are present, else tra
 eager here (no graph capture: a quick start matters more than throughput for a few images).
 Errors: an unreadable or missing image is reported on stderr as "error: IMAGE: ..." and the others are still
 printed (exit code 2 at the end); a model that cannot be loaded -> "error: ..." and exit 2.
+Output: stdout holds only the answers; engine logs (vLLM's, sent to stderr unless VLLM_LOGGING_STREAM is set)
+and errors go to stderr.
 """
 
 
@@ -98,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Raises :class:`InputError` for unusable options or a model that cannot be loaded.
     """
     a = build_parser().parse_args(argv)
+    # stdout is the answer (one line per image): vLLM's log lines go to stderr unless the user routes them
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
     engine, _ = engine_from_args(a, enforce_eager=True)
     task = get_task(a.task)
     ok, failed = [], 0
