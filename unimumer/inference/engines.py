@@ -199,11 +199,15 @@ def check_vllm_can_start(dtype: str, gpu_memory_utilization: float) -> None:
 
 
 class _Base:
-    """Shared pieces: the processor, the prompt text, image pre-processing and decoding of both modes."""
+    """Shared pieces: the start checks, the processor, the prompt text, image pre-processing and decoding of both
+    modes. ``dtype`` and the ``lora`` adapter are checked before anything is loaded (``self.lora_info``: the
+    adapter's :func:`~unimumer.inference.adapters.check_adapter` result, or ``None``)."""
 
-    def __init__(self, model: str, settings: GenerationSettings):
+    def __init__(self, model: str, settings: GenerationSettings, *, dtype: str = "auto", lora: str | None = None):
         from transformers import AutoConfig, AutoProcessor
 
+        check_dtype(dtype)
+        self.lora_info = check_adapter(lora, model) if lora else None
         self.model_name = model
         self.settings = settings
         if settings.preprocessing not in PREPROCESSING:
@@ -259,12 +263,10 @@ class _Base:
 
     def training_messages(self, prompt: str) -> list[dict]:
         """The ShareGPT human turn as LLaMA-Factory's converter hands it to the template (``<image>`` + prompt)."""
-        return [{"role": "user", "content": "<image>" + prompt}, {"role": "assistant", "content": ""}]
+        return [{"role": "user", "content": IMAGE_TOKEN + prompt}, {"role": "assistant", "content": ""}]
 
     def _training_prompt_text(self, prompt: str) -> str:
         """LLaMA-Factory's prompt for ``prompt`` with one unexpanded ``<|image_pad|>`` (the engines expand it)."""
-        from llamafactory.data.mm_plugin import BasePlugin  # noqa: F401  (import check only)
-
         plugin = self._template.mm_plugin
         expand = plugin.expand_mm_tokens
         plugin.expand_mm_tokens = False  # one placeholder: the processor / vLLM expand it from the image
@@ -396,9 +398,8 @@ class VLLMEngine(_Base):
         enforce_eager: bool = False,
         lora: str | None = None,
     ):
-        check_dtype(dtype)
-        lora_info = check_adapter(lora, model) if lora else None  # before anything is loaded
-        super().__init__(model, settings)
+        super().__init__(model, settings, dtype=dtype, lora=lora)
+        lora_info = self.lora_info
         self.lora_request = None
         try:
             from vllm import LLM, SamplingParams
@@ -484,9 +485,8 @@ class HFEngine(_Base):
 
     def __init__(self, model: str, settings: GenerationSettings, *, dtype: str = "auto", device: str = "auto",
                  lora: str | None = None):
-        lora_info = check_adapter(lora, model) if lora else None  # before anything is loaded
-        check_dtype(dtype)
-        super().__init__(model, settings)
+        super().__init__(model, settings, dtype=dtype, lora=lora)
+        lora_info = self.lora_info
         import torch
         from transformers import AutoModelForImageTextToText
 
