@@ -1,4 +1,4 @@
-"""Normalization (``../shared/spec/normalization.md``): reproduces the official CROHME 2023 normalized test set."""
+"""Normalization (docs/data-building.md): reproduces the official CROHME 2023 normalized test set."""
 
 from __future__ import annotations
 
@@ -66,6 +66,55 @@ def test_crohme2023_gt_normalization_reproduces_the_official_normalized_set():
 def test_rewrite_rules(raw, normalized):
     assert normalize_latex(raw) == normalized
     assert normalize_latex(normalized) == normalized  # idempotent
+
+
+# R8: only these five spelled names become commands; the official normalised sets gain no other operator command.
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("{ l o g } x", "\\log x"),
+        ("{ P r } ( A )", "\\Pr ( A )"),
+        ("{ s i n } x", "\\sin x"),
+        ("{ c o s } x", "\\cos x"),
+        ("e ^ { { l n } x }", "e ^ { \\ln x }"),
+        ("R _ { m a x }", "R _ { m a x }"),  # stays spelled (the previous normaliser wrote R _ { \max })
+        ("\\theta _ { m i n }", "\\theta _ { m i n }"),
+        ("a _ { t a n } = r", "a _ { t a n } = r"),
+        ("T _ { d e g }", "T _ { d e g }"),
+        ("{ e x p } x", "e x p x"),  # the group goes by R5, the letters stay
+        ("{ m a x } ( a , b )", "m a x ( a , b )"),
+        ("{ s i n h } x + { l o g s }", "s i n h x + l o g s"),  # longer words are not one of the five
+    ],
+)
+def test_r8_only_five_operator_names(raw, normalized):
+    assert normalize_latex(raw) == normalized
+    assert normalize_latex(normalized) == normalized
+
+
+# R10: a prime followed by a second superscript is one superscript (KaTeX reads x'^{2} so), after R5 and R6.
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("x ^ { \\prime } ^ { i }", "x ^ { \\prime i }"),
+        ("{ \\chi ^ { \\prime } } _ { k } ^ { 2 }", "\\chi _ { k } ^ { \\prime 2 }"),
+        ("{ \\mu _ { 1 } ^ { \\prime } } ^ { 2 }", "\\mu _ { 1 } ^ { \\prime 2 }"),
+        ("1 + { R ^ { \\prime } } ^ { 2 }", "1 + R ^ { \\prime 2 }"),
+        ("\\frac { { s ^ { \\prime } } ^ { 2 } } { t }", "\\frac { s ^ { \\prime 2 } } { t }"),  # inside an argument
+        ("x ^ { \\prime } ^ { i } _ { j }", "x _ { j } ^ { \\prime i }"),  # merged, then subscript first
+        ("y ^ { \\prime \\prime } ^ { 3 }", "y ^ { \\prime \\prime 3 }"),
+        ("x ^ { \\prime } ^ { \\prime } ^ { 2 }", "x ^ { \\prime \\prime 2 }"),
+        ("x ^ \\prime ^ 2", "x ^ { \\prime 2 }"),
+        # not merged: a prime followed by a subscript (subscript first, separate), a non-prime superscript
+        ("x ^ { \\prime } _ { i }", "x _ { i } ^ { \\prime }"),
+        ("x ^ { 2 } ^ { 3 }", "x ^ { 2 } ^ { 3 }"),
+        ("x ^ { \\prime 2 } ^ { 3 }", "x ^ { \\prime 2 } ^ { 3 }"),
+        ("x _ { \\prime } ^ { 2 }", "x _ { \\prime } ^ { 2 }"),
+        ("x ^ { \\prime } + y ^ { 2 }", "x ^ { \\prime } + y ^ { 2 }"),
+    ],
+)
+def test_r10_prime_then_superscript_is_one_superscript(raw, normalized):
+    assert normalize_latex(raw) == normalized
+    assert normalize_latex(normalized) == normalized
 
 
 @pytest.mark.parametrize(

@@ -96,14 +96,9 @@ NORM_ONE_ARG_CMDS: frozenset[str] = frozenset(SINGLE_ARG_CMDS) | frozenset(OPTIO
 NORM_BIG_OPERATORS: frozenset[str] = frozenset(BIG_OPERATOR_CMDS) - {"\\lim"}
 #: R1 token rewrites.
 NORM_TOKEN_MAP: dict[str, str] = {"\\dots": "\\ldots", "\\le": "\\leq", "\\ge": "\\geq"}
-#: R8: letter sequences that spell an operator with its own command (``{ l o g }`` → ``\log``).
-NORM_OPERATOR_NAMES: frozenset[str] = frozenset(
-    {
-        "sin", "cos", "tan", "cot", "sec", "csc", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "coth",
-        "exp", "ln", "log", "lg", "lim", "max", "min", "sup", "inf", "det", "deg", "dim", "ker", "arg", "gcd",
-        "hom", "mod", "Pr",
-    }
-)
+#: R8: the only letter groups that become an operator command (``{ l o g }`` → ``\log``); the official normalised
+#: sets gain no other operator command, so any other spelled name (``{ m a x }``, ``{ t a n }``) stays letters.
+NORM_OPERATOR_NAMES: frozenset[str] = frozenset({"Pr", "log", "sin", "cos", "ln"})
 #: R7: outer delimiters folded into a matrix environment (opening token, closing token) → environment.
 NORM_MATRIX_DELIMS: dict[tuple[str, str], str] = {
     ("(", ")"): "pmatrix",

@@ -1,7 +1,7 @@
 """LaTeX normalization: the filters and rewrites behind the official ``*_normalized`` test sets.
 
-Source: ``../shared/spec/normalization.md``. The official cleaner (MathNet-based, KaTeX/Node) is not public; these
-rules were inferred by diffing raw and normalized ground truth and reproduce the CROHME 2023 pair
+Source: the official cleaner (MathNet-based, KaTeX/Node) is not public; these rules were inferred by diffing raw
+and normalized ground truth (docs/data-building.md names the evidence per rule) and reproduce the CROHME 2023 pair
 (``crohme2023_test_pred.json`` → ``crohme2023_test_normalized_pred.json``: 1,652 kept records identical, the other
 648 dropped).
 
@@ -33,8 +33,16 @@ Rewrites of kept records, applied bottom-up on the brace tree (innermost groups 
   ``Vmatrix``; also ``\\lbrack``, ``\\lbrace``, ``\\vert``, ``\\Vert`` …); an ``array`` column spec is braced
   (``\\begin {array} c`` → ``{ c }``) and, with ``use_only_c`` (official default), its ``l`` / ``r`` become ``c``;
   cell braces go by R5;
-- R8 a brace group of letters spelling an operator becomes the command (``{ l o g } → \\log``);
-- R9 an empty ``\\sqrt`` index is dropped (``\\sqrt [ ] x → \\sqrt { x }``, the official example output).
+- R8 a brace group of letters spelling one of exactly five names becomes the command: ``\\Pr``, ``\\log``,
+  ``\\sin``, ``\\cos``, ``\\ln`` (``{ l o g } → \\log``, :data:`~unimumer.latex.categories.NORM_OPERATOR_NAMES`);
+  any other spelled name stays letters (``R _ { m a x }`` stays: the official normalised sets gain no other
+  operator command);
+- R9 an empty ``\\sqrt`` index is dropped (``\\sqrt [ ] x → \\sqrt { x }``, the official example output);
+- R10 a prime superscript followed by a second superscript merges into one superscript, as KaTeX reads
+  ``x'^{2}``: ``x ^ { \\prime } ^ { i } → x ^ { \\prime i }``, applied after R5 and around R6, so
+  ``{ \\chi ^ { \\prime } } _ { k } ^ { 2 } → \\chi _ { k } ^ { \\prime 2 }``; a prime followed by a subscript
+  (``x ^ { \\prime } _ { i } → x _ { i } ^ { \\prime }``) or a non-prime superscript followed by another
+  (``x ^ { 2 } ^ { 3 }``) is left as it is.
 
 Everything is iterative (no recursion), linear in the number of tokens apart from R7's environment search.
 """
@@ -208,7 +216,7 @@ def _env_group_name(g: _Group) -> str | None:
 
 
 def _rewrite_siblings(seq: list, use_only_c: bool = True) -> list:
-    """R3, R4, R7 (names), R8, missing-argument check, then R5, R6, R7 (folding) on one sibling sequence."""
+    """R3, R4, R7 (names), R8, missing-argument check, then R5, R6 + R10, R7 (folding) on one sibling sequence."""
     # R3 (\mathrm), R7 environment names, R8 operator names.
     s: list = []
     i = 0
@@ -289,7 +297,10 @@ def _rewrite_siblings(seq: list, use_only_c: bool = True) -> list:
         else:
             s.append(it)
 
-    # R6: ^ A _ B → _ B ^ A.
+    # R6: ^ A _ B → _ B ^ A, with R10 (prime superscripts merged) before and after it:
+    # ``^ { \prime } ^ { i } _ { j }`` → ``_ { j } ^ { \prime i }``;
+    # ``^ { \prime } _ { k } ^ { 2 }`` → ``_ { k } ^ { \prime } ^ { 2 }`` → ``_ { k } ^ { \prime 2 }``.
+    s = _merge_prime_superscripts(s)
     i = 0
     while i + 3 < len(s):
         if s[i] == "^" and s[i + 2] == "_" and _is_arg(s[i + 1]) and _is_arg(s[i + 3]):
@@ -297,12 +308,33 @@ def _rewrite_siblings(seq: list, use_only_c: bool = True) -> list:
             i += 4
         else:
             i += 1
+    s = _merge_prime_superscripts(s)
 
     # R7: trailing \\ before \end, delimiters around a matrix.
     s = [it for k, it in enumerate(s) if not (it == "\\\\" and k + 1 < len(s) and s[k + 1] == "\\end")]
     if "\\begin" in s:
         s = _fold_matrix_delimiters(s)
     return s
+
+
+def _is_prime_script(item: object) -> bool:
+    """``\\prime`` or a group of nothing but ``\\prime`` tokens (``{ \\prime }``, ``{ \\prime \\prime }``)."""
+    if item == "\\prime":
+        return True
+    return isinstance(item, _Group) and bool(item) and all(c == "\\prime" for c in item)
+
+
+def _merge_prime_superscripts(s: list) -> list:
+    """R10: ``^ P ^ B`` with ``P`` a prime script → ``^ { P… B… }`` (one superscript, as KaTeX reads it). Linear."""
+    out: list = []
+    for it in s:
+        if len(out) >= 3 and out[-1] == "^" and out[-3] == "^" and _is_prime_script(out[-2]) and _is_arg(it):
+            merged = out[-2] if isinstance(out[-2], _Group) else _Group([out[-2]])
+            merged.extend(it if isinstance(it, _Group) else (it,))
+            out[-2:] = [merged]  # ``^ {′} ^ {′} ^ {2}`` → ``^ {′ ′} ^ {2}`` → ``^ {′ ′ 2}``
+        else:
+            out.append(it)
+    return out
 
 
 def _fold_matrix_delimiters(s: list) -> list:
@@ -326,7 +358,7 @@ def _fold_matrix_delimiters(s: list) -> list:
 
 
 def normalize_tokens(tokens: Sequence[str], *, use_only_c: bool = True, token_filters: bool = True) -> list[str]:
-    """Normalize a token list (filters, then R1–R9; see the module docstring).
+    """Normalize a token list (filters, then R1–R10; see the module docstring).
 
     ``use_only_c`` (official ``improve_tokens_unimumer.py --use-only-c``, default true): the ``l`` / ``r`` column
     alignments of an ``array`` / ``tabular`` spec become ``c``. ``token_filters=False`` (official ``--remove false``)
