@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from unimumer.tasks import TASKS, task_for_prompt
+from unimumer.training.smoke import DEFAULT_SOURCE, read_captions
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_SH = REPO / "scripts" / "train.sh"
@@ -75,8 +76,7 @@ def test_smoke_data_has_all_five_tasks_from_real_crohme_train_images(crohme_trai
     assert d.names == ["crohme_train", "crohme_train_tree", "crohme_train_can", "crohme_train_error_find",
                        "crohme_train_error_fix"]
     info = json.loads((d.root / "dataset_info.json").read_text())
-    shared_train = REPO.parent / "shared" / "data" / "crohme" / "train"
-    captions = dict(line.split("\t", 1) for line in (shared_train / "caption.txt").read_text().splitlines())
+    captions = read_captions(DEFAULT_SOURCE)  # the bundled real CROHME train captions
     for name in d.names:
         records = json.loads((d.root / info[name]["file_name"]).read_text())
         assert len(records) == d.datasets[name] > 0
@@ -90,7 +90,7 @@ def test_smoke_data_has_all_five_tasks_from_real_crohme_train_images(crohme_trai
                 assert "<error_start>" in target or "<deleted>" in target
             else:  # the gt LaTeX is the last line of every other target
                 assert target.splitlines()[-1] == captions[img.stem].strip()
-    assert len(d.images) == 24
+    assert len(d.images) == 24 and sorted(d.captions) == sorted(captions)  # all 24 bundled images
 
 
 @pytest.mark.slow
