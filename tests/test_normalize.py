@@ -1,4 +1,4 @@
-"""Normalization (``../shared/spec/normalization.md``): reproduces the official CROHME 2023 normalized test set."""
+"""Normalization (the official ``*_normalized`` test sets): reproduces the official CROHME 2023 normalized test set."""
 
 from __future__ import annotations
 

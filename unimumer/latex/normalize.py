@@ -1,6 +1,6 @@
 """LaTeX normalization: the filters and rewrites behind the official ``*_normalized`` test sets.
 
-Source: ``../shared/spec/normalization.md``. The official cleaner (MathNet-based, KaTeX/Node) is not public; these
+Source: the official ``*_normalized`` test sets and docs/data-building.md. The official cleaner (MathNet-based, KaTeX/Node) is not public; these
 rules were inferred by diffing raw and normalized ground truth and reproduce the CROHME 2023 pair
 (``crohme2023_test_pred.json`` → ``crohme2023_test_normalized_pred.json``: 1,652 kept records identical, the other
 648 dropped).
