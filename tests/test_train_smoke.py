@@ -93,6 +93,19 @@ def test_smoke_data_has_all_five_tasks_from_real_crohme_train_images(crohme_trai
     assert len(d.images) == 24 and sorted(d.captions) == sorted(captions)  # all 24 bundled images
 
 
+def test_smoke_sampler_takes_the_first_n_bundled_images_or_a_seeded_sample(tmp_path):
+    import random
+
+    from unimumer.training.smoke import build_smoke_data
+
+    order = list(read_captions(DEFAULT_SOURCE))  # caption.txt order = the seed-0 draw order from the full set
+    assert len(order) == 24 and order[0] == "TrainData2_8_sub_41"
+    first = build_smoke_data(tmp_path / "a", n=3)
+    assert sorted(first.captions) == sorted(order[:3]) and first.datasets["crohme_train"] == 3
+    seeded = build_smoke_data(tmp_path / "b", n=3, seed=1)
+    assert sorted(seeded.captions) == sorted(random.Random(1).sample(sorted(order), 3))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_config_trains_on_cpu_saves_and_generates(family, crohme_train_data, request, tmp_path):
