@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark ExpRate@CDM (unimumer.cdm): agreement with the official toolkit and the paper, and cost per sample.
 
-Inputs (from ``../shared``): the three ``reference/uni-mumer/paper_final/crohme_{2014,2016,2019}.json`` prediction
+Inputs (``tests/fixtures/``): the three ``reference/paper_final/crohme_{2014,2016,2019}.json`` prediction
 files behind the paper's CROHME numbers (3,332 samples) and ``reference/cdm/official_crohme_inexact_half.json`` (the
 official toolkit's per-sample scores for 340 token-inexact predictions). Prints, and writes to
 ``benchmarks/results/bench_cdm.md``:
@@ -32,11 +32,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "reference"
 sys.path.insert(0, str(ROOT))
 
 from unimumer.cdm import evaluate_cdm  # noqa: E402
 from unimumer.files import atomic_write_text, read_json, read_json_list  # noqa: E402
-from unimumer.paths import shared_dir  # noqa: E402
 
 YEARS = (2014, 2016, 2019)
 OFFICIAL = {2014: 84.99, 2016: 80.91, 2019: 82.24}  # official UniMERNet toolkit on this kind of machine (issue #13)
@@ -73,7 +73,7 @@ def main() -> int:
     ap.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "bench_cdm.md"))
     args = ap.parse_args()
 
-    paper = shared_dir() / "reference" / "uni-mumer" / "paper_final"
+    paper = FIXTURES / "paper_final"
     sets = {y: read_json_list(paper / f"crohme_{y}.json") for y in YEARS}
     records = [dict(r, img_id=f"{y}/{r.get('img_id', i)}") for y in YEARS for i, r in enumerate(sets[y])]
     sizes = [len(sets[y]) for y in YEARS]
@@ -88,7 +88,7 @@ def main() -> int:
         _, wallw, cpuw = _timed(records, workers=cores, cache_dir=Path(tmp) / "cn")
         rows.append((f"{cores} workers, warm cache", wallw, cpuw))
         strict = evaluate_cdm(records, workers=cores, cache_dir=Path(tmp) / "cn", mode="strict")
-        half = read_json(shared_dir() / "reference" / "cdm" / "official_crohme_inexact_half.json")["samples"]
+        half = read_json(FIXTURES / "cdm" / "official_crohme_inexact_half.json")["samples"]
         half_recs = [{"img_id": k, "gt": v["gt"], "pred": v["pred"]} for k, v in half.items()]
         ours = {s["img_id"]: s["f1"] for s in evaluate_cdm(half_recs, workers=cores,
                                                            cache_dir=Path(tmp) / "cn")["samples"]}
@@ -108,8 +108,8 @@ def main() -> int:
     lines = [
         "# bench_cdm — ExpRate@CDM (unimumer.cdm)",
         "",
-        f"Inputs: `../shared/reference/uni-mumer/paper_final/crohme_{{2014,2016,2019}}.json` ({n} samples) and "
-        "`../shared/reference/cdm/official_crohme_inexact_half.json` (340). "
+        f"Inputs: `tests/fixtures/reference/paper_final/crohme_{{2014,2016,2019}}.json` ({n} samples) and "
+        "`tests/fixtures/reference/cdm/official_crohme_inexact_half.json` (340). "
         f"Machine: {platform.platform()}, {os.cpu_count()} CPUs ({cores} used), Python {platform.python_version()}, "
         f"{tex}.",
         "Command: `python benchmarks/bench_cdm.py`",

@@ -2,7 +2,7 @@
 """Benchmark: EDL data building (unimumer.edl) on the official Uni-MuMER predictions.
 
 Input: the five official prediction files (tests/fixtures/reference/predictions/*_pred.json, copies of
-../shared/reference/uni-mumer/predictions/): 7,284 records. Reported:
+the official release's files): 7,284 records. Reported:
 
 - per file and in total: records in, correct, wrong, duplicates ((image, pred) pairs seen before), written, and the
   edit counts (replace / delete / insert) -- the numbers of ``preprocess/make_error_data.py`` on those files;

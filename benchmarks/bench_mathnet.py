@@ -1,16 +1,18 @@
 #!/usr/bin/env python
 """Benchmark: ``preprocess/make_mathnet_hmer_data.py process`` throughput, and the normalisation rules per visible set.
 
-Part A runs :func:`unimumer.mathnet.process` (every step file written, as the CLI does) on the CROHME training
-captions (``../shared/data/crohme/train/caption.txt``, 8,834 records) ``--repeat`` times in-process and reports the
-best wall time and records / s (single core; the official tool needs MathNet, Node and KaTeX and is not run).
+Part A runs :func:`unimumer.mathnet.process` (every step file written, as the CLI does) on a ``caption.txt``
+(default: the gt of the bundled official prediction files ``tests/fixtures/reference/predictions/*_pred.json``,
+7,284 records; ``--captions`` takes another one, e.g. the full CROHME ``train/caption.txt``) ``--repeat`` times
+in-process and reports the best wall time and records / s (single core; the official tool needs MathNet, Node and
+KaTeX and is not run).
 
-Part B counts, for each visible set (CROHME train / 2014 / 2016 / 2019 captions, MNE N1-N3 captions, the CROHME 2023
-gt of the official prediction file), the records kept by tokenise + normalise and the records whose output each
-issue-#15 rule can change (the records holding its trigger tokens: an upper bound).
+Part B counts, for each bundled set (the ``data/sample/crohme`` captions, the gt of each bundled official
+prediction file) and each ``--caption-dir`` folder given, the records kept by tokenise + normalise and the records
+whose output each issue-#15 rule can change (the records holding its trigger tokens: an upper bound).
 
 Prints a Markdown report and writes it to benchmarks/results/bench_mathnet.md.
-Usage: .venv/bin/python benchmarks/bench_mathnet.py [--repeat 3] [--shared ../shared]
+Usage: .venv/bin/python benchmarks/bench_mathnet.py [--repeat 3] [--captions FILE] [--caption-dir DIR ...]
 """
 
 from __future__ import annotations
@@ -42,27 +44,41 @@ RULES = {
 }
 
 
-def visible_sets(shared: Path) -> dict[str, list[str]]:
+PREDICTIONS = ROOT / "tests" / "fixtures" / "reference" / "predictions"
+
+
+def _captions(f: Path) -> list[str]:
+    lines = f.read_text(encoding="utf-8").splitlines()
+    return [ln.split(None, 1)[1] for ln in lines if len(ln.split(None, 1)) == 2]
+
+
+def visible_sets(caption_dirs: list[Path]) -> dict[str, list[str]]:
+    """``{set name: captions}``: the bundled CROHME sample, the gt of each bundled prediction file, the extra dirs."""
     sets = {}
-    for f in sorted(shared.glob("data/*/*/caption.txt")):
-        lines = f.read_text(encoding="utf-8").splitlines()
-        sets[str(f.relative_to(shared / "data").parent)] = [ln.split(None, 1)[1] for ln in lines
-                                                             if len(ln.split(None, 1)) == 2]
-    pred = shared / "reference/uni-mumer/predictions/crohme2023_test_pred.json"
-    sets["crohme2023 gt"] = [r["gt"] for r in json.loads(pred.read_text(encoding="utf-8"))]
+    for f in sorted((ROOT / "data" / "sample" / "crohme").glob("*/caption.txt")):
+        sets[f"sample crohme/{f.parent.name}"] = _captions(f)
+    for pred in sorted(PREDICTIONS.glob("*_pred.json")):
+        sets[f"{pred.name.removesuffix('_pred.json')} gt"] = [r["gt"] for r in json.loads(pred.read_text("utf-8"))]
+    for d in caption_dirs:
+        sets[str(d)] = _captions(d / "caption.txt")
     return sets
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
+    ap.add_argument("--captions", help="caption.txt for part A (default: the bundled prediction files' gt)")
+    ap.add_argument("--caption-dir", action="append", default=[], help="extra CROHME-style folder for part B")
     args = ap.parse_args()
-    shared = Path(args.shared)
-    captions = shared / "data/crohme/train/caption.txt"
-    n = sum(1 for ln in captions.read_text(encoding="utf-8").splitlines() if ln.strip())
     best, kept = float("inf"), 0
     with tempfile.TemporaryDirectory() as tmp:
+        if args.captions:
+            captions, source = Path(args.captions), f"`{args.captions}`"
+        else:
+            captions, source = Path(tmp) / "caption.txt", "gt of the bundled official prediction files"
+            rows = [r for f in sorted(PREDICTIONS.glob("*_pred.json")) for r in json.loads(f.read_text("utf-8"))]
+            captions.write_text("".join(f"{i}\t{r['gt']}\n" for i, r in enumerate(rows)), encoding="utf-8")
+        n = sum(1 for ln in captions.read_text(encoding="utf-8").splitlines() if ln.strip())
         for _ in range(args.repeat):
             t = time.perf_counter()
             res = process(captions, Path(tmp) / "out", "data/CROHME/train/images", ".png", out=io.StringIO())
@@ -74,7 +90,7 @@ def main() -> int:
         f"Machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}; single core.",
         "Command: `.venv/bin/python benchmarks/bench_mathnet.py`",
         "",
-        "## A. `process` throughput (CROHME training captions, all step files written)",
+        f"## A. `process` throughput ({source}, all step files written)",
         "",
         "| records | kept | best wall time (s) | records / s |",
         "|---:|---:|---:|---:|",
@@ -88,7 +104,7 @@ def main() -> int:
         "| set | records | kept | " + " | ".join(RULES) + " |",
         "|---|---:|---:|" + "---:|" * len(RULES),
     ]
-    for name, caps in visible_sets(shared).items():
+    for name, caps in visible_sets([Path(d) for d in args.caption_dir]).items():
         toks = [tokenize_latex(c).split() for c in caps]
         kept_n = sum(1 for t in toks if try_normalize(" ".join(t))[0] is not None)
         counts = []

@@ -124,7 +124,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
         work = Path(a.workdir) if a.workdir else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        smoke = build_smoke_data(work / "smoke", n=24, seed=0)
+        smoke = build_smoke_data(work / "smoke", n=24)
         report = ["# bench_train: training tooling on CPU", "",
                   f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                   f"Python {platform.python_version()}. Command: `flock /tmp/unimumer-heavy.lock .venv/bin/python "

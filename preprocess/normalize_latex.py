@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Normalize the LaTeX of prediction / ShareGPT files like the official *_normalized test sets (../shared/spec/normalization.md). See --help.
+"""Normalize the LaTeX of prediction / ShareGPT files like the official *_normalized test sets (docs/data-building.md). See --help.
 
 Logic: :func:`unimumer.builders.main_normalize`.
 """

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Summarize Uni-MuMER results across datasets: a Markdown table of every test split found under DATA_ROOT
 (``data/<DATASET>/results*/<stem>_pred.json``) or given as files - records, ExpRate, Error <= 1/2/3, BLEU-4,
-ExpRate@CDM when ``<stem>_cdm.json`` exists - next to the paper's released ExpRate (``spec/training.md``) with the
+ExpRate@CDM when ``<stem>_cdm.json`` exists - next to the paper's released ExpRate (the official README) with the
 difference; ``--output summary.md`` and ``--plot chart.png`` (bar chart). Bad input: ``error: ...``, exit code 2.
 Logic: :mod:`unimumer.metrics.summary`; see ``--help``.
 """

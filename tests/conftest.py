@@ -92,12 +92,13 @@ def crohme_samples() -> list[CrohmeSample]:
     return out
 
 
-# ------------------------------------------------------------------------------------------- training data (issue 6)
+# ------------------------------------------------------------------------------------------------- training data
 @pytest.fixture(scope="session")
 def crohme_train_data(tmp_path_factory):
     """A small real training data root, built once per session (read-only for tests).
 
-    24 real CROHME train images (``../shared/data/crohme/train``, sampled with seed 0, converted to black on white)
+    24 real CROHME train images (``tests/fixtures/images/crohme_train``, the seed-0 sample of the full train set,
+    converted to black on white)
     and the five task datasets ``crohme_train``, ``crohme_train_tree``, ``crohme_train_can``,
     ``crohme_train_error_find``, ``crohme_train_error_fix``, built by the project's builders and registered in the
     root's own ``dataset_info.json`` (use the root as LLaMA-Factory ``dataset_dir``; image paths in the records are
@@ -108,4 +109,4 @@ def crohme_train_data(tmp_path_factory):
     """
     from unimumer.training.smoke import build_smoke_data
 
-    return build_smoke_data(tmp_path_factory.mktemp("crohme_train_data"), n=24, seed=0)
+    return build_smoke_data(tmp_path_factory.mktemp("crohme_train_data"), n=24)

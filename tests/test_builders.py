@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from unimumer.builders import (
@@ -24,7 +23,6 @@ from unimumer.builders import (
 )
 from unimumer.cli import run_main
 from unimumer.files import read_json, write_json
-from unimumer.paths import shared_dir
 from unimumer.tasks import TASKS
 
 FIX = Path(__file__).parent / "fixtures" / "reference"
@@ -218,24 +216,24 @@ def test_build_training_set_cli_streams_jsonl_and_counts_tree_skips(tmp_path, ca
     assert run_main(main_build, ["--input", str(tmp_path / "none.json"), "--name", "x"]) == 2
 
 
-@pytest.mark.slow
-def test_whole_crohme_train_set_through_prompts_and_training_set(tmp_path, capsys):
-    """Real data: all 8,834 CROHME training images and captions → vanilla / tree / can, registered."""
-    src = shared_dir() / "data" / "crohme" / "train"
+def test_bundled_crohme_train_sample_through_prompts_and_training_set(tmp_path, capsys):
+    """Real data: the 48 bundled CROHME training images and captions (``data/sample/crohme/train``) → vanilla /
+    tree / can, registered."""
+    src = REPO / "data" / "sample" / "crohme" / "train"
     data = tmp_path / "data"
     write_json(data / "dataset_info.json", read_json(REPO / "data" / "dataset_info.json"), indent=2)
     out, stats = build_prompts_from_crohme(src, data, "CROHME", "train")
-    assert stats == {"captions": 8834, "written": 8834}
+    assert stats == {"captions": 48, "written": 48}
     assert out == data / "CROHME" / "train" / "crohme_train.json"
     paths = build_training_set(out, "crohme_train")  # next to the input, registered in data/dataset_info.json
-    for name, n in (("crohme_train", 8834), ("crohme_train_tree", 8834), ("crohme_train_can", 8834)):
+    for name, n in (("crohme_train", 48), ("crohme_train_tree", 48), ("crohme_train_can", 48)):
         assert len(read_json(paths[name])) == n
     # the entries the repository's registry already holds are reproduced exactly; the other 37 are untouched
     assert read_json(data / "dataset_info.json") == read_json(REPO / "data" / "dataset_info.json")
     first = read_json(paths["crohme_train_tree"])[0]
     assert (data / first["images"][0]).is_file()  # resolves through LLaMA-Factory's media_dir (= dataset_dir)
     printed = capsys.readouterr().out
-    assert "crohme_train: input records=8834 skipped: none" in printed
+    assert "crohme_train: input records=48 skipped: none" in printed
     print(f"CROHME train: {stats}")
 
 

@@ -20,7 +20,6 @@ from unimumer.cdm.latex import color_of, tokenize
 from unimumer.cdm.render import boxes_from_image, clip_to_page, paper_size, render_sources
 from unimumer.errors import InputError
 from unimumer.files import read_json, read_json_list
-from unimumer.paths import shared_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 REF = ROOT / "tests" / "fixtures" / "reference" / "cdm" / "official_crohme2014_40.json"
@@ -242,10 +241,10 @@ def test_official_toolkit_agreement(official, tmp_path):
 
 def test_official_toolkit_agreement_on_the_inexact_half(tmp_path):
     """The 340 token-inexact paper_final predictions with the official toolkit's per-sample scores
-    (``../shared/reference/cdm/official_crohme_inexact_half.json``, 46 with F1 = 1): the F1 = 1 decision agrees on
-    ≥ 98 % and |F1 − official F1| ≤ 0.02 on ≥ 90 % (issue #13 acceptance). Token-exact matching gives F1 = 1 to
+    (``tests/fixtures/reference/cdm/official_crohme_inexact_half.json``, 46 with F1 = 1): the F1 = 1 decision
+    agrees on ≥ 98 % and |F1 − official F1| ≤ 0.02 on ≥ 90 %. Token-exact matching gives F1 = 1 to
     none of them and the strict variant to far fewer than the official 46."""
-    ref = read_json(shared_dir() / "reference" / "cdm" / "official_crohme_inexact_half.json")["samples"]
+    ref = read_json(REF.parent / "official_crohme_inexact_half.json")["samples"]
     assert len(ref) == 340
     records = [{"img_id": key, "gt": v["gt"], "pred": v["pred"]} for key, v in ref.items()]
     result = evaluate_cdm(records, workers=2, cache_dir=tmp_path)
@@ -263,7 +262,7 @@ def test_every_token_exact_paper_prediction_scores_one(tmp_path):
     """All token-exact predictions of the three paper_final CROHME sets (2,652 samples) score F1 = 1."""
     records = []
     for year in (2014, 2016, 2019):
-        rows = read_json_list(shared_dir() / "reference" / "uni-mumer" / "paper_final" / f"crohme_{year}.json")
+        rows = read_json_list(ROOT / "tests" / "fixtures" / "reference" / "paper_final" / f"crohme_{year}.json")
         records += [{"img_id": f"{year}/{r['img_id']}", "gt": r["gt"], "pred": r["pred"]} for r in rows
                     if r["gt"].split() == r["pred"].split()]
     result = evaluate_cdm(records, workers=2, cache_dir=tmp_path)

@@ -1,6 +1,6 @@
 """Training configs, dataset registry and scripts/check_config.py (issue 6).
 
-The settings are those of ../shared/spec/training.md, the names those of ../shared/spec/datasets.md; the configs are
+The settings and names are those of the official BFlameSwift/Uni-MuMER train/*.yaml; the configs are
 validated with LLaMA-Factory's own argument parser (the installed 0.9.5), not with a schema of our own.
 """
 
@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 CHECK = REPO / "scripts" / "check_config.py"
 CONFIGS = sorted((REPO / "train").glob("*.yaml"))
 
-# ../shared/spec/datasets.md: the exact list, in the official order
+# the official configs' dataset list, in the official order
 OFFICIAL_26 = """crohme2023, crohme2023_can, crohme2023_error_find, crohme2023_error_fix, crohme2023_tree, crohme_train,
 crohme_train_can, crohme_train_error_find, crohme_train_error_fix, crohme_train_tree, hme100k_error_find,
 hme100k_error_fix, hme100k_train, hme100k_train_can, hme100k_train_tree, im2latex_v2_error_find,
@@ -32,7 +32,7 @@ mathwriting_train, mathwriting_train_can, mathwriting_train_error_find, mathwrit
 mathwriting_train_tree""".replace("\n", " ").split(", ")
 OFFICIAL_26 = [n.strip() for n in OFFICIAL_26]
 
-# ../shared/spec/training.md: config → (base model, template, DeepSpeed stage, GPUs, per device, grad accum)
+# the official README / configs: config → (base model, template, DeepSpeed stage, GPUs, per device, grad accum)
 SPEC = {
     "Uni-MuMER-train.yaml": ("Qwen/Qwen2.5-VL-3B-Instruct", "qwen2_vl", 2, 4, 4, 32),
     "Uni-MuMER-Qwen2.5-VL-7B.yaml": ("Qwen/Qwen2.5-VL-7B-Instruct", "qwen2_vl", 3, 8, 4, 16),
@@ -41,7 +41,7 @@ SPEC = {
     "Uni-MuMER-Qwen3.5-2B.yaml": ("Qwen/Qwen3.5-2B", "qwen3_5_nothink", 3, 8, 4, 16),
     "Uni-MuMER-Qwen3.5-4B.yaml": ("Qwen/Qwen3.5-4B", "qwen3_5_nothink", 3, 8, 4, 16),
 }
-COMMON = {  # training.md, "Full fine-tuning ..."
+COMMON = {  # every official config (full fine-tuning)
     "stage": "sft", "do_train": True, "finetuning_type": "full", "freeze_vision_tower": False,
     "freeze_multi_modal_projector": False, "freeze_language_model": False, "num_train_epochs": 1.0,
     "lr_scheduler_type": "cosine", "learning_rate": 1.0e-5, "bf16": True, "cutoff_len": 2048,
@@ -93,7 +93,7 @@ def test_registry_holds_the_26_official_names_and_the_test_sets():
         assert info[name]["formatting"] == "sharegpt"
         assert info[name]["columns"] == {"messages": "messages", "images": "images"}
         assert info[name]["file_name"].endswith(f"/train/{name}.json")
-    # test sets: one prompt JSON per split under data/<DATASET>/prompts/ (datasets.md)
+    # test sets: one prompt JSON per split under data/<DATASET>/prompts/ (official data.zip)
     tests = {n: e["file_name"] for n, e in info.items() if n not in OFFICIAL_26}
     assert tests["crohme_2014"] == "CROHME/prompts/crohme_2014.json"
     assert tests["hme100k_test_normalized"] == "HME100K/prompts/hme100k_test_normalized.json"

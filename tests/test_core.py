@@ -3,15 +3,16 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from unimumer import files, tasks
 from unimumer.cli import run_main
 from unimumer.errors import InputError
-from unimumer.paths import shared_dir
 
-SPEC_PROMPTS = {  # ../shared/spec/formats.md, "Prompts" (exact strings)
+TREE_COT = Path(__file__).parent / "fixtures" / "reference" / "tree_cot"  # official examples (fixtures/README.md)
+SPEC_PROMPTS = {  # the official prompts (exact strings of the released prompt and training files)
     "vanilla": "I have an image of a handwritten mathematical expression. Please write out the expression of the "
     "formula in the image using LaTeX format.",
     "tree": "I have an image of a handwritten mathematical expression. Please generate the abstract syntax tree (AST) "
@@ -38,13 +39,12 @@ def test_prompts_are_the_spec_strings():
 
 
 def test_official_vanilla_prompt_matches_reference_file():
-    shared = shared_dir()
-    data = json.loads((shared / "reference/uni-mumer/tree_cot/sample_input.json").read_text())
+    data = json.loads((TREE_COT / "sample_input.json").read_text())
     image, prompt, _ = files.sharegpt_fields(data[0])
     assert prompt == SPEC_PROMPTS["vanilla"]
-    tree = json.loads((shared / "reference/uni-mumer/tree_cot/sample_tree.json").read_text())
+    tree = json.loads((TREE_COT / "sample_tree.json").read_text())
     assert files.sharegpt_fields(tree[0])[1] == SPEC_PROMPTS["tree"]
-    can = json.loads((shared / "reference/uni-mumer/tree_cot/sample_can.json").read_text())
+    can = json.loads((TREE_COT / "sample_can.json").read_text())
     assert files.sharegpt_fields(can[0])[1] == SPEC_PROMPTS["can"]
 
 
@@ -85,8 +85,7 @@ def test_answer_extraction():
 
 
 def test_write_json_stream_is_byte_identical(tmp_path):
-    shared = shared_dir()
-    records = json.loads((shared / "reference/uni-mumer/tree_cot/sample_tree.json").read_text())
+    records = json.loads((TREE_COT / "sample_tree.json").read_text())
     records.append({"gt": "中文 \\alpha", "nested": {"a": [1, 2, {"b": None}]}})
     out = tmp_path / "s.json"
     n = files.write_json_stream(out, iter(records))
@@ -95,7 +94,7 @@ def test_write_json_stream_is_byte_identical(tmp_path):
     files.write_json_stream(tmp_path / "e.json", iter([]))
     assert (tmp_path / "e.json").read_text() == json.dumps([], indent=4)
     # the official sample file itself is reproduced byte for byte
-    src = (shared / "reference/uni-mumer/tree_cot/sample_tree.json").read_text(encoding="utf-8")
+    src = (TREE_COT / "sample_tree.json").read_text(encoding="utf-8")
     files.write_json_stream(out, iter(json.loads(src)))
     assert out.read_text(encoding="utf-8") == src
 

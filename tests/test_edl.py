@@ -1,7 +1,7 @@
 """Error-driven learning data (unimumer.edl, preprocess/make_error_data.py).
 
 Real data: the official Uni-MuMER predictions (``tests/fixtures/reference/predictions/``, unchanged copies of
-../shared/reference/uni-mumer/predictions/, the acceptance set of the EDL issue). Hand-checked examples cover each edit kind, merged adjacent edits,
+the official release's prediction files). Hand-checked examples cover each edit kind, merged adjacent edits,
 edits at both ends, empty and all-wrong predictions.
 """
 

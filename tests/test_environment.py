@@ -1,6 +1,6 @@
 """The CPU environment (.venv from env/setup_cpu_env.sh): pinned CPU torch, the torchvision ``.pth`` fix, the stack.
 
-Facts from ../shared/notes/cpu-environment.md, checked on the real installed packages. Every check that concerns
+Facts about the CPU environment (env/setup_cpu_env.sh), checked on the real installed packages. Every check that concerns
 process start-up (the ``.pth`` hook) runs in a fresh interpreter of the environment.
 """
 

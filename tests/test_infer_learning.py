@@ -44,7 +44,7 @@ def eight_images(tmp_path_factory):
     """8 real CROHME train images and their vanilla ShareGPT file (``CROHME/train/crohme_train.json``)."""
     from unimumer.training.smoke import build_smoke_data
 
-    return build_smoke_data(tmp_path_factory.mktemp("learn_data"), n=8, seed=0)
+    return build_smoke_data(tmp_path_factory.mktemp("learn_data"), n=8)
 
 
 def _env(tmp_path: Path) -> dict:

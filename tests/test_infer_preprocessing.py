@@ -28,10 +28,10 @@ from unimumer.paths import REPO_ROOT
 from unimumer.tasks import TASKS
 from unimumer.tiny_models import FAMILIES
 
-SHARED = REPO_ROOT.parent / "shared" / "data"
+FIXTURE_IMAGES = REPO_ROOT / "tests" / "fixtures" / "images"
 #: small and large real images: CROHME 2014 test (501_em_23 is 84 x 68 px, 18_em_0 is wide), MNE N1
-IMAGES = [("crohme/2014", "501_em_23"), ("crohme/2014", "18_em_0"), ("crohme/2014", "511_em_259"),
-          ("mne/N1", "N1_0"), ("mne/N1", "N1_2")]
+IMAGES = [("crohme2014", "501_em_23"), ("crohme2014", "18_em_0"), ("crohme2014", "511_em_259"),
+          ("mne_n1", "N1_0"), ("mne_n1", "N1_2")]
 PROMPTS = [TASKS["vanilla"].prompt(), TASKS["tree"].prompt()]
 
 
@@ -43,10 +43,10 @@ def images(tmp_path_factory) -> list[tuple[Path, str]]:
     for sub, img_id in IMAGES:
         captions = dict(
             line.split(maxsplit=1) if "\t" not in line else line.split("\t", 1)
-            for line in (SHARED / sub / "caption.txt").read_text(encoding="utf-8").splitlines() if line.strip()
+            for line in (FIXTURE_IMAGES / sub / "caption.txt").read_text(encoding="utf-8").splitlines() if line.strip()
         )
         dst = out_dir / f"{img_id}.png"
-        save_image(load_image(SHARED / sub / "img" / f"{img_id}.png"), dst)
+        save_image(load_image(FIXTURE_IMAGES / sub / "img" / f"{img_id}.png"), dst)
         out.append((dst, captions[img_id].strip()))
     return out
 

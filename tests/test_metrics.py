@@ -64,7 +64,7 @@ def test_report_is_byte_identical_to_official(pred, txt):
     assert format_report(evaluate(load_predictions(pred))).encode("utf-8") == txt.read_bytes()
 
 
-# metrics.md reference table: records, ExpRate, <=1, <=2, BLEU-4, CER
+# the official *_results.txt reports: records, ExpRate, <=1, <=2, BLEU-4, CER
 REFERENCE = {
     "predictions/crohme_2014_pred.json": (986, 82.6572, 90.3651, 93.7120, 89.1164, 0.0396),
     "predictions/crohme_2016_pred.json": (1147, 78.9015, 88.7533, 93.1997, 94.1305, 0.0143),
@@ -326,7 +326,7 @@ def test_mean_cdm_f1_from_the_official_toolkits_per_sample_scores(tmp_path, caps
     from unimumer.cdm import render as cdm_render
     from unimumer.metrics.report import cdm_f1_mean
 
-    ref = json.loads((Path(__file__).resolve().parents[2] / "shared" / "reference" / "cdm" /
+    ref = json.loads((Path(__file__).resolve().parent / "fixtures" / "reference" / "cdm" /
                       "official_crohme2014_40.json").read_text(encoding="utf-8"))["samples"]
     samples = [dict(s, status="ok") for s in ref]
     samples += [{"img_id": "p", "f1": 0.0, "status": "pred_error"}, {"img_id": "g", "f1": None, "status": "gt_error"}]

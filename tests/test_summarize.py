@@ -17,7 +17,7 @@ from unimumer.metrics.summary import collect_rows, main, markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = Path(__file__).resolve().parent / "fixtures" / "reference"
-SHARED_CDM = Path(__file__).resolve().parents[2] / "shared" / "reference" / "cdm"
+FIXTURE_CDM = Path(__file__).resolve().parent / "fixtures" / "reference" / "cdm"
 SCRIPT = ROOT / "scripts" / "summarize_results.py"
 
 
@@ -36,7 +36,7 @@ def data_root(tmp_path):
     for s in ("crohme2023_test", "crohme2023_test_normalized"):
         shutil.copy(FIX / "predictions" / f"{s}_pred.json", c23)
     # per-sample scores: the official CDM toolkit's on 40 CROHME 2014 pairs (mean F1 0.9061 -> CDM F1 90.61)
-    samples = json.loads((SHARED_CDM / "official_crohme2014_40.json").read_text(encoding="utf-8"))["samples"]
+    samples = json.loads((FIXTURE_CDM / "official_crohme2014_40.json").read_text(encoding="utf-8"))["samples"]
     samples = [dict(s, status="ok") for s in samples] + [
         {"img_id": "gt_did_not_render", "f1": None, "status": "gt_error"}]  # excluded: not in the mean
     (crohme / "crohme_2014_cdm.json").write_text(json.dumps(
@@ -54,7 +54,7 @@ def _row(md: str, stem: str, run: str) -> list[str]:
 
 
 def test_paper_table_data():
-    # spec/training.md, released results
+    # the official README, released results
     assert paper_exprate("crohme_2014") == 82.25
     assert paper_exprate("crohme2023_test_normalized") == 69.52
     assert paper_exprate("hme100k_test_normalized", "Qwen3.5-2B") == 70.43

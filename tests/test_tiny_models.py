@@ -228,7 +228,7 @@ def test_llamafactory_template_encodes_a_sharegpt_record(family, tiny_model_dir,
     messages = [
         {"role": "user" if m["from"] == "human" else "assistant", "content": m["value"]} for m in record["messages"]
     ]
-    # what LLaMA-Factory's loader attaches to the processor (training config values, spec/training.md)
+    # what LLaMA-Factory's loader attaches to the processor (training config values, official train/*.yaml)
     for key, value in {"image_max_pixels": 262144, "image_min_pixels": 32 * 32, "image_do_pan_and_scan": False,
                        "video_max_pixels": 16384, "video_min_pixels": 256, "video_fps": 2.0,
                        "video_maxlen": 128}.items():

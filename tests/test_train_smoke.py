@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from unimumer.tasks import TASKS, task_for_prompt
+from unimumer.training.smoke import DEFAULT_SOURCE, read_captions
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_SH = REPO / "scripts" / "train.sh"
@@ -75,8 +76,7 @@ def test_smoke_data_has_all_five_tasks_from_real_crohme_train_images(crohme_trai
     assert d.names == ["crohme_train", "crohme_train_tree", "crohme_train_can", "crohme_train_error_find",
                        "crohme_train_error_fix"]
     info = json.loads((d.root / "dataset_info.json").read_text())
-    shared_train = REPO.parent / "shared" / "data" / "crohme" / "train"
-    captions = dict(line.split("\t", 1) for line in (shared_train / "caption.txt").read_text().splitlines())
+    captions = read_captions(DEFAULT_SOURCE)  # the bundled real CROHME train captions
     for name in d.names:
         records = json.loads((d.root / info[name]["file_name"]).read_text())
         assert len(records) == d.datasets[name] > 0
@@ -90,7 +90,20 @@ def test_smoke_data_has_all_five_tasks_from_real_crohme_train_images(crohme_trai
                 assert "<error_start>" in target or "<deleted>" in target
             else:  # the gt LaTeX is the last line of every other target
                 assert target.splitlines()[-1] == captions[img.stem].strip()
-    assert len(d.images) == 24
+    assert len(d.images) == 24 and sorted(d.captions) == sorted(captions)  # all 24 bundled images
+
+
+def test_smoke_sampler_takes_the_first_n_bundled_images_or_a_seeded_sample(tmp_path):
+    import random
+
+    from unimumer.training.smoke import build_smoke_data
+
+    order = list(read_captions(DEFAULT_SOURCE))  # caption.txt order = the seed-0 draw order from the full set
+    assert len(order) == 24 and order[0] == "TrainData2_8_sub_41"
+    first = build_smoke_data(tmp_path / "a", n=3)
+    assert sorted(first.captions) == sorted(order[:3]) and first.datasets["crohme_train"] == 3
+    seeded = build_smoke_data(tmp_path / "b", n=3, seed=1)
+    assert sorted(seeded.captions) == sorted(random.Random(1).sample(sorted(order), 3))
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 """Error analysis of prediction files: where a model fails, and what changed between two models.
 
-Input: prediction files in the official layout (``../shared/spec/formats.md``, "Prediction and result files": a
+Input: prediction files in the official layout (official ``scripts/vllm_infer.py``: a
 JSON array of ``{"gt", "pred", "image_path", "img_id"}``; the released ``paper_final/*.json`` files also fit).
 Definitions (all stated again in the CLI ``--help``):
 

@@ -60,7 +60,7 @@ def main_tree(argv: Sequence[str] | None = None) -> int:
             "messages[1].value = space-tokenized LaTeX, or a folder of such *.json files. Output: the same\n"
             "records with the task prompt and target (tree: a copy of each record; can: {images, messages}),\n"
             "written as json.dump(list, ensure_ascii=False, indent=INDENT), byte-identical to the official tool.\n"
-            "Targets: TREE + '\\n' + LaTeX / COUNTS + '\\n' + LaTeX (../shared/spec/formats.md).\n"
+            "Targets: TREE + '\\n' + LaTeX / COUNTS + '\\n' + LaTeX (official make_unimumer_tree_data.py).\n"
             "Records the official parser rejects (a script or command without its '{' group, \\begin without\n"
             "its \\end) and malformed records are skipped and counted; --strict stops at the first one.\n"
             "Unlike the official tool, long or deeply nested expressions never fail (iterative parser).\n"
@@ -117,7 +117,7 @@ def main_normalize(argv: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
             "Normalize the LaTeX of a JSON array of records the way the official *_normalized test sets were\n"
-            "made (../shared/spec/normalization.md): drop records that fail the filters (delete_chars tokens,\n"
+            "made (docs/data-building.md): drop records that fail the filters (delete_chars tokens,\n"
             "CJK, unbalanced { } / ( ) / [ ], a command without its arguments) and rewrite the others (R1-R9:\n"
             "\\dots/\\le/\\ge, \\left/\\right, \\mathrm/\\operatorname, bracing \\frac/\\sqrt arguments, redundant\n"
             "braces, sub-before-sup, environments and matrix delimiters, operator names, empty \\sqrt index).\n"
@@ -151,7 +151,7 @@ def main_prompts(argv: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
             "Build a vanilla ShareGPT prompt file (training data or a test set for inference) from real data\n"
-            "(paper Sec. 4.1; layout of ../shared/spec/datasets.md):\n"
+            "(paper Sec. 4.1; layout of the official data.zip):\n"
             "  (a) --crohme-dir: a CROHME-style folder, caption.txt ('img_id<TAB>tokenized LaTeX') + img/*.png\n"
             "      (white on black, as packaged for CoMER/PosFormer; also MNE);\n"
             "  (b) --latex-json: a JSON array / JSONL of {\"image\": path, \"latex\": raw LaTeX} (MathWriting /\n"
@@ -162,7 +162,7 @@ def main_prompts(argv: Sequence[str] | None = None) -> int:
             "official prompt files, used by inference) or 'dataset_dir' style CROHME/train/images/<img_id>.png\n"
             "(relative to DATA_ROOT, resolved by LLaMA-Factory through media_dir = dataset_dir). Default: repo for\n"
             "test splits, dataset_dir for 'train'.\n"
-            "Example: make_hmer_prompts.py --crohme-dir ../shared/data/crohme/2014 --split 2014 \\\n"
+            "Example: make_hmer_prompts.py --crohme-dir data/sample/crohme/2014 --split 2014 \\\n"
             "             --out data/CROHME/prompts/crohme_2014.json\n"
             "Prints the counts (records, written, skipped by reason). Errors: 'error: ...', exit code 2."
         ),
@@ -207,7 +207,7 @@ def main_build(argv: Sequence[str] | None = None) -> int:
             "One command for a training set (paper Sec. 3-4): from a vanilla ShareGPT file (JSON array or JSONL,\n"
             "records with images[0] and messages[1].value = tokenized LaTeX) write NAME.json (vanilla),\n"
             "NAME_tree.json (Tree-CoT) and NAME_can.json (symbol counting) with the official dataset names of\n"
-            "../shared/spec/datasets.md, and register each in dataset_info.json (merged; other entries kept;\n"
+            "the official configs, and register each in dataset_info.json (merged; other entries kept;\n"
             "file_name relative to the dataset_info folder, LLaMA-Factory's dataset_dir).\n"
             "Streams the input (ijson / JSONL) and builds on all cores with bounded memory; Tree-CoT records the\n"
             "official parser rejects are left out of NAME_tree.json and counted.\n"

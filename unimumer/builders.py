@@ -6,8 +6,8 @@ normalisation of records), :mod:`unimumer.serialisation` (streaming JSON read / 
 (``NAME.json`` / ``_tree`` / ``_can`` training sets) and :mod:`unimumer.builder_cli` (the four CLIs).
 
 Sources: paper Sec. 3 (the vanilla / Tree-CoT / symbol-counting tasks) and Sec. 4.1 (data), the official
-``preprocess/make_unimumer_tree_data.py`` (CLI, output naming, skip behaviour), ``../shared/spec/formats.md``,
-``datasets.md`` and ``normalization.md``.
+``preprocess/make_unimumer_tree_data.py`` (CLI, output naming, skip behaviour), its examples,
+the official ``data.zip`` layout and ``*_normalized`` test sets.
 
 Library entry points (other modules and engineers call these):
 

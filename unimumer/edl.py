@@ -1,7 +1,7 @@
 """Error-driven learning (EDL): ``error_find`` / ``error_fix`` training data from (gt, wrong prediction) pairs.
 
 The official Uni-MuMER release has no code for the two error tasks (paper Sec. 3.3, "Error-Driven Learning");
-this module implements the format fixed in ``../shared/spec/formats.md`` ("Error-driven learning"):
+this module implements the format fixed in docs/edl.md (paper Sec. 3.3):
 
 1. the ground truth ``gt`` and the candidate ``pred`` are space-tokenized (``str.split``, the LaTeX of every
    Uni-MuMER file is already space-tokenized) and aligned with a minimal Levenshtein alignment, rapidfuzz's
@@ -72,7 +72,7 @@ class Edit:
 
 
 def tokenize(latex: str) -> list[str]:
-    """The token list of a space-tokenized LaTeX string (``latex.split()``; ``formats.md``: one token per symbol)."""
+    """The token list of a space-tokenized LaTeX string (``latex.split()``: one token per symbol)."""
     return latex.split()
 
 
@@ -101,7 +101,7 @@ def align_edits(gt_tokens: Sequence[str], pred_tokens: Sequence[str]) -> list[Ed
     Output: a list of :class:`Edit` (empty when the lists are equal). Adjacent edits never touch: each maximal run
     of non-``equal`` opcodes of ``rapidfuzz.distance.Levenshtein.opcodes(pred_tokens, gt_tokens)`` is merged into
     one edit, so an edit is always preceded and followed by an ``equal`` block or an end of the sequence.
-    Source: ``../shared/spec/formats.md`` (Error-driven learning; rapidfuzz's alignment and tie-breaking are the
+    Source: docs/edl.md (rapidfuzz's alignment and tie-breaking are the
     reference). Raises nothing on well-typed input.
     """
     pred = list(pred_tokens)
@@ -133,7 +133,7 @@ def align_edits(gt_tokens: Sequence[str], pred_tokens: Sequence[str]) -> list[Ed
 def mark(pred_tokens: Sequence[str], edits: Sequence[Edit]) -> str:
     """The marked expression: ``pred_tokens`` with each edit replaced by its markup, joined by single spaces.
 
-    replace / delete → ``<error_start> old <error_end>``; insert → ``<deleted>`` at its position (``formats.md``).
+    replace / delete → ``<error_start> old <error_end>``; insert → ``<deleted>`` at its position (docs/edl.md).
     Inputs: the pred tokens and the edits of :func:`align_edits` for them (sorted, non-overlapping).
     Output: the ``error_find`` target string. Raises :class:`InputError` when an edit does not fit the tokens.
     """
@@ -177,7 +177,7 @@ def build_error_find(gt: str, pred: str) -> tuple[str, str] | None:
     Output: ``(prompt, target)`` with ``prompt = TASKS["error_find"].prompt(candidate=<pred tokens joined by single
     spaces>)`` (no ``<image>``) and ``target`` the marked expression; ``None`` when the token lists are equal.
     Raises :class:`InputError` when the gt is empty or a side contains an EDL marker token.
-    Source: ``../shared/spec/formats.md`` (prompts table and Error-driven learning).
+    Source: the official prompts (:mod:`unimumer.tasks`) and docs/edl.md.
     """
     prep = _prepare(gt, pred)
     if prep is None:
@@ -193,7 +193,7 @@ def build_error_fix(gt: str, pred: str) -> tuple[str, str] | None:
     Output: ``(prompt, target)`` with ``prompt = TASKS["error_fix"].prompt(marked=<marked expression>)`` and
     ``target`` = the correction-log lines, then the gt (tokens joined by single spaces) on the last line;
     ``None`` when the token lists are equal. Raises :class:`InputError` like :func:`build_error_find`.
-    Source: ``../shared/spec/formats.md`` (Error-driven learning).
+    Source: docs/edl.md.
     """
     prep = _prepare(gt, pred)
     if prep is None:
@@ -262,7 +262,7 @@ def apply_corrections(marked: str, log: str | Sequence[str]) -> str:
     tokens is not significant.
     Output: the corrected token sequence joined by single spaces.
     Raises :class:`InputError` (one line) when the marked expression is malformed, the numbers of markup items and
-    operations differ, or an operation does not fit its item. Source: ``../shared/spec/formats.md`` invariant.
+    operations differ, or an operation does not fit its item. Source: docs/edl.md invariant.
     """
     if isinstance(log, str):
         ops, _ = split_fix_output(log)
@@ -340,7 +340,7 @@ def make_edl_records(
     """Build the ``error_find`` and ``error_fix`` ShareGPT records of prediction records.
 
     Input: ``(where, record)`` pairs, ``where`` naming the record in messages (e.g. ``"x_pred.json record 3"``),
-    each record a prediction-file object with string ``gt``, ``pred`` and ``image_path`` (``formats.md``,
+    each record a prediction-file object with string ``gt``, ``pred`` and ``image_path`` (official ``*_pred.json``,
     prediction files). Records whose token lists are equal are counted as correct and yield nothing; a repeated
     (``image_path``, pred tokens) pair is written once (counted in ``duplicates``); a wrong record whose gt is empty
     or whose gt / pred contains an EDL marker token is skipped (counted). A record with a non-empty ``error`` key
@@ -435,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=(
             "Build the error-driven-learning (EDL) datasets NAME_error_find.json (error detection) and\n"
             "NAME_error_fix.json (error correction) from model predictions (Uni-MuMER paper Sec. 3.3; the official\n"
-            "release has no code for these tasks, the format is ../shared/spec/formats.md, 'Error-driven learning').\n\n"
+            "release has no code for these tasks, the format is docs/edl.md, paper Sec. 3.3).\n\n"
             "Input: one or more prediction files, JSON arrays of {\"gt\", \"pred\", \"image_path\", ...} (the *_pred.json\n"
             "files written by inference; extra keys are ignored). Each wrong prediction (token list != gt's) is\n"
             "aligned to the gt with rapidfuzz's Levenshtein opcodes on the token lists; each maximal run of edits\n"

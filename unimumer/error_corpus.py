@@ -286,7 +286,7 @@ def _child_env() -> dict:
             import torch
 
             if not torch.cuda.is_available():
-                env["CUDA_VISIBLE_DEVICES"] = ""  # CPU training (../shared/notes/cpu-environment.md)
+                env["CUDA_VISIBLE_DEVICES"] = ""  # CPU training (docs/training.md)
     return env
 
 

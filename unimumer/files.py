@@ -1,6 +1,6 @@
 """JSON, ShareGPT and ``dataset_info.json`` helpers shared by every builder, inference and metric.
 
-File conventions (``../shared/spec/formats.md``):
+File conventions (the official release's files):
 
 - training / prompt files are LLaMA-Factory ShareGPT JSON arrays written with ``ensure_ascii=False, indent=4``;
 - prediction files (``*_pred.json``) are JSON arrays written with ``indent=2``;
@@ -268,7 +268,7 @@ def sharegpt_fields(record: Any, index: int | None = None) -> tuple[str, str, st
 
 # --------------------------------------------------------------------------------------------------- registry
 def dataset_info_entry(file_name: str) -> dict:
-    """The ``dataset_info.json`` entry of a ShareGPT dataset (``../shared/spec/datasets.md``)."""
+    """The ``dataset_info.json`` entry of a ShareGPT dataset (LLaMA-Factory's ``data/README.md``)."""
     return {"file_name": file_name, "formatting": "sharegpt", "columns": dict(SHAREGPT_COLUMNS)}
 
 

@@ -1,8 +1,8 @@
 """The official MathNet prompt-data pipeline (``preprocess/make_mathnet_hmer_data.py``), without MathNet.
 
 Source: BFlameSwift/Uni-MuMER @ 3aea545d ``preprocess/make_mathnet_hmer_data.py`` (a port of the authors'
-notebook) as summarised in ``../shared/spec/normalization.md``; its example inputs and outputs are in
-``../shared/reference/uni-mumer/mathnet_hmer/``. Same subcommands, flags, step files, ``invalid_record.json`` reject
+notebook) (docs/data-building.md); its example inputs and outputs are in
+``preprocess/examples/mathnet_hmer/`` (tests/fixtures/reference/mathnet_hmer/). Same subcommands, flags, step files, ``invalid_record.json`` reject
 types, final file names and printed counts. The two MathNet steps are ours:
 
 - step 3 (KaTeX tokenisation) is :func:`unimumer.latex.tokenize.tokenize_latex` (pylatexenc); a caption it cannot
@@ -188,7 +188,7 @@ def process(
     final_name_suffix: str = "_0425_final.json",
     out=None,
 ) -> dict:
-    """The official ``process`` pipeline (steps 1–9, see ``../shared/spec/normalization.md``).
+    """The official ``process`` pipeline (steps 1–9 of the official script).
 
     Writes the step files, ``invalid_record.json`` (list of ``{image_id, caption, image_path, type}``, types
     ``1.5invalid_delete``, ``4_tokenization_error``, ``5.5_normalize_error``, ``7.7_invalid_bracket``,

@@ -1,7 +1,7 @@
 """Vanilla prompt files and image conversion: CROHME-style folders or raw-LaTeX JSON/JSONL → ShareGPT JSON with
 black-on-white images in the official layout (split out of :mod:`unimumer.builders`, which re-exports them).
 
-Image paths (``path_style``): see :mod:`unimumer.builders`. Sources: paper Sec. 4.1, ``../shared/spec/datasets.md``.
+Image paths (``path_style``): see :mod:`unimumer.builders`. Sources: paper Sec. 4.1, the official ``data.zip`` layout.
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ def build_prompts_from_latex_json(
 ) -> tuple[Path, dict]:
     """Vanilla ShareGPT JSON from a JSON array / JSONL of ``{"image": path, "latex": raw LaTeX}`` records.
 
-    The LaTeX is tokenized (pylatexenc) and, with ``normalize``, normalized (``normalization.md``); records
+    The LaTeX is tokenized (pylatexenc) and, with ``normalize``, normalized (official ``*_normalized`` sets); records
     that fail are dropped and counted by reason (``tokenize_error``, the normalizer's reasons, ``bad_record``,
     ``missing_image``, ``empty_latex``). ``image`` paths are relative to the input file's folder or absolute;
     ``img_id`` is the image file stem. Images and JSON as in :func:`build_prompts_from_crohme`.

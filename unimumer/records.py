@@ -2,7 +2,7 @@
 prediction / ShareGPT records (split out of :mod:`unimumer.builders`, which re-exports every public name).
 
 Sources: paper Sec. 3 (the tasks), the official ``preprocess/make_unimumer_tree_data.py`` (record semantics, skip
-behaviour), ``../shared/spec/formats.md`` and ``normalization.md``.
+behaviour), its examples ``preprocess/examples/unimumer_tree/`` and the official ``*_normalized`` test sets.
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def _field_location(record: Any, field: str | None) -> tuple[dict, str]:
 def normalize_records(
     records: Iterable[Any], field: str | None = None, *, tokenize: bool = False, use_only_c: bool = True,
 ) -> tuple[list, Counter]:
-    """Keep the records whose LaTeX passes the normalization filters and rewrite it (``normalization.md``).
+    """Keep the records whose LaTeX passes the normalization filters and rewrite it (the official ``*_normalized`` test sets).
 
     ``field``: the key holding the LaTeX (``"gt"`` for prediction files); ``None`` = the ShareGPT assistant
     message. ``tokenize``: tokenize raw LaTeX with pylatexenc first. ``use_only_c``: array alignments become ``c``

@@ -70,7 +70,7 @@ class Prediction:
 def split_output(task_name: str, output: str) -> Prediction:
     """Split a model output into reasoning and answer with the task's own answer extraction.
 
-    ``tree`` / ``can`` answer on the last non-empty line (``../shared/spec/formats.md``); everything before it is
+    ``tree`` / ``can`` answer on the last non-empty line (:mod:`unimumer.tasks`); everything before it is
     the reasoning (the serialized syntax tree or the symbol counts). ``vanilla``: the whole output is the answer.
     """
     task = get_task(task_name)

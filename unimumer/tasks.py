@@ -1,6 +1,6 @@
 """The task registry: one place that defines every Uni-MuMER task.
 
-Each :class:`Task` carries the exact prompt (``../shared/spec/formats.md``, "Prompts"), the dataset-name suffix,
+Each :class:`Task` carries the exact prompt (official prompt / training files), the dataset-name suffix,
 the target builder and the answer extractor. Data building (``preprocess/``), inference post-processing
 (``scripts/vllm_infer.py``) and dataset naming (``data/dataset_info.json``, ``train/*.yaml``) all read it from here.
 
@@ -57,7 +57,7 @@ class Task:
         return getattr(importlib.import_module(module), func)
 
     def extract_answer(self, output: str) -> str:
-        """The final LaTeX of a model output (``../shared/spec/formats.md``, prediction files).
+        """The final LaTeX of a model output (official ``*_pred.json``).
 
         ``whole``: ``output.strip()``; ``last_line``: the last non-empty line, stripped (``""`` if none).
         """
@@ -124,7 +124,7 @@ GT_TASKS = ("vanilla", "tree", "can")
 #: Error-driven-learning tasks, built from (gt, wrong prediction) pairs (``preprocess/make_error_data.py``).
 EDL_TASKS = ("error_find", "error_fix")
 
-# Official dataset names that do not follow base + suffix (``../shared/spec/datasets.md``).
+# Official dataset names that do not follow base + suffix (official ``train/*.yaml``).
 _NAME_EXCEPTIONS = {
     ("hme100k_train", "error_find"): "hme100k_error_find",
     ("hme100k_train", "error_fix"): "hme100k_error_fix",

@@ -32,8 +32,8 @@ the byte-level pieces that are not printable ASCII (see :func:`suppressed_token_
 Everything is deterministic for a given ``seed``: the same seed gives byte-identical files.
 
 Source followed: the released checkpoints' layouts (``Qwen/Qwen2.5-VL-3B-Instruct``, ``Qwen/Qwen3-VL-2B-Instruct``,
-``Qwen/Qwen3.5-2B``; ``../shared/spec/training.md``) and ``../shared/notes/cpu-environment.md`` ("Tiny offline
-models"). LLaMA-Factory templates: ``qwen2_vl``, ``qwen3_vl_nothink``, ``qwen3_5_nothink``.
+``Qwen/Qwen3.5-2B``; the official ``train/*.yaml``) and the session fixtures of ``tests/conftest.py`` (tiny offline
+models). LLaMA-Factory templates: ``qwen2_vl``, ``qwen3_vl_nothink``, ``qwen3_5_nothink``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ decisions (TeX Live + poppler, no ImageMagick/KaTeX/Node).
 - :mod:`unimumer.cdm.match`: Hungarian assignment + the official iterative RANSAC spatial check (``mode="official"``,
   default) or a stricter layout-aware variant (``mode="strict"``), F1.
 
-Definition: ``../shared/spec/metrics.md`` (ExpRate@CDM), after UniMERNet's CDM (arXiv 2409.03643). Never imports
+Definition: paper Sec. 4 (ExpRate@CDM), after UniMERNet's CDM (arXiv 2409.03643). Never imports
 torch; scipy, scikit-image and tqdm are imported lazily.
 """
 

@@ -1,6 +1,6 @@
 """ExpRate@CDM over prediction records: render (cached, parallel), match, score; and the ``cdm_eval.py`` CLI.
 
-Definition (``../shared/spec/metrics.md``, ExpRate@CDM; CDM = Character Detection Matching, UniMERNet
+Definition (paper Sec. 4, ExpRate@CDM; CDM = Character Detection Matching, UniMERNet
 arXiv 2409.03643): per sample, F1 = 2·matched / (|gt boxes| + |pred boxes|) after colour-coded rendering and
 spatially consistent matching; ExpRate@CDM = % of evaluated samples with F1 = 1. A sample whose gt fails to render
 (or renders no visible token) is excluded and listed; a pred that fails to render scores F1 = 0.
@@ -143,7 +143,7 @@ def evaluate_cdm(records: Iterable[dict], *, workers: int | None = None, timeout
     any ``workers`` and with or without cache.
 
     Raises :class:`InputError` for malformed records or when pdflatex / pdftoppm are missing.
-    Source: ``../shared/spec/metrics.md`` (ExpRate@CDM) and the CDM paper; see :mod:`unimumer.cdm`.
+    Source: the Uni-MuMER paper (ExpRate@CDM) and the CDM paper; see :mod:`unimumer.cdm`.
     """
     if mode not in _match.MODES:
         raise ValueError(f"unknown CDM mode {mode!r} (expected one of {', '.join(_match.MODES)})")
@@ -236,7 +236,7 @@ ExpRate@CDM (Character Detection Matching) of a prediction file.
 
 Input: --input PRED.json — a JSON array (or .jsonl) of records with string "gt" and "pred" (space-tokenized
 LaTeX, as written by scripts/vllm_infer.py / the official *_pred.json) and optionally "img_id".
-Default (--mode official): the decisions of the official UniMERNet CDM toolkit (../shared/spec/metrics.md).
+Default (--mode official): the decisions of the official UniMERNet CDM toolkit (UniMERNet cdm/).
 Each expression is colour-coded token by token, rendered with pdflatex (TeX Live from Debian, 12pt) and
 rasterised with pdftoppm at 200 dpi (anti-aliasing off), cropped to the ink with 8 px padding; a token's box is
 the extent of its exact colour +- 1 px. gt and pred boxes are assigned by the Hungarian algorithm (cost =
@@ -256,7 +256,7 @@ Renders are cached by content hash (default ~/.cache/unimumer/cdm, or $UNIMUMER_
 Errors: missing/invalid input file, records without string gt/pred, an --output that cannot be written, or
 pdflatex/pdftoppm not installed (`make sysdeps`) -> "error: ..." and exit code 2. An expression that cannot be
 rendered (bad LaTeX, nested too deeply, TeX capacity exceeded) is reported per sample, never a crash.
-Source: ../shared/spec/metrics.md (ExpRate@CDM); CDM, UniMERNet arXiv 2409.03643 (re-implemented, not the
+Source: Uni-MuMER paper (ExpRate@CDM); CDM, UniMERNet arXiv 2409.03643 (re-implemented, not the
 official toolkit, which needs ImageMagick 7, Node/KaTeX and texlive-full).
 """
 

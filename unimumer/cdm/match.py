@@ -7,7 +7,7 @@ F1 = 2·matched / (n_gt + n_pred) (:func:`scores`, rounded to 3 decimals like th
 
 Two modes (``mode=``):
 
-``"official"`` (default) — the decisions of the official UniMERNet CDM toolkit (``../shared/spec/metrics.md``,
+``"official"`` (default) — the decisions of the official UniMERNet CDM toolkit (UniMERNet ``cdm/``,
 ExpRate@CDM, steps 2–3; our own implementation):
 
 1. **Cost matrix** ``C[i, j] = 1.0·token + 0.05·position + 0.15·order``: token cost 0 for the same token, 0.005

@@ -6,7 +6,7 @@ pixel boxes of colour index ``k`` at :data:`DPI`; a colour without pixels has no
 the page is cropped to its ink with :data:`CROP_PAD` px of padding (``size`` is the cropped size) and a box is the
 extent of its colour ± 1 px in that frame (``x0 = first column − 1``, ``x1 = last column + 1``).
 
-How (the fast path of ExpRate@CDM, ``../shared/notes/cpu-environment.md`` "Rendering"):
+How (the fast path of ExpRate@CDM):
 
 - many expressions go into ONE ``pdflatex`` run, one ``preview`` page each (``\\hbox{$\\displaystyle …$}``: one line,
   never broken, as the official ``displaymath``; the official page width is applied afterwards by

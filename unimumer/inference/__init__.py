@@ -10,5 +10,5 @@ Modules (torch / transformers / vLLM are imported only inside the functions that
   folder, data-parallel worker processes, progress bars, reports);
 - :mod:`unimumer.inference.predict` the ``scripts/predict.py`` quick check (LaTeX of a few images).
 
-Output layout follows the released evaluation (``../shared/spec/formats.md``, "Prediction and result files").
+Output layout follows the released evaluation (official ``scripts/vllm_infer.py`` and ``example_data/*/results/``).
 """

@@ -30,7 +30,7 @@ from ..files import read_json_list, sharegpt_fields, write_json
 from ..tasks import Task, get_task, task_for_prompt
 
 SYSTEM_MESSAGE = "You are a helpful assistant."
-#: LLaMA-Factory ``image_max_pixels`` of every released training config (``../shared/spec/training.md``).
+#: LLaMA-Factory ``image_max_pixels`` of every released training config (official ``train/*.yaml``).
 TRAIN_MAX_PIXELS = 262144
 #: LLaMA-Factory's default ``image_min_pixels`` (32 × 32), which the released configs keep.
 TRAIN_MIN_PIXELS = 32 * 32
@@ -62,7 +62,7 @@ def img_id(image_path: str) -> str:
 
 
 def read_prompt_file(path: str | os.PathLike, task: str | None = None) -> list[PromptItem]:
-    """Read an official prompt file (ShareGPT JSON array, ``../shared/spec/formats.md``) into :class:`PromptItem` s.
+    """Read an official prompt file (ShareGPT JSON array, official ``data.zip``) into :class:`PromptItem` s.
 
     Args:
         path: the ``*.json`` prompt file.

@@ -1,7 +1,7 @@
 """``scripts/predict.py``: print the LaTeX a Uni-MuMER model reads from a few images (the quick check).
 
 Same model input and answer extraction as ``scripts/vllm_infer.py`` (:mod:`unimumer.inference.engines`), no
-prompt file needed: the prompt is the task's official instruction (``../shared/spec/formats.md``).
+prompt file needed: the prompt is the task's official instruction (:mod:`unimumer.tasks`).
 """
 
 from __future__ import annotations

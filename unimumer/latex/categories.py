@@ -1,6 +1,6 @@
 """Token categories of the official Uni-MuMER Tree-CoT parser (``latex_cate_lib``) and the normalizer's lists.
 
-Source: ``../shared/reference/uni-mumer/tree_cot/categories.md`` (the official ``latex_categories`` of
+Source: ``tests/fixtures/reference/tree_cot/categories.md`` (the official ``latex_categories`` of
 BFlameSwift/Uni-MuMER, ``preprocess/unimumer_tree/latex_cate_lib.py``). Only the first four lists change Tree-CoT
 parsing; ``ORDINARY_CMDS`` / ``ORDINARY_CHARS`` are informational and ``DELETE_CHARS`` is the official cleaning
 pipeline's drop list (a record holding one of these tokens is dropped by :mod:`unimumer.latex.normalize`).
@@ -81,7 +81,7 @@ LATEX_CATEGORIES: dict[str, tuple[str, ...]] = {
 }
 
 # ------------------------------------------------------------------------------------------------ normalizer
-# Lists used by :mod:`unimumer.latex.normalize` (``../shared/spec/normalization.md``). They extend the parser's
+# Lists used by :mod:`unimumer.latex.normalize` (the official ``*_normalized`` test sets). They extend the parser's
 # lists with the LaTeX commands whose braced arguments are structural (the braces after them are never removed).
 
 #: Two-argument commands: the parser's list plus the stacking commands.

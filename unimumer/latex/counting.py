@@ -1,6 +1,6 @@
 """Symbol-counting targets (task ``can``), byte-identical to the official tool.
 
-Source: paper Sec. 3 (symbol counting, after CAN) and ``../shared/spec/formats.md`` (Targets): COUNTS = every
+Source: paper Sec. 3 (symbol counting, after CAN) and the official ``preprocess/make_unimumer_tree_data.py``: COUNTS = every
 whitespace token except ``{`` and ``}``, counted, in first-seen order, joined as ``tok: n`` with ``", "``
 (official ``get_symbol_counts`` / ``make_count_dict2str``). ``^``, ``_``, ``\\begin``, ``{cases}``, ``\\\\`` and
 ``&`` are counted. Linear time; never raises on a string.

@@ -1,6 +1,6 @@
 """A straightforward recursive implementation of the Tree-CoT spec, for tests and benchmarks only.
 
-It follows ``../shared/spec/formats.md`` literally, the way the official tool is written: one recursive call per
+It follows the official ``preprocess/unimumer_tree/latex2tree.py`` (BFlameSwift/Uni-MuMER) literally, the way the official tool is written: one recursive call per
 token, token lists copied for every group and consumed with ``pop(0)``. It is quadratic in time and raises
 ``RecursionError`` on long expressions, which is why :mod:`unimumer.latex.tree` exists; the test-suite checks
 that both agree on random token streams and the benchmark compares their throughput.

@@ -1,7 +1,7 @@
 """Tokenization of raw LaTeX (MathWriting / Im2LaTeXv2 style) into the space-tokenized form of the training data.
 
-Source: ``../shared/spec/formats.md`` (one token per symbol, command, brace; ``\\begin {cases}`` is two tokens) and
-``../shared/spec/normalization.md`` (``\\frac{a}{b}`` → ``\\frac { a } { b }``, ``x_i`` → ``x _ { i }``).
+Source: the official prompt / training files of BFlameSwift/Uni-MuMER (one token per symbol, command, brace; ``\\begin {cases}`` is two tokens) and
+the official ``*_normalized`` test sets (``\\frac{a}{b}`` → ``\\frac { a } { b }``, ``x_i`` → ``x _ { i }``).
 The lexer is pylatexenc's :class:`~pylatexenc.latexwalker.LatexWalker` (``get_token``) with a context that knows
 only ``&`` as a special, so ``--`` or ``''`` are never merged. On its tokens:
 

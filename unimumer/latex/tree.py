@@ -1,7 +1,7 @@
 """Tree-CoT targets: the abstract syntax tree of a space-tokenized LaTeX string, byte-identical to the official tool.
 
-Source: paper Sec. 3 (Tree-CoT) and ``../shared/spec/formats.md`` ("Tree-CoT serialization"); the reference outputs
-are ``../shared/reference/uni-mumer/tree_cot/*_tree.json``. The official tool (``latex2Tree`` /
+Source: paper Sec. 3 (Tree-CoT) and the official ``preprocess/make_unimumer_tree_data.py``; the reference outputs
+are ``tests/fixtures/reference/tree_cot/*_tree.json``. The official tool (``latex2Tree`` /
 ``format_syntax_tree`` of BFlameSwift/Uni-MuMER) is recursive per token and copies token lists; it fails with
 ``RecursionError`` on expressions of a few hundred tokens and is quadratic in time. This implementation walks the
 same tree with an explicit stack over index ranges of one token array:
@@ -220,7 +220,7 @@ def latex_to_tree(latex: str, *, max_nodes: int | None = DEFAULT_MAX_NODES) -> s
 def build_tree_target(latex: str) -> str:
     """The Tree-CoT training target (task ``tree``): ``TREE + "\\n" + latex`` (``latex`` as given, unstripped).
 
-    Source: ``../shared/spec/formats.md`` (Targets) and the official ``make_tree_record``. Raises
+    Source: the official ``make_tree_record`` (``preprocess/make_unimumer_tree_data.py``). Raises
     :class:`TreeParseError` on malformed input; the builders count such records as skipped.
     """
     return f"{latex_to_tree(latex)}\n{latex}"

@@ -3,7 +3,7 @@
 
 - :func:`evaluate` (``unimumer.metrics.calculator``): ``evaluate(records) -> dict`` with the official keys;
 - :func:`format_report` (``unimumer.metrics.report``): the official text report;
-- :mod:`unimumer.metrics.paper`: released ExpRate numbers of ``../shared/spec/training.md`` as data;
+- :mod:`unimumer.metrics.paper`: released ExpRate numbers of the official README as data;
 - :mod:`unimumer.metrics.summary`: ``scripts/summarize_results.py`` (Markdown table + bar chart);
 - :mod:`unimumer.metrics.cli`: ``scripts/eval_metrics_calculator.py``.
 

@@ -1,6 +1,6 @@
 """The official Uni-MuMER text metrics: ExpRate, Error ≤ k, Mean Edit Score, BLEU-4 and the official "CER".
 
-Definitions (``../shared/spec/metrics.md``; official ``scripts/eval_metrics_calculator.py`` of BFlameSwift/Uni-MuMER,
+Definitions (the official ``scripts/eval_metrics_calculator.py`` of BFlameSwift/Uni-MuMER,
 whose released ``*_results.txt`` reports are reproduced byte for byte):
 
 - tokens are ``str.split()`` of ``gt`` / ``pred``, nothing else (no normalization);
@@ -271,7 +271,7 @@ def evaluate(records: Sequence[Mapping[str, Any]], *, gt_key: str = "gt", pred_k
 
     Args:
         records: list of mappings holding string ``gt_key`` (ground-truth LaTeX) and ``pred_key`` (prediction);
-            other keys are ignored (the ``*_pred.json`` layout of ``../shared/spec/formats.md``).
+            other keys are ignored (the official ``*_pred.json`` layout).
         gt_key / pred_key: the keys to read (default ``gt`` / ``pred``).
 
     Returns the official result dictionary (keys :data:`OFFICIAL_KEYS`, in that order): ``total_samples``,

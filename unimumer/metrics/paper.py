@@ -1,4 +1,4 @@
-"""The released Uni-MuMER ExpRate numbers (``../shared/spec/training.md``, "Released results"), as data.
+"""The released Uni-MuMER ExpRate numbers (official BFlameSwift/Uni-MuMER README, "Benchmark Results"), as data.
 
 ExpRate in percent, vLLM inference, temperature 0.2, max_tokens 2048, for the paper model (Qwen2.5-VL-3B, column
 ``3B``) and the four later backbones. Each test split stem (``data/<DATASET>/results*/<stem>_pred.json``) maps to
@@ -28,7 +28,7 @@ MODELS: dict[str, str] = {
 DEFAULT_MODEL = "3B"
 _ALIASES = {"qwen2.5-vl-3b": "3B", "uni-mumer-3b": "3B", "paper": "3B"}
 
-#: ``row label -> ExpRate per model`` (order of MODELS), verbatim from training.md.
+#: ``row label -> ExpRate per model`` (order of MODELS), verbatim from the official README.
 _TABLE: dict[str, tuple[float, float, float, float, float]] = {
     "CROHME 2014": (82.25, 83.98, 82.56, 83.27, 82.35),
     "CROHME 2016": (78.29, 81.17, 78.20, 78.55, 79.34),
@@ -114,7 +114,7 @@ def split_info(stem: str) -> SplitInfo | None:
 def paper_exprate(stem: str, model: str = DEFAULT_MODEL) -> float | None:
     """The released ExpRate (percent) of ``model`` for the paper row of split ``stem``; ``None`` if not a test split.
 
-    Raises :class:`InputError` for an unknown model name. Source: ``../shared/spec/training.md``.
+    Raises :class:`InputError` for an unknown model name. Source: the official README's "Benchmark Results".
     """
     info = SPLITS.get(stem)
     if info is None:

@@ -1,6 +1,6 @@
 """The text report of the official calculator (``<stem>_results.txt``), byte for byte.
 
-Layout of the released reports (``../shared/reference/uni-mumer/predictions/*_results.txt``): a leading empty line,
+Layout of the released reports (official ``example_data/*/results/*_results.txt``): a leading empty line,
 a 60-character ``=`` rule, values right-aligned in 8 columns with 4 decimals, thousands separators in the counts,
 ``≤`` (U+2264) in the threshold labels, the per-threshold percentages printed with 2 decimals *from the 4-decimal
 rounded value* (as the official script does), and a closing ``=`` rule followed by one newline.

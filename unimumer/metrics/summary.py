@@ -4,7 +4,7 @@ Finds prediction files under a data root (layout of the official ``eval/eval_all
 ``data/<DATASET>/results[_<suffix>]/<stem>_pred.json``) or takes explicit files (the released ``paper_final/``
 files are named ``crohme_2014.json``), scores each with the official metrics (:func:`unimumer.metrics.evaluate`),
 reads ExpRate@CDM from ``<stem>_cdm.json`` beside a prediction file when present, and compares ExpRate with the
-released numbers of ``../shared/spec/training.md`` (:mod:`unimumer.metrics.paper`). Optionally draws a bar chart of
+released numbers of the official README (:mod:`unimumer.metrics.paper`). Optionally draws a bar chart of
 ExpRate per split against the paper (matplotlib, Agg backend, imported lazily).
 """
 
@@ -161,7 +161,7 @@ def markdown_table(rows: Sequence[Row], model: str = DEFAULT_MODEL) -> str:
     lines = [
         "# Uni-MuMER results vs paper",
         "",
-        f"Paper column: {MODELS[model]}, released ExpRate (%) from `spec/training.md` (vLLM, temperature 0.2, "
+        f"Paper column: {MODELS[model]}, released ExpRate (%) from the official README (vLLM, temperature 0.2, "
         "max_tokens 2048). ExpRate = token sequence identical to the ground truth; ≤k = token edit distance ≤ k; "
         "BLEU-4 × 100 (official calculator). Δ = ExpRate − paper, in points.",
         "",

@@ -1,6 +1,6 @@
 """The dataset registry: official LLaMA-Factory dataset names, where their files live and their registry entries.
 
-Source: ``../shared/spec/datasets.md``. The 26 training datasets of the official configs, in the official order,
+Source: the official ``train/*.yaml`` configs and ``data.zip`` layout (BFlameSwift/Uni-MuMER). The 26 training datasets of the official configs, in the official order,
 are five base sets (``crohme_train``, ``crohme2023``, ``hme100k_train``, ``im2latex_v2_train``,
 ``mathwriting_train``) times the five tasks of :mod:`unimumer.tasks` (vanilla, ``_can``, ``_tree``,
 ``_error_find``, ``_error_fix``; names built with :func:`unimumer.tasks.dataset_name`, which keeps the official
@@ -76,7 +76,7 @@ def _training_specs() -> list[DatasetSpec]:
 #: the 26 training datasets, in the official order (the order of the ``dataset:`` line of the official configs)
 TRAINING_DATASETS: dict[str, DatasetSpec] = {s.name: s for s in _training_specs()}
 
-#: test sets: (folder, prompt-file stem) as in ``datasets.md`` → dataset name
+#: test sets: (folder, prompt-file stem) as in the official ``data.zip`` → dataset name
 _TEST_FILES = {
     "CROHME": ("crohme_2014", "crohme_2016", "crohme_2019"),
     "CROHME2023": ("crohme2023_test", "crohme2023_test_normalized"),
@@ -102,14 +102,14 @@ ALL_DATASETS: dict[str, DatasetSpec] = {**TRAINING_DATASETS, **TEST_DATASETS}
 
 
 def training_dataset_names() -> list[str]:
-    """The 26 official training dataset names, in the official order (``datasets.md``)."""
+    """The 26 official training dataset names, in the official order (official ``train/*.yaml``)."""
     return list(TRAINING_DATASETS)
 
 
 def dataset_info() -> dict[str, dict]:
     """The full ``data/dataset_info.json`` content: every training and test dataset, ShareGPT entries.
 
-    Each entry is :func:`unimumer.files.dataset_info_entry` of the layout path (``datasets.md``:
+    Each entry is :func:`unimumer.files.dataset_info_entry` of the layout path (LLaMA-Factory's ShareGPT format:
     ``{"file_name", "formatting": "sharegpt", "columns": {"messages", "images"}}``).
     """
     return {name: dataset_info_entry(spec.file_name) for name, spec in ALL_DATASETS.items()}

@@ -3,7 +3,7 @@
 The release is a Hugging Face dataset repository of parquet files, one *config* per training dataset, named
 ``parquet_<official name>`` (``parquet_crohme_train``, ``parquet_hme100k_error_find``, …), the images stored inside
 the parquet files. Users who trained on it under names that did not match the config names reported much lower
-scores (``../shared/spec/datasets.md``), so the mapping here is an explicit table (:data:`RELEASED_NAME_MAP`) and
+scores, so the mapping here is an explicit table (:data:`RELEASED_NAME_MAP`) and
 anything it does not cover is reported, never guessed.
 
 Assumptions about the parquet files (their columns are not documented; the converter accepts every layout the
@@ -56,7 +56,7 @@ from ..files import (
 )
 from .registry import ALL_DATASETS, TRAINING_DATASETS
 
-#: released parquet config → official LLaMA-Factory dataset name (the 26 training datasets, datasets.md)
+#: released parquet config → official LLaMA-Factory dataset name (the 26 training datasets of train/*.yaml)
 RELEASED_NAME_MAP: dict[str, str] = {
     "parquet_crohme2023": "crohme2023",
     "parquet_crohme2023_can": "crohme2023_can",
@@ -479,7 +479,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "one config per dataset named parquet_<name>, images inside) into LLaMA-Factory ShareGPT JSON + image\n"
             "files + dataset_info.json entries under the OFFICIAL dataset names the train/*.yaml configs use.\n\n"
             "Name map (explicit, 26 entries): parquet_<name> -> <name> for the 26 training datasets of\n"
-            "../shared/spec/datasets.md (crohme_train, crohme_train_can, ..., hme100k_error_find, mathwriting_symbols).\n"
+            "the official train/*.yaml configs (crohme_train, crohme_train_can, ..., hme100k_error_find, mathwriting_symbols).\n"
             "Configs not in the map are reported as UNMAPPED and not converted (add --map CONFIG=NAME to convert one\n"
             "under a registered name); official datasets absent from the source are listed too.\n\n"
             "Input: --source DIR (a local copy, e.g. from `huggingface-cli download --repo-type dataset\n"

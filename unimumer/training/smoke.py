@@ -1,9 +1,10 @@
 """A small, real, five-task training set for smoke training (tests, CI, demos): CROHME train images → data root.
 
 :func:`build_smoke_data` takes ``n`` real images of a CROHME-style folder (``caption.txt`` = ``img_id<TAB>tokenized
-LaTeX`` + ``img/<img_id>.png``, by default ``../shared/data/crohme/train``), converts them to the training polarity
-(black strokes on white, :func:`unimumer.images.load_image`) and builds, with the project's own builders, the five
-task datasets of the official ``crohme_train`` family, registered in the data root's own ``dataset_info.json``:
+LaTeX`` + ``img/<img_id>.png``, by default the 24 bundled ``tests/fixtures/images/crohme_train``), converts them
+to the training polarity (black strokes on white, :func:`unimumer.images.load_image`) and builds, with the
+project's own builders, the five task datasets of the official ``crohme_train`` family, registered in the data
+root's own ``dataset_info.json``:
 
 - ``crohme_train`` (vanilla), ``crohme_train_tree`` (Tree-CoT), ``crohme_train_can`` (symbol counting):
   :mod:`unimumer.builders` (``preprocess/make_hmer_prompts.py`` + ``preprocess/build_training_data.py``);
@@ -28,12 +29,15 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..files import read_json_list, register_datasets, relative_file_name, write_json
-from ..paths import REPO_ROOT, shared_dir
+from ..paths import REPO_ROOT
 from ..tasks import dataset_name
 
 BASE = "crohme_train"
 FOLDER = "CROHME/train"
 DEFAULT_CONFUSIONS = REPO_ROOT / "data" / "sample" / "official_predictions" / "crohme_2014.json"
+#: 24 real CROHME train images, ``caption.txt`` in the order ``random.Random(0).sample`` drew them from the 8,834
+#: sorted train ids (so the first ``n`` are the seed-0 sample of any ``n`` <= 24); see tests/fixtures/README.md
+DEFAULT_SOURCE = REPO_ROOT / "tests" / "fixtures" / "images" / "crohme_train"
 
 
 @dataclass
@@ -115,14 +119,14 @@ def build_smoke_data(
     output: str | os.PathLike,
     source: str | os.PathLike | None = None,
     n: int = 24,
-    seed: int = 0,
+    seed: int | None = None,
     confusions_from: str | os.PathLike = DEFAULT_CONFUSIONS,
 ) -> SmokeData:
     """Build the five ``crohme_train*`` datasets from ``n`` real images of ``source`` under ``output``.
 
-    Inputs: the output data root, a CROHME-style folder (default ``<shared>/data/crohme/train``), the number of
-    images (sampled with ``random.Random(seed)`` from the sorted ids), the prediction file the EDL confusions are
-    mined from. Steps, all with the project's builders: :func:`unimumer.builders.build_prompts_from_crohme`
+    Inputs: the output data root, a CROHME-style folder (default :data:`DEFAULT_SOURCE`), the number of
+    images (``seed=None``: the first ``n`` of ``caption.txt``; an int: ``random.Random(seed).sample`` of the sorted
+    ids), the prediction file the EDL confusions are mined from. Steps, all with the project's builders: :func:`unimumer.builders.build_prompts_from_crohme`
     (images → ``output/CROHME/train/images/`` black on white, vanilla file ``output/CROHME/train/crohme_train.json``),
     :func:`unimumer.builders.build_training_set` (``crohme_train_tree`` / ``crohme_train_can``),
     :func:`unimumer.edl.write_edl_datasets` (``crohme_train_error_find`` / ``crohme_train_error_fix`` from the
@@ -136,12 +140,12 @@ def build_smoke_data(
     from ..builders import build_prompts_from_crohme, build_training_set
     from ..edl import write_edl_datasets
 
-    src = Path(source) if source is not None else shared_dir() / "data" / "crohme" / "train"
+    src = Path(source) if source is not None else DEFAULT_SOURCE
     captions = read_captions(src)
-    ids = sorted(i for i in captions if (src / "img" / f"{i}.png").is_file())
+    ids = [i for i in captions if (src / "img" / f"{i}.png").is_file()]  # caption.txt order
     if len(ids) < n:
         raise InputError(f"{src}: only {len(ids)} images with captions, {n} requested")
-    chosen = sorted(random.Random(seed).sample(ids, n))
+    chosen = sorted(ids[:n] if seed is None else random.Random(seed).sample(sorted(ids), n))
     root = Path(output)
     root.mkdir(parents=True, exist_ok=True)
     info = root / "dataset_info.json"
