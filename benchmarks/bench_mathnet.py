@@ -9,7 +9,7 @@ KaTeX and is not run).
 
 Part B counts, for each bundled set (the ``data/sample/crohme`` captions, the gt of each bundled official
 prediction file) and each ``--caption-dir`` folder given, the records kept by tokenise + normalise and the records
-whose output each issue-#15 rule can change (the records holding its trigger tokens: an upper bound).
+whose output each MathWriting rule (R3, R7, R8, R9, R10) can change (the records holding its trigger tokens: an upper bound).
 
 Prints a Markdown report and writes it to benchmarks/results/bench_mathnet.md.
 Usage: .venv/bin/python benchmarks/bench_mathnet.py [--repeat 3] [--captions FILE] [--caption-dir DIR ...]
@@ -33,7 +33,7 @@ from unimumer.latex.normalize import try_normalize  # noqa: E402
 from unimumer.latex.tokenize import tokenize_latex  # noqa: E402
 from unimumer.mathnet import process  # noqa: E402
 
-#: issue-#15 rules and the tokens that trigger them (a record without these tokens is unchanged by the rule).
+#: MathWriting rules and the tokens that trigger them (a record without these tokens is unchanged by the rule).
 RULES = {
     "R7 vmatrix / Vmatrix / command delimiters": ("|", "\\|", "\\lbrack", "\\lbrace", "\\vert", "\\Vert", "\\lvert",
                                                   "\\lVert"),
@@ -96,7 +96,7 @@ def main() -> int:
         "|---:|---:|---:|---:|",
         f"| {n:,} | {kept:,} | {best:.2f} | {n / best:,.0f} |",
         "",
-        "## B. Records per visible set: kept, and touched by the issue-#15 rules",
+        "## B. Records per visible set: kept, and touched by the MathWriting rules",
         "",
         "Per rule: the records that hold the rule's trigger (an upper bound of the records it can change; with no",
         "trigger the rule cannot fire). Kept: records that pass tokenise + normalise.",

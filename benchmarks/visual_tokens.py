@@ -6,7 +6,7 @@ Input: the 48 real CROHME 2014 test images of ``data/sample/crohme/2014/img`` (r
 checkpoints' image-processor configuration (the token count depends only on it, not on the weights). For each
 family and mode the engine's own pre-processing runs (:class:`unimumer.inference.engines._Base`:
 ``prepare_image`` + the checkpoint's processor) and the ``image_grid_thw`` gives the visual tokens
-(``t·h·w / merge²``). Also listed: the bounds the project passed before issue 14 (``min_pixels 1024``,
+(``t·h·w / merge²``). Also listed: the bounds the project passed in its first versions (``min_pixels 1024``,
 ``max_pixels 262144`` handed to the processor, overriding the checkpoint's floor).
 
 Output: a Markdown table on stdout and in ``benchmarks/results/visual_tokens.md``.
@@ -54,7 +54,7 @@ def main() -> int:
         f"Visual tokens on the {len(images)} bundled CROHME 2014 test images (`data/sample/crohme/2014/img`; "
         f"{small} of them under 65,536 px), summed, per family and `--preprocessing` mode.",
         "",
-        "| family (template) | official | training | before issue 14 (min 1,024 / max 262,144 to the processor) |",
+        "| family (template) | official | training | first versions (min 1,024 / max 262,144 to the processor) |",
         "|---|---|---|---|",
     ]
     for name, fam in FAMILIES.items():

@@ -1,4 +1,4 @@
-"""Training configs, dataset registry and scripts/check_config.py (issue 6).
+"""Training configs, dataset registry and scripts/check_config.py.
 
 The settings and names are those of the official BFlameSwift/Uni-MuMER train/*.yaml; the configs are
 validated with LLaMA-Factory's own argument parser (the installed 0.9.5), not with a schema of our own.
@@ -192,7 +192,7 @@ def test_fresh_checkout_registry_only():
     assert "Hugging Face Hub id" in res.stdout
 
 
-# ------------------------------------------------------------------------------------------------ LoRA (issue 16)
+# ---------------------------------------------------------------------------------------------------------- LoRA
 LORA = REPO / "train" / "lora"
 LORA_CONFIGS = sorted(LORA.rglob("*.yaml"))
 

@@ -16,7 +16,7 @@ from unimumer.paths import REPO_ROOT
 def test_demo_with_the_shipped_defaults_on_the_whole_bundled_sample(tmp_path):
     """``make demo`` as a new user runs it: ``scripts/demo.py`` with its defaults (48 + 48 images, K = 2 folds,
     N = 2 candidates) from a clean environment (only PATH and HOME; the CPU defaults come from the venv's hook).
-    Before issue 12 this failed in the sampling of fold 0 ('CPU Generator does not use offset')."""
+    Without the CPU scheduler settings this failed in the sampling of fold 0 ('CPU Generator does not use offset')."""
     out = tmp_path / "demo"
     env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root")}
     proc = subprocess.run([sys.executable, "scripts/demo.py", "--output-dir", str(out)], cwd=REPO_ROOT, env=env,

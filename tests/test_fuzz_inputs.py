@@ -1,4 +1,4 @@
-"""Malformed input never gives a traceback (issue #15): every data-reading CLI answers with exit 0 (records skipped
+"""Malformed input never gives a traceback: every data-reading CLI answers with exit 0 (records skipped
 and counted) or one ``error:`` line and exit 2 (exit 1: some files of a folder skipped).
 
 CLIs: make_mathnet_hmer_data.py (process, prompt-only), make_hmer_prompts.py (--latex-json, --crohme-dir with

@@ -1,4 +1,4 @@
-"""Learning test per family (issue 14): weights, template, pixels and answer extraction agree end to end.
+"""Learning test per family: weights, template, pixels and answer extraction agree end to end.
 
 The tiny checkpoint of each family (the released checkpoint's processor configuration and chat template, a tiny
 network) is fine-tuned through ``scripts/train.sh`` with the family's real config (LLaMA-Factory, its DeepSpeed

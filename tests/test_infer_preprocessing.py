@@ -1,5 +1,5 @@
 """``--preprocessing official|training``: the engines feed each family what the official evaluation fed it, or
-exactly what LLaMA-Factory fed it in fine-tuning (issue 14).
+exactly what LLaMA-Factory fed it in fine-tuning.
 
 Parity on real images (CROHME 2014 test, MNE N1; converted to black on white like every training / released
 image) for the three tiny families, which carry the released checkpoints' processor configuration:

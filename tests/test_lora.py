@@ -1,4 +1,4 @@
-"""Parameter-efficient fine-tuning (issue 16): LoRA training through scripts/train.sh for each family, the two-stage
+"""Parameter-efficient fine-tuning: LoRA training through scripts/train.sh for each family, the two-stage
 recipe (stage 2 continues stage 1's adapter), the adapter at inference (``--lora``: vLLM LoRA request and peft) equal
 to LLaMA-Factory's merged export, and the adapter checks (missing / other base model -> one ``error:`` line before
 any engine starts).
@@ -155,7 +155,7 @@ def test_lora_outputs_equal_the_merged_export_with_vllm_and_hf(lora_runs, tiny_q
     hf_lora = _infer(tiny_qwen2_5_vl, prompts, tmp_path / "hf_lora", "--backend", "hf", "--lora", str(adapter))
     vllm_lora = _infer(tiny_qwen2_5_vl, prompts, tmp_path / "vllm_lora", "--lora", str(adapter))
     assert hf_lora == from_merged
-    assert vllm_lora == from_merged  # vLLM LoRA request on the base = the merged checkpoint (hf == vLLM: issue 8)
+    assert vllm_lora == from_merged  # vLLM LoRA request on the base = the merged checkpoint (hf == vLLM: tests/test_infer_engines.py)
     assert base != from_merged  # the adapter changes the outputs, so the equality above is not vacuous
     # predict.py --lora prints the same LaTeX
     imgs = [str(s.path) for s in crohme_samples[:2]]

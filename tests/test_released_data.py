@@ -1,4 +1,4 @@
-"""Released-data import (issue 6): Hugging Face parquet (configs parquet_<name>, images inside) → ShareGPT JSON +
+"""Released-data import: Hugging Face parquet (configs parquet_<name>, images inside) → ShareGPT JSON +
 images + dataset_info.json under the official names. Offline: the parquet release is made in the test with
 ``datasets`` from the real CROHME five-task data of the ``crohme_train_data`` fixture.
 """

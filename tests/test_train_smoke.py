@@ -1,4 +1,4 @@
-"""Smoke training (issue 6): each backbone family's real config, through scripts/train.sh (LLaMA-Factory's torchrun
+"""Smoke training: each backbone family's real config, through scripts/train.sh (LLaMA-Factory's torchrun
 launch, the config's own DeepSpeed ZeRO-2 / ZeRO-3 on the CPU accelerator), with the model swapped for the tiny
 model of that family and steps / batch cut down by key=value overrides, on the five-task data built from real
 CROHME train images by the project's builders (``crohme_train_data``). Loss finite, checkpoints saved, the saved
