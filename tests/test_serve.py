@@ -611,7 +611,7 @@ def browser():
 
 
 @pytest.mark.slow
-def test_page_in_a_headless_browser(server, reference, crohme_samples, browser, tmp_path):
+def test_page_in_a_headless_browser(server, running, reference, crohme_samples, browser, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -653,6 +653,14 @@ def test_page_in_a_headless_browser(server, reference, crohme_samples, browser, 
     browser.find_element(By.ID, "recognize-sketch").click()
     wait.until(lambda d: d.find_element(By.ID, "latency").text.startswith("drawing:"))
     browser.save_screenshot(str(tmp_path / "serve_sketch.png"))
+    # a bundled example (copied into the server's upload cache by Gradio): one click, then recognize
+    browser.find_element(By.XPATH, "//button[@role='tab' and contains(., 'Upload')]").click()
+    examples = wait.until(lambda d: [b for b in d.find_elements(By.CSS_SELECTOR, "#examples button") if b.is_displayed()])
+    assert len(examples) == 8
+    examples[0].click()
+    browser.find_element(By.ID, "recognize-upload").click()
+    wait.until(lambda d: d.find_element(By.ID, "latency").text.startswith("image:"))
+    assert "Traceback" not in running.log.read_text()
 
 
 # ------------------------------------------------------------------------------------------------ vLLM backend

@@ -15,6 +15,11 @@ Every image goes through :func:`unimumer.images.load_image` (black on white) and
 with ``Task.extract_answer`` (:mod:`unimumer.tasks`), so the API returns what ``scripts/predict.py`` prints for
 the same image and settings.
 
+Exposure: :class:`unimumer.serve_guard.Guard` stands in front of every route (optional API key, request bodies
+limited while they arrive, no file but the private upload folder's and no URL named in a Gradio request), Gradio's
+own path checks are on and its upload cache is a private temporary folder removed on exit (:func:`build_app`,
+:func:`main`); the threat model is in ``docs/inference.md``.
+
 Requests are batched: a single worker thread owns the engine and runs every request queued while the previous
 batch was generating as one ``engine.generate`` call (vLLM continuous batching / one padded transformers batch);
 each caller gets its own outputs back, in order.
@@ -74,7 +79,7 @@ class Prediction:
 def split_output(task_name: str, output: str) -> Prediction:
     """Split a model output into reasoning and answer with the task's own answer extraction.
 
-    ``tree`` / ``can`` answer on the last non-empty line (``../shared/spec/formats.md``); everything before it is
+    ``tree`` / ``can`` answer on the last non-empty line (the released output format); everything before it is
     the reasoning (the serialized syntax tree or the symbol counts). ``vanilla``: the whole output is the answer.
     """
     task = get_task(task_name)
@@ -368,7 +373,8 @@ def build_page(predictor: Predictor, *, max_upload_bytes: int):
                         upload = gr.Image(type="filepath", sources=["upload", "clipboard"], label="Image",
                                           elem_id="upload-image", height=260)
                         upload_btn = gr.Button("Recognize image", variant="primary", elem_id="recognize-upload")
-                        gr.Examples(example_images(), inputs=[upload], label="CROHME 2014 test images")
+                        gr.Examples(example_images(), inputs=[upload], label="CROHME 2014 test images",
+                                    elem_id="examples")
                     with gr.Tab("Draw", id="draw"):
                         sketch = gr.Sketchpad(type="pil", label="Draw a formula (pick the brush on the left)", elem_id="sketch",
                                               layers=False,

@@ -15,7 +15,8 @@
   folder: URLs are never fetched, other files of the disk never copied. Gradio's own check (on in
   :func:`unimumer.serve.build_app`) stays behind this one.
 
-Every refusal is one JSON line to the client and one log line on stderr; nothing else is changed in a request.
+Every refusal is one JSON error (the key form for a browser) and one ``serve:`` log line on stderr; a request
+that passes reaches the app unchanged.
 """
 
 from __future__ import annotations
@@ -201,8 +202,8 @@ class Guard:
             body = b"".join(chunks)
             try:
                 data = json.loads(body) if body.strip() else None
-            except ValueError:
-                data = None  # not JSON: Gradio answers it (422)
+            except (ValueError, RecursionError):
+                data = None  # not JSON (or nested beyond the parser): Gradio answers it (422)
             bad = foreign_file(data, self.upload_dir) if data is not None else None
             if bad is not None:
                 what = "a URL (the server fetches no URLs)" if "://" in bad else "not a file uploaded to this server"
