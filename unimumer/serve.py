@@ -251,7 +251,7 @@ def build_api(predictor: Predictor, *, max_upload_bytes: int, max_images: int = 
     @app.post("/api/predict")
     async def predict(request: Request):
         """Multipart ``image`` (one or more files) and optional ``task`` → the LaTeX of each image."""
-        t0 = time.perf_counter()  # the body size is limited while it arrives: serve_guard.Guard, api_body_limit
+        t0 = time.perf_counter()  # the body size is limited while it arrives: Guard, body_limits()
         ctype = request.headers.get("content-type", "")
         if not ctype.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
             return error(415, "send the image(s) as multipart/form-data in the field 'image'")
