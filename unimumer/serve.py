@@ -15,6 +15,11 @@ Every image goes through :func:`unimumer.images.load_image` (black on white) and
 with ``Task.extract_answer`` (:mod:`unimumer.tasks`), so the API returns what ``scripts/predict.py`` prints for
 the same image and settings.
 
+Exposure: :class:`unimumer.serve_guard.Guard` stands in front of every route (optional API key, request bodies
+limited while they arrive, no file but the private upload folder's and no URL named in a Gradio request), Gradio's
+own path checks are on and its upload cache is a private temporary folder removed on exit (:func:`build_app`,
+:func:`main`); the threat model is in ``docs/inference.md``.
+
 Requests are batched: a single worker thread owns the engine and runs every request queued while the previous
 batch was generating as one ``engine.generate`` call (vLLM continuous batching / one padded transformers batch);
 each caller gets its own outputs back, in order.
@@ -25,6 +30,9 @@ import asyncio
 import io
 import os
 import queue
+import shutil
+import signal
+import sys
 import tempfile
 import threading
 import time
@@ -38,6 +46,7 @@ from .errors import InputError
 from .images import load_image
 from .inference.predict import add_engine_args, engine_from_args
 from .paths import DATA_DIR
+from .serve_guard import API_KEY_ENV, Guard, log
 from .tasks import GT_TASKS, get_task
 
 #: Tasks offered by the page and the API, with their labels (paper Sec. 3: vanilla, Tree-CoT, symbol counting).
@@ -178,14 +187,20 @@ class Predictor:
                 j.future.set_result(outs[start:start + len(j.images)])
                 start += len(j.images)
 
-    def submit(self, images: Sequence, task: str) -> Future:
+    def submit(self, images: Sequence, task: str, names: Sequence[str] | None = None) -> Future:
         """Queue loaded images (from :func:`decode_upload` / ``load_image``) for ``task``; the future resolves
         to ``list[Prediction]`` in input order. Raises :class:`InputError` for an unknown task or an image the
-        engine refuses (aspect ratio over 200)."""
+        engine refuses (aspect ratio over 200; the message starts with the image's name from ``names``)."""
         if task not in GT_TASKS:
             raise InputError(f"unknown task {task!r} (choose from {', '.join(GT_TASKS)})")
         prompt = get_task(task).prompt()
-        prepared = [self.engine.prepare_image(im, prompt) for im in images]
+        prepared = []
+        for i, im in enumerate(images):
+            try:
+                prepared.append(self.engine.prepare_image(im, prompt))
+            except InputError as exc:
+                name = names[i] if names is not None else f"image #{i + 1}"
+                raise InputError(f"{name}: {exc}") from None
         raw: Future = Future()
         self._queue.put(_Job(prepared, [prompt] * len(prepared), raw))
         out: Future = Future()
@@ -200,9 +215,10 @@ class Predictor:
         raw.add_done_callback(done)
         return out
 
-    def predict(self, images: Sequence, task: str = "vanilla") -> list[Prediction]:
+    def predict(self, images: Sequence, task: str = "vanilla", names: Sequence[str] | None = None
+                ) -> list[Prediction]:
         """Blocking :meth:`submit`: one :class:`Prediction` per image, in order."""
-        return self.submit(images, task).result()
+        return self.submit(images, task, names).result()
 
     def close(self) -> None:
         """Stop the worker thread after the queued batches and close the engine."""
@@ -235,17 +251,15 @@ def build_api(predictor: Predictor, *, max_upload_bytes: int, max_images: int = 
     @app.post("/api/predict")
     async def predict(request: Request):
         """Multipart ``image`` (one or more files) and optional ``task`` → the LaTeX of each image."""
-        t0 = time.perf_counter()
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > max_images * max_upload_bytes + (1 << 16):
-            return error(413, f"request of {length} bytes, over the limit ({max_images} images of "
-                              f"{max_upload_bytes} bytes)")
+        t0 = time.perf_counter()  # the body size is limited while it arrives: Guard, body_limits()
         ctype = request.headers.get("content-type", "")
         if not ctype.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
             return error(415, "send the image(s) as multipart/form-data in the field 'image'")
         try:
             form = await request.form(max_files=max_images + 1, max_fields=16, max_part_size=1 << 16)
         except HTTPException as exc:  # malformed multipart body, too many files or fields
+            if str(exc.detail).startswith("Too many files"):  # Starlette stops counting at max_files
+                return error(413, f"more than {max_images} images, over the limit of {max_images} per request")
             return error(400 if exc.status_code >= 500 else exc.status_code, f"bad multipart body: {exc.detail}")
         try:
             task = form.get("task") or "vanilla"
@@ -272,7 +286,7 @@ def build_api(predictor: Predictor, *, max_upload_bytes: int, max_images: int = 
                     return error(422, f"{name}: cannot decode the image ({exc.__class__.__name__})")
                 names.append(name)
             try:
-                fut = await asyncio.to_thread(predictor.submit, images, task)  # resizing off the event loop
+                fut = await asyncio.to_thread(predictor.submit, images, task, names)  # resizing off the loop
             except InputError as exc:
                 return error(422, str(exc))
             try:
@@ -297,30 +311,51 @@ def example_images(limit: int = 8) -> list[str]:
 
 
 def build_page(predictor: Predictor, *, max_upload_bytes: int):
-    """The Gradio ``Blocks`` of the page (sketch / upload / paste → LaTeX, rendering, reasoning, latency)."""
+    """The Gradio ``Blocks`` of the page (sketch / upload / paste → LaTeX, rendering, reasoning, latency).
+
+    The upload event gets Gradio's raw ``FileData`` (no Gradio preprocessing): the uploaded file's bytes go through
+    :func:`decode_upload` as an API upload does, so a bad file is the API's one-line message on the page and one
+    ``serve:`` log line, not a Gradio traceback.
+    """
     import gradio as gr
+    from gradio.utils import get_upload_folder
+
+    def fail(source: str, message: str) -> Exception:
+        log(f"page {source}: {message}")
+        return gr.Error(message, print_exception=False)
+
+    def uploaded_bytes(image: dict) -> tuple[bytes, str]:
+        path = image.get("path") if isinstance(image, dict) else None
+        name = Path(str(image.get("orig_name") or path or "upload")).name if isinstance(image, dict) else "upload"
+        folder = os.path.realpath(get_upload_folder())
+        if not isinstance(path, str) or not os.path.realpath(path).startswith(folder + os.sep):
+            raise fail("image", f"{name}: not a file uploaded to this server")  # Guard and Gradio refuse first
+        if os.path.getsize(path) > max_upload_bytes:
+            raise fail("image", f"{name}: {os.path.getsize(path)} bytes, over the upload limit of "
+                                f"{max_upload_bytes} bytes")
+        return Path(path).read_bytes(), name
 
     def recognize(image, task: str, source: str):
         if image is None:
-            raise gr.Error("Draw a formula or give an image first.")
-        if isinstance(image, dict):  # Sketchpad value: {"background", "layers", "composite"}
-            comp = image.get("composite")
+            raise fail(source, "Draw a formula or give an image first.")
+        if source == "drawing":  # Sketchpad value: {"background", "layers", "composite"} as PIL images
+            comp = image.get("composite") if isinstance(image, dict) else None
             if comp is None or (comp.mode in ("RGBA", "LA") and comp.getchannel("A").getbbox() is None):
-                raise gr.Error("The canvas is empty: draw a formula first.")
+                raise fail(source, "The canvas is empty: draw a formula first.")
             buf = io.BytesIO()
             comp.save(buf, format="PNG")
             data, name = buf.getvalue(), "sketch"
         else:
-            data, name = Path(image).read_bytes(), Path(image).name
+            data, name = uploaded_bytes(image)
         t0 = time.perf_counter()
         try:
-            pred = predictor.predict([decode_upload(data, name, max_upload_bytes)], task)[0]
+            pred = predictor.predict([decode_upload(data, name, max_upload_bytes)], task, [name])[0]
         except UploadError as exc:
-            raise gr.Error(exc.message) from None
+            raise fail(source, exc.message) from None
         except InputError as exc:
-            raise gr.Error(str(exc)) from None
+            raise fail(source, str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - shown on the page, the server keeps serving
-            raise gr.Error(f"recognition failed: {exc.__class__.__name__}: {str(exc)[:300]}") from None
+            raise fail(source, f"recognition failed: {exc.__class__.__name__}: {str(exc)[:300]}") from None
         seconds = time.perf_counter() - t0
         rendered = f"$$\n{pred.latex}\n$$" if pred.latex else "*(empty answer)*"
         latency = f"{source}: {seconds:.2f} s ({predictor.backend}, task {task})"
@@ -338,7 +373,8 @@ def build_page(predictor: Predictor, *, max_upload_bytes: int):
                         upload = gr.Image(type="filepath", sources=["upload", "clipboard"], label="Image",
                                           elem_id="upload-image", height=260)
                         upload_btn = gr.Button("Recognize image", variant="primary", elem_id="recognize-upload")
-                        gr.Examples(example_images(), inputs=[upload], label="CROHME 2014 test images")
+                        gr.Examples(example_images(), inputs=[upload], label="CROHME 2014 test images",
+                                    elem_id="examples")
                     with gr.Tab("Draw", id="draw"):
                         sketch = gr.Sketchpad(type="pil", label="Draw a formula (pick the brush on the left)", elem_id="sketch",
                                               layers=False,
@@ -356,22 +392,45 @@ def build_page(predictor: Predictor, *, max_upload_bytes: int):
         outputs = [latex, rendered, reasoning, latency]
         # several visitors' requests may run at once: the predictor batches them with the API's
         upload_btn.click(lambda im, t: recognize(im, t, "image"), [upload, task], outputs, api_name="recognize_image",
-                         concurrency_limit=16)
+                         concurrency_limit=16, preprocess=False)
         sketch_btn.click(lambda im, t: recognize(im, t, "drawing"), [sketch, task], outputs,
                          api_name="recognize_drawing", concurrency_limit=16)
     return page
 
 
-def build_app(predictor: Predictor, *, max_upload_bytes: int, max_images: int = DEFAULT_MAX_IMAGES):
-    """The whole server: the JSON API routes, then the Gradio page mounted at ``/`` (one engine for both)."""
+def body_limits(max_upload_bytes: int, max_images: int) -> tuple[int, int]:
+    """Largest request body in bytes: ``(POST /api/predict, every other route)`` — the images plus 64 KiB of
+    form overhead."""
+    return max_images * max_upload_bytes + (1 << 16), max_upload_bytes + (1 << 16)
+
+
+def build_app(predictor: Predictor, *, max_upload_bytes: int, upload_dir: str, max_images: int = DEFAULT_MAX_IMAGES,
+              api_key: str | None = None):
+    """The whole server: the JSON API routes, then the Gradio page mounted at ``/`` (one engine for both), behind
+    :class:`unimumer.serve_guard.Guard` (API key, body size, no foreign files or URLs).
+
+    ``upload_dir``: an existing private folder (the caller creates and removes it) that becomes Gradio's upload
+    cache (``GRADIO_TEMP_DIR``, set here, before the page's components read it). Gradio's own file checks are on:
+    ``mount_gradio_app`` leaves the Blocks "not launched", and Gradio skips its allowed-path check for such Blocks,
+    so the flags ``launch()`` sets are set here; an event may then only name files uploaded to this server.
+    Gradio's error details (paths included) are not sent to clients (``show_error=False``), its run history (which
+    can connect to the Hugging Face Hub) is off.
+    """
     import gradio as gr
 
+    os.environ["GRADIO_TEMP_DIR"] = upload_dir
+    os.environ["GRADIO_EXAMPLES_CACHE"] = os.path.join(upload_dir, "examples")
     app = build_api(predictor, max_upload_bytes=max_upload_bytes, max_images=max_images)
     page = build_page(predictor, max_upload_bytes=max_upload_bytes)
     theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
                               font_mono=["ui-monospace", "monospace"])  # no web fonts: the page works offline
-    return gr.mount_gradio_app(app, page, path="/", allowed_paths=[str(EXAMPLES_DIR)], theme=theme,
-                               max_file_size=max_upload_bytes, ssr_mode=False, footer_links=[])
+    app = gr.mount_gradio_app(app, page, path="/", allowed_paths=[str(EXAMPLES_DIR)], theme=theme,
+                              max_file_size=max_upload_bytes, ssr_mode=False, footer_links=[], show_error=False,
+                              run_history=False, mcp_server=False)
+    page.has_launched = page.is_running = True  # what Blocks.launch() sets: Gradio's file checks apply
+    api_limit, page_limit = body_limits(max_upload_bytes, max_images)
+    return Guard(app, api_key=api_key, upload_dir=upload_dir,
+                 body_limit=lambda path: api_limit if path.rstrip("/") == "/api/predict" else page_limit)
 
 
 # ------------------------------------------------------------------------------------------------ CLI
@@ -391,9 +450,18 @@ API:
   "latex" is the final answer (Tree-CoT / counting: the output's last line), "output" the whole model output,
   "seconds" the wall time of the request. Example:
       curl -F image=@data/sample/crohme/2014/img/20_em_30.png -F task=vanilla http://127.0.0.1:7860/api/predict
-  Errors are JSON {"error": message}: 400 no/empty image field or unknown task, 413 over --max-upload-mb or
-  --max-images, 415 not an image / not multipart, 422 undecodable image or an aspect ratio over 200, 503 the
+  Errors are JSON {"error": message}, naming the file: 400 no/empty image field or unknown task, 401 missing or
+  wrong API key, 413 over --max-upload-mb or --max-images (a body over the limit is refused while it arrives,
+  chunked or not), 415 not an image / not multipart, 422 undecodable image or an aspect ratio over 200, 503 the
   engine failed (the server keeps running).
+
+Exposure: the default --host 127.0.0.1 serves this machine only. Beyond it (--host 0.0.0.0) set an API key:
+UNIMUMER_API_KEY=KEY (or --api-key KEY, visible to other users in the process list); every request then needs
+"Authorization: Bearer KEY" or "X-API-Key: KEY" (curl -H 'X-API-Key: KEY' ...), else 401; a browser gets a key
+form that sets an HttpOnly, SameSite=Strict cookie. Without a key a non-loopback --host prints a WARNING. The
+server reads only files uploaded to it (a private upload folder, mode 0700, removed on exit), never fetches a
+URL, and answers bad requests with one JSON error and one "serve:" log line. No TLS: put a TLS proxy in front
+for use over an untrusted network.
 
 Model options are those of scripts/predict.py (same parser): --preprocessing official (default: the released
 evaluation's requests) or training (LLaMA-Factory's fine-tuning input), images black on white, official task
@@ -412,6 +480,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_engine_args(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    p.add_argument("--api-key", default=None, metavar="KEY",
+                   help=f"require this key on every request (page and API); default: the {API_KEY_ENV} "
+                        "environment variable (preferred: a command line is visible to other users), else none")
     p.add_argument("--enforce-eager", action="store_true",
                    help="vLLM: no CUDA graph capture (starts faster, generates slower)")
     p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
@@ -421,6 +492,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch", type=int, default=32,
                    help="most images generated together across concurrent requests (default: 32)")
     return p
+
+
+def is_loopback(host: str) -> bool:
+    """True when every address ``host`` resolves to is a loopback address (only this machine can connect)."""
+    import ipaddress
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(str(i[4][0]).split("%")[0]).is_loopback for i in infos)
 
 
 def _check_listen(host: str, port: int) -> None:
@@ -436,6 +519,10 @@ def _check_listen(host: str, port: int) -> None:
         raise InputError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
 
 
+def _exit_on_sigterm(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+    raise SystemExit(0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``scripts/serve.py`` (see :data:`DESCRIPTION`): load the engine, serve until interrupted, return 0.
 
@@ -446,17 +533,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise InputError("--max-upload-mb, --max-images and --max-batch must be positive")
     if not 0 < a.port < 65536:
         raise InputError(f"--port {a.port}: not a TCP port")
+    api_key = a.api_key if a.api_key is not None else os.environ.get(API_KEY_ENV)
+    if api_key is not None and not api_key.strip():
+        raise InputError(f"--api-key / {API_KEY_ENV}: empty key")
     _check_listen(a.host, a.port)  # before the engine loads (minutes for a released model on a GPU)
+    if api_key is None and not is_loopback(a.host):
+        print(f"WARNING: serving on {a.host}, beyond this machine, WITHOUT an API key: anyone who reaches port "
+              f"{a.port} can use the page and the API. Set {API_KEY_ENV} (or --api-key) to require a key.",
+              file=sys.stderr, flush=True)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home
     engine, backend = engine_from_args(a, enforce_eager=a.enforce_eager)
     predictor = Predictor(engine, model=a.model, backend=backend, max_batch=a.max_batch)
+    upload_dir = None
     try:
         import uvicorn
 
-        app = build_app(predictor, max_upload_bytes=int(a.max_upload_mb * 1024 * 1024), max_images=a.max_images)
-        print(f"serving {a.model} ({backend}) on http://{a.host}:{a.port}/  (API: /health, /api/predict)",
-              flush=True)
-        uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
+        upload_dir = tempfile.mkdtemp(prefix="unimumer-serve-")  # mode 0700: private to this user
+        app = build_app(predictor, max_upload_bytes=int(a.max_upload_mb * 1024 * 1024), max_images=a.max_images,
+                        upload_dir=upload_dir, api_key=api_key)
+        print(f"serving {a.model} ({backend}) on http://{a.host}:{a.port}/  (API: /health, /api/predict; "
+              f"{'API key required' if api_key else 'no API key'}; upload cache {upload_dir})", flush=True)
+        # uvicorn stops gracefully on SIGTERM, then raises the signal again: with Python's default action the
+        # process would die there, before the clean-up below; this handler turns it into a normal exit (0)
+        previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        try:
+            uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     finally:
+        if upload_dir is not None:
+            shutil.rmtree(upload_dir, ignore_errors=True)
         predictor.close()
     return 0
