@@ -23,11 +23,15 @@ Choices (after the CDM paper, UniMERNet arXiv 2409.03643, §3; documented becaus
 - **Math classes are kept**: relations, binary operators, openings, closings, punctuation and large operators are
   wrapped in ``\\mathrel`` / ``\\mathbin`` / ``\\mathopen`` / ``\\mathclose`` / ``\\mathpunct`` / ``\\mathop`` around
   the coloured token, so the coloured render has TeX's normal spacing and limits.
-- **Equivalent spellings** get one canonical label (:data:`EQUIVALENT`): ``\\le``≡``\\leq``, ``\\ge``≡``\\geq``,
+- **Equivalent spellings** get one canonical label (:meth:`unimumer.cdm.toolkit.Toolkit.label` of the toolkit
+  version ``colorize`` is given; :data:`EQUIVALENT` is the 2025-09 table): ``\\le``≡``\\leq``, ``\\ge``≡``\\geq``,
   ``\\ne``≡``\\neq``, ``\\to``≡``\\rightarrow``, every ellipsis (``\\dots``, ``\\ldots``, ``\\cdots``…) is three
   ``.`` tokens and ``\\cdot``≡``.`` (as the official toolkit writes them), ``\\var…``/``\\wide…`` prefixes
   dropped, ``\\lbrace``≡``\\{``, ``'``≡``\\prime``,
   ``\\dfrac``≡``\\frac``, ``\\left(``≡``(`` …; the label is what the matcher compares.
+- **Version-dependent tokens**: the 2025-03 toolkit writes ``\\not =`` (``\\not`` before a relation, ``+``, ``-``)
+  as one token and only ``\\ldots \\cdots \\dots \\dotsb`` as three ``.`` (other ellipses are one token); 2025-09
+  keeps ``\\not`` a token of its own and splits every ellipsis.
 - Unsafe or unrenderable input (``\\def``, ``\\input``, ``%``, ``$``, unbalanced braces, a script without
   argument…) raises :class:`LatexError`, which the evaluator reports as a render failure of that expression.
 
@@ -397,7 +401,9 @@ class _Colorizer:
 def colorize(latex: str, toolkit=None) -> ColoredLatex:
     """Colour-code a LaTeX math string (see the module docstring for the rules).
 
-    Input: the expression (space-tokenized LaTeX, no ``$``). Output: :class:`ColoredLatex` (``source`` is one line
+    Input: the expression (space-tokenized LaTeX, no ``$``) and ``toolkit``, the CDM toolkit version whose token
+    rules apply (name or :class:`unimumer.cdm.toolkit.Toolkit`, default ``2025-09``; an unknown name raises
+    :class:`ValueError`). Output: :class:`ColoredLatex` (``source`` is one line
     of math-mode LaTeX; ``labels[k-1]`` the canonical label of colour index ``k``). Raises :class:`LatexError`
     for unsafe or structurally broken input, or input nested too deeply to render. Deterministic: the same
     string always gives the same source.
