@@ -7,6 +7,9 @@
 #   -m / --model MODEL      model folder or Hugging Face id (required)
 #   -b / --batch-size N     records per generate call / progress flush (default: the script's, 256)
 #   -l / --lora DIR         LoRA adapter folder applied on top of MODEL (vllm_infer.py --lora; default: none)
+#   -c / --cdm VERSION      afterwards, ExpRate@CDM of every prediction file with that official CDM toolkit version
+#                           (2025-09 or 2025-03, the paper's): scripts/eval_metrics_calculator.py --cdm --cdm-toolkit
+#                           VERSION on OUTPUT_DIR writes <stem>_cdm.json and adds one ExpRate@CDM line to each report
 #   -- ARGS...              passed unchanged to scripts/vllm_infer.py (e.g. -- --data-parallel-size 4)
 # Environment: PYTHON (interpreter, default: python, else python3); CUDA_VISIBLE_DEVICES is honoured as set by
 # the caller and never overwritten (the official scripts forced GPU 0 / 1).
@@ -22,15 +25,17 @@ unimumer_python() {
 
 eval_one_dataset() {
   local name="$1"; shift
-  local input_dir="data/${name}/prompts" output_dir="data/${name}/results" model="" batch="" lora=""
+  local input_dir="data/${name}/prompts" output_dir="data/${name}/results" model="" batch="" lora="" cdm=""
   local -a extra=()
   local script
   script="$(basename "${BASH_SOURCE[1]:-$0}")"
-  local usage="Usage: ${script} -m MODEL [-l LORA_DIR] [-i INPUT_DIR] [-o OUTPUT_DIR] [-b BATCH] [-- vllm_infer.py options]
+  local usage="Usage: ${script} -m MODEL [-l LORA_DIR] [-i INPUT_DIR] [-o OUTPUT_DIR] [-b BATCH] [-c CDM_TOOLKIT] [-- vllm_infer.py options]
 Runs scripts/vllm_infer.py on the ${name} prompt files (default ${input_dir}) and writes <stem>_pred.json and
 <stem>_results.txt (official layout) to OUTPUT_DIR (default ${output_dir}). Run from the repository root: the
 prompt files' image paths (./data/...) are relative to it. CUDA_VISIBLE_DEVICES is used as you set it.
 -l LORA_DIR applies a LoRA adapter (train/lora/ output) on top of MODEL (vllm_infer.py --lora).
+-c CDM_TOOLKIT then adds ExpRate@CDM with that official CDM toolkit version (2025-09, or 2025-03 as in the paper):
+<stem>_cdm.json and one ExpRate@CDM line in each report (needs TeX Live + poppler).
 Resumable: rerun the same command after an interruption."
   while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -38,6 +43,7 @@ Resumable: rerun the same command after an interruption."
       -o|--output-dir) [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; return 2; }; output_dir="$2"; shift 2 ;;
       -m|--model)      [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; return 2; }; model="$2"; shift 2 ;;
       -l|--lora)       [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; return 2; }; lora="$2"; shift 2 ;;
+      -c|--cdm)        [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; return 2; }; cdm="$2"; shift 2 ;;
       -b|--batch-size|--batch_size)
                        [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; return 2; }; batch="$2"; shift 2 ;;
       -h|--help)       echo "$usage"; return 0 ;;
@@ -47,6 +53,7 @@ Resumable: rerun the same command after an interruption."
   done
   if [[ -z "$model" ]]; then echo "error: -m/--model is required" >&2; echo "$usage" >&2; return 2; fi
   if [[ ! -d "$input_dir" ]]; then echo "error: ${input_dir}: input folder not found" >&2; return 2; fi
+  if [[ -n "$cdm" ]]; then check_cdm_toolkit "$cdm" || return 2; fi
   echo "[INFO] ${name}: GPU(s): ${CUDA_VISIBLE_DEVICES-all visible}" >&2
   mkdir -p "$output_dir"
   local -a cmd=("$(unimumer_python)" "${UNIMUMER_ROOT}/scripts/vllm_infer.py"
@@ -56,4 +63,22 @@ Resumable: rerun the same command after an interruption."
   cmd+=("${extra[@]+"${extra[@]}"}")
   echo "[INFO] ${cmd[*]}" >&2
   "${cmd[@]}"
+  if [[ -n "$cdm" ]]; then
+    local -a score=("$(unimumer_python)" "${UNIMUMER_ROOT}/scripts/eval_metrics_calculator.py"
+                    --input "$output_dir" --cdm --cdm-toolkit "$cdm")
+    echo "[INFO] ${score[*]}" >&2
+    "${score[@]}"
+  fi
+}
+
+# check_cdm_toolkit VERSION: 0 when VERSION is an official CDM toolkit version unimumer.cdm reproduces, else one
+# "error:" line and 1 (checked before any inference runs).
+check_cdm_toolkit() {
+  PYTHONPATH="${UNIMUMER_ROOT}${PYTHONPATH:+:$PYTHONPATH}" "$(unimumer_python)" -c '
+import sys
+from unimumer.cdm.toolkit import TOOLKITS
+names = ", ".join(TOOLKITS)
+if sys.argv[1] not in TOOLKITS:
+    sys.exit(f"error: unknown CDM toolkit version {sys.argv[1]!r} (expected one of {names})")
+' "$1"
 }

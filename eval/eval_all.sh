@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # eval_all.sh - unified evaluation entry point: every test set present under DATA_ROOT, then the summary table.
 #
-# Usage: bash eval/eval_all.sh -m MODEL [-l LORA_DIR] [-s SUFFIX] [-b BATCH] [-d DATA_ROOT] [-- vllm_infer.py options]
+# Usage: bash eval/eval_all.sh -m MODEL [-l LORA_DIR] [-s SUFFIX] [-b BATCH] [-d DATA_ROOT] [-c CDM_TOOLKIT]
+#                               [-- vllm_infer.py options]
 #   -m / --model MODEL        model folder or Hugging Face id (required)
 #   -l / --lora DIR           LoRA adapter folder applied on top of MODEL (vllm_infer.py --lora)
 #   -s / --suffix SUFFIX      results folder suffix: DATA_ROOT/<DATASET>/results_SUFFIX (default: the model
@@ -10,6 +11,8 @@
 #                             vllm_infer.py also refuses another run's predictions)
 #   -b / --batch-size N       records per generate call / progress flush
 #   -d / --data-root DIR      where the datasets live (default: data)
+#   -c / --cdm VERSION        also ExpRate@CDM with that official CDM toolkit version (2025-09, or 2025-03 as in
+#                             the paper): <stem>_cdm.json per split, the summary's CDM column names the version
 #   -- ARGS...                passed unchanged to scripts/vllm_infer.py (e.g. -- --data-parallel-size 4)
 # For each of CROHME, CROHME2023, HME100K, MathWriting, Im2LaTeXv2, MNE: runs eval/eval_<dataset>.sh on
 # DATA_ROOT/<DATASET>/prompts (skipped with a message when that folder has no *.json), writing
@@ -22,9 +25,9 @@ set -euo pipefail
 # shellcheck source=eval/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
-MODEL="" SUFFIX="" BATCH="" DATA_ROOT="data" LORA=""
+MODEL="" SUFFIX="" BATCH="" DATA_ROOT="data" LORA="" CDM=""
 EXTRA=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -34,12 +37,14 @@ while [[ $# -gt 0 ]]; do
     -b|--batch-size|--batch_size)
                      [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; exit 2; }; BATCH="$2"; shift 2 ;;
     -d|--data-root)  [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; exit 2; }; DATA_ROOT="$2"; shift 2 ;;
+    -c|--cdm)        [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; exit 2; }; CDM="$2"; shift 2 ;;
     -h|--help)       usage; exit 0 ;;
     --)              shift; EXTRA=("$@"); break ;;
     *)               echo "error: unknown option: $1" >&2; usage >&2; exit 2 ;;
   esac
 done
 [[ -n "$MODEL" ]] || { echo "error: -m/--model is required" >&2; usage >&2; exit 2; }
+if [[ -n "$CDM" ]]; then check_cdm_toolkit "$CDM" || exit 2; fi
 if [[ -z "$SUFFIX" ]]; then
   SUFFIX="$(printf '%s' "${MODEL%/}${LORA:++${LORA%/}}" | sed -e 's#^\./##' -e 's#[^A-Za-z0-9._-]#_#g' -e 's#^_*##')"
 fi
@@ -64,6 +69,7 @@ for i in "${!datasets[@]}"; do
   args=(-m "$MODEL" -i "$in_dir" -o "$out_dir")
   [[ -n "$BATCH" ]] && args+=(-b "$BATCH")
   [[ -n "$LORA" ]] && args+=(-l "$LORA")
+  [[ -n "$CDM" ]] && args+=(-c "$CDM")
   if bash "${here}/${scripts[i]}" "${args[@]}" -- "${EXTRA[@]+"${EXTRA[@]}"}"; then
     ran+=("$out_dir")
   else
@@ -80,7 +86,7 @@ fi
 if [[ ${#ran[@]} -gt 0 ]]; then
   echo
   echo "Summary (${MODEL}):"
-  "$(unimumer_python)" "${UNIMUMER_ROOT}/scripts/summarize_results.py" "${ran[@]}"
+  "$(unimumer_python)" "${UNIMUMER_ROOT}/scripts/summarize_results.py" "${ran[@]}" ${CDM:+--cdm-toolkit "$CDM"}
 fi
 if [[ ${#failed[@]} -gt 0 ]]; then
   echo "error: failed: ${failed[*]}" >&2

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # eval_hme100k.sh - evaluate a model on HME100K (raw and normalized): scripts/vllm_infer.py on data/HME100K/prompts -> data/HME100K/results.
-# Usage: bash eval/eval_hme100k.sh -m MODEL [-l LORA_DIR] [-i INPUT_DIR] [-o OUTPUT_DIR] [-b BATCH] [-- vllm_infer.py options]
+# Usage: bash eval/eval_hme100k.sh -m MODEL [-l LORA_DIR] [-i INPUT_DIR] [-o OUTPUT_DIR] [-b BATCH] [-c CDM_TOOLKIT] [-- vllm_infer.py options]
 # Official flags -i/-o/-m kept; CUDA_VISIBLE_DEVICES is honoured, never overwritten. Run from the repository root.
 set -euo pipefail
 # shellcheck source=eval/common.sh

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # eval_mathwriting.sh - evaluate a model on MathWriting (raw and normalized): scripts/vllm_infer.py on data/MathWriting/prompts -> data/MathWriting/results.
-# Usage: bash eval/eval_mathwriting.sh -m MODEL [-l LORA_DIR] [-i INPUT_DIR] [-o OUTPUT_DIR] [-b BATCH] [-- vllm_infer.py options]
+# Usage: bash eval/eval_mathwriting.sh -m MODEL [-l LORA_DIR] [-i INPUT_DIR] [-o OUTPUT_DIR] [-b BATCH] [-c CDM_TOOLKIT] [-- vllm_infer.py options]
 # Official flags -i/-o/-m kept; CUDA_VISIBLE_DEVICES is honoured, never overwritten. Run from the repository root.
 set -euo pipefail
 # shellcheck source=eval/common.sh

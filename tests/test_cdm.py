@@ -1,7 +1,9 @@
 """ExpRate@CDM (unimumer.cdm): real pdflatex / pdftoppm renders, real scipy matching, official toolkit scores.
 
-Fixture: ``tests/fixtures/reference/cdm/official_crohme2014_40.json`` — 40 CROHME 2014 gt/pred pairs of the paper's
-predictions with the per-sample scores of the official UniMERNet CDM toolkit (see ``tests/fixtures/README.md``).
+Fixtures (``tests/fixtures/reference/cdm/``, see ``tests/fixtures/README.md``): ``official_crohme2014_40.json`` — 40
+CROHME 2014 gt/pred pairs of the paper's predictions with the per-sample scores of the official UniMERNet CDM
+toolkit; ``official_crohme_inexact_half.json`` / ``official_2025-03_crohme_inexact_half.json`` — 340 token-inexact
+paper_final predictions with the per-sample scores of the toolkit at 5a2c80d9 (2025-09) / 415d534 (2025-03).
 Every test uses its own ``tmp_path`` render cache.
 """
 
@@ -11,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,7 @@ import pytest
 from unimumer.cdm import LatexError, colorize, evaluate_cdm
 from unimumer.cdm.latex import color_of, tokenize
 from unimumer.cdm.render import boxes_from_image, clip_to_page, paper_size, render_sources
+from unimumer.cdm.toolkit import TOOLKITS
 from unimumer.errors import InputError
 from unimumer.files import read_json, read_json_list
 
@@ -32,8 +36,8 @@ def official() -> list[dict]:
     return json.loads(REF.read_text(encoding="utf-8"))["samples"]
 
 
-def f1_of(gt: str, pred: str, tmp_path: Path) -> float:
-    result = evaluate_cdm([{"gt": gt, "pred": pred}], workers=1, cache_dir=tmp_path / "cache")
+def f1_of(gt: str, pred: str, tmp_path: Path, toolkit: str | None = None) -> float:
+    result = evaluate_cdm([{"gt": gt, "pred": pred}], workers=1, cache_dir=tmp_path / "cache", toolkit=toolkit)
     return result["samples"][0]["f1"]
 
 
@@ -239,23 +243,85 @@ def test_official_toolkit_agreement(official, tmp_path):
     assert close >= 38
 
 
-def test_official_toolkit_agreement_on_the_inexact_half(tmp_path):
-    """The 340 token-inexact paper_final predictions with the official toolkit's per-sample scores
-    (``tests/fixtures/reference/cdm/official_crohme_inexact_half.json``, 46 with F1 = 1): the F1 = 1 decision
-    agrees on ≥ 98 % and |F1 − official F1| ≤ 0.02 on ≥ 90 %. Token-exact matching gives F1 = 1 to
-    none of them and the strict variant to far fewer than the official 46."""
-    ref = read_json(REF.parent / "official_crohme_inexact_half.json")["samples"]
+INEXACT_HALF = {  # toolkit version -> (per-sample scores of that official toolkit, how many with F1 = 1)
+    "2025-09": (REF.with_name("official_crohme_inexact_half.json"), 46),
+    "2025-03": (REF.with_name("official_2025-03_crohme_inexact_half.json"), 52),
+}
+
+
+def _inexact_half(toolkit: str) -> dict:
+    ref = read_json(INEXACT_HALF[toolkit][0])["samples"]
     assert len(ref) == 340
+    return ref
+
+
+@pytest.mark.parametrize("toolkit", ["2025-09", "2025-03"])
+def test_official_toolkit_agreement_on_the_inexact_half(toolkit, tmp_path):
+    """340 token-inexact paper_final predictions with the per-sample scores of the official toolkit version
+    (``tests/fixtures/reference/cdm/``; the same ids for both versions): the F1 = 1 decision agrees on ≥ 98 % and
+    |F1 − official F1| ≤ 0.02 on ≥ 90 %. Token-exact matching gives F1 = 1 to none of them, and the strict variant
+    to far fewer than the official 46 / 52."""
+    ref = _inexact_half(toolkit)
     records = [{"img_id": key, "gt": v["gt"], "pred": v["pred"]} for key, v in ref.items()]
-    result = evaluate_cdm(records, workers=2, cache_dir=tmp_path)
+    result = evaluate_cdm(records, workers=2, cache_dir=tmp_path, toolkit=toolkit)
     assert result["excluded"] == [] and result["evaluated"] == 340
+    assert result["settings"]["toolkit"]["version"] == toolkit
     ours = {s["img_id"]: s["f1"] for s in result["samples"]}
     agree = sum((v["F1_score"] == 1.0) == (ours[k] == 1.0) for k, v in ref.items())
     close = sum(abs(v["F1_score"] - ours[k]) <= 0.02 for k, v in ref.items())
     assert agree >= 0.98 * 340 and close >= 0.90 * 340
-    assert abs(sum(f == 1.0 for f in ours.values()) - 46) <= 3
-    strict = evaluate_cdm(records, workers=2, cache_dir=tmp_path, mode="strict")
-    assert sum(s["f1"] == 1.0 for s in strict["samples"]) < 30
+    assert abs(sum(f == 1.0 for f in ours.values()) - INEXACT_HALF[toolkit][1]) <= 3
+    if toolkit == "2025-09":
+        strict = evaluate_cdm(records, workers=2, cache_dir=tmp_path, mode="strict")
+        assert sum(s["f1"] == 1.0 for s in strict["samples"]) < 30
+
+
+def test_the_two_toolkit_versions_decide_differently_and_why(tmp_path):
+    """Two of the visible half's predictions that the 2025-03 toolkit scores F1 = 1 and the 2025-09 one below 1: a
+    radical covering another part (26_em_98) and a superscript written inline (UN_116_em_322). The reason is the
+    spatial check: 2025-09's RANSAC parameters on the 2025-03 version give 2025-09's decision and the other way
+    round; each of min_samples 3 and the 25 px threshold alone is not enough for the radical."""
+    half = {**_inexact_half("2025-03")}
+    new_ref = _inexact_half("2025-09")
+    ids = ["crohme_2014__26_em_98", "crohme_2016__UN_116_em_322"]
+    records = [{"img_id": k, "gt": half[k]["gt"], "pred": half[k]["pred"]} for k in ids]
+    assert [half[k]["F1_score"] for k in ids] == [1.0, 1.0] and all(new_ref[k]["F1_score"] < 1 for k in ids)
+
+    def f1s(toolkit) -> list[float]:
+        return [s["f1"] for s in evaluate_cdm(records, workers=1, cache_dir=tmp_path, toolkit=toolkit)["samples"]]
+
+    new, old = TOOLKITS["2025-09"], TOOLKITS["2025-03"]
+    assert f1s("2025-03") == [1.0, 1.0]
+    assert all(f < 1.0 for f in f1s("2025-09")) and f1s("2025-09")[0] == new_ref[ids[0]]["F1_score"]
+    ransac_of = {tk.name: {"ransac_rounds": tk.ransac_rounds, "ransac_min_samples": tk.ransac_min_samples,
+                           "ransac_threshold_px": tk.ransac_threshold_px} for tk in (new, old)}
+    assert f1s(replace(new, **ransac_of["2025-03"])) == [1.0, 1.0]
+    assert all(f < 1.0 for f in f1s(replace(old, **ransac_of["2025-09"])))
+    assert f1s(replace(new, ransac_min_samples=3))[0] < 1.0 and f1s(replace(new, ransac_threshold_px=25.0))[0] < 1.0
+
+
+@pytest.mark.parametrize(("gt", "pred", "same_in"), [
+    (r"a \to b", r"a \leftarrow b", "2025-03"),         # 2025-03 stripped \left / \right from the arrows too
+    (r"a \longrightarrow b", r"a \Longrightarrow b", "2025-03"),
+    (r"\varepsilon + x", r"\epsilon + x", "2025-09"),   # 2025-09 drops the \var prefix
+    (r"a \parallel b", r"a \| b", "2025-09"),
+])
+def test_token_maps_of_the_toolkit_versions(gt, pred, same_in, tmp_path):
+    other = next(name for name in TOOLKITS if name != same_in)
+    pair = next((g, p) for g, p in zip(gt.split(), pred.split(), strict=True) if g != p)
+    label = {name: [TOOLKITS[name].label(t) for t in pair] for name in TOOLKITS}
+    assert label[same_in][0] == label[same_in][1] and label[other][0] != label[other][1]
+    assert f1_of(gt, pred, tmp_path, toolkit=same_in) == 1.0 > f1_of(gt, pred, tmp_path, toolkit=other)
+
+
+def test_not_is_one_token_in_2025_03_and_its_own_token_in_2025_09(tmp_path):
+    records = [{"gt": r"a \not = b", "pred": r"a \not = b"}]
+    counts = {name: evaluate_cdm(records, workers=1, cache_dir=tmp_path, toolkit=name)["samples"][0]["n_gt"]
+              for name in TOOLKITS}
+    assert counts == {"2025-09": 4, "2025-03": 3}
+    assert colorize(r"a \not = b", "2025-03").labels == ["a", r"\not=", "b"]
+    with pytest.raises(ValueError, match="unknown CDM toolkit"):
+        evaluate_cdm(records, workers=1, use_cache=False, toolkit="2024-01")
 
 
 def test_every_token_exact_paper_prediction_scores_one(tmp_path):
@@ -339,8 +405,17 @@ def test_cdm_eval_cli(official, tmp_path):
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text(encoding="utf-8"))
     assert result == evaluate_cdm(official[:12], workers=1, cache_dir=tmp_path / "cache")
-    assert f"ExpRate@CDM: {result['exprate_cdm']:.4f} %" in proc.stdout
+    assert f"ExpRate@CDM (2025-09): {result['exprate_cdm']:.4f} %" in proc.stdout
     assert [s["img_id"] for s in result["samples"]] == [s["img_id"] for s in official[:12]]
+    proc = run(CDM_SCRIPT, "--input", str(pred), "--output", str(out), "--workers", "2", "--quiet",
+               "--cache-dir", str(tmp_path / "cache"), "--toolkit", "2025-03")
+    assert proc.returncode == 0, proc.stderr
+    old = json.loads(out.read_text(encoding="utf-8"))
+    assert old == evaluate_cdm(official[:12], workers=1, cache_dir=tmp_path / "cache", toolkit="2025-03")
+    assert old["settings"]["toolkit"] == {"version": "2025-03", "commit": "415d534", "date": "2025-03-25"}
+    assert old["settings"]["ransac"]["residual_threshold_px"] == 25.0 and result["settings"]["ransac"][
+        "residual_threshold_px"] == 20.0
+    assert f"ExpRate@CDM (2025-03): {old['exprate_cdm']:.4f} %" in proc.stdout
 
 
 def test_cdm_eval_cli_errors(tmp_path):
@@ -362,7 +437,10 @@ def test_cdm_eval_cli_errors(tmp_path):
         assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "--output" in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     help_text = run(CDM_SCRIPT, "--help").stdout
+    proc = run(CDM_SCRIPT, "--input", str(good), "--toolkit", "2024-01")
+    assert proc.returncode == 2 and "--toolkit" in proc.stderr and "2025-03" in proc.stderr
     for word in ("--input", "--output", "--workers", "--timeout", "--cache-dir", "--mode", "strict", "RANSAC",
+                 "--toolkit", "2025-09", "2025-03", "415d534", "5a2c80d9",
                  "200 dpi", "excluded", "F1 = 1", "exit code 2"):
         assert word in help_text
 
@@ -382,5 +460,12 @@ def test_eval_metrics_calculator_cdm_end_to_end(official, tmp_path):
     assert metrics["exact_match_rate"] == round(100 * sum(r["gt"].split() == r["pred"].split() for r in records) / 8, 4)
     # the text report stays the official one unless --cdm is given
     assert plain.returncode == 0 and "ExpRate@CDM" not in plain.stdout
+    assert metrics["cdm_toolkit"] == "2025-09"
     report = run(METRICS_SCRIPT, "--input", str(pred), "--cdm", env_extra=env).stdout
     assert report.startswith(plain.stdout) and "ExpRate@CDM:" in report[len(plain.stdout):]
+    assert report.rstrip().endswith("excluded; CDM toolkit 2025-09)")
+    # the paper's version: its own figure, named in the JSON and the report line
+    old = json.loads(run(METRICS_SCRIPT, "--input", str(pred), "--cdm", "--cdm-toolkit", "2025-03", "--json",
+                         env_extra=env).stdout)
+    expected_old = evaluate_cdm(records, workers=1, cache_dir=tmp_path / "cache", toolkit="2025-03")
+    assert old["exprate_cdm"] == expected_old["exprate_cdm"] and old["cdm_toolkit"] == "2025-03"

@@ -45,6 +45,10 @@ def test_demo_with_the_shipped_defaults_on_the_whole_bundled_sample(tmp_path):
     assert all(r["identical_to_official_report"] for r in summary["official"])
     assert summary["official"][0]["metrics"]["exact_match_rate"] == 82.0487
     assert all(r["exprate_cdm"] >= r["metrics"]["exact_match_rate"] for r in summary["official"])
+    # ExpRate@CDM with the CDM toolkit version the paper used: its CROHME average (82.86) within one sample
+    assert all(r["cdm_toolkit"] == "2025-03" for r in summary["official"])
+    assert abs(sum(r["exprate_cdm"] for r in summary["official"]) / 3 - 82.86) < 0.1
+    assert "ExpRate@CDM CROHME average 82.86 (CDM toolkit 2025-03; paper 82.86)" in proc.stdout
     report = (out / "report.md").read_text()
     assert "crohme_2014" in report and (out / "exprate.png").stat().st_size > 1000
     assert list(summary["stage_seconds"]) == ["model", "data", "edl", "configs", "train", "infer", "official",

@@ -40,14 +40,17 @@ def _bash(args, cwd, **env):
 
 
 def test_eval_all_runs_present_datasets_skips_absent_and_summarizes(data_root, tiny_qwen2_5_vl):
-    res = _bash([str(REPO / "eval/eval_all.sh"), "-m", str(tiny_qwen2_5_vl), "-s", "tiny", "-b", "2", "--", *INFER],
-                data_root, CUDA_VISIBLE_DEVICES="")
+    res = _bash([str(REPO / "eval/eval_all.sh"), "-m", str(tiny_qwen2_5_vl), "-s", "tiny", "-b", "2",
+                 "-c", "2025-03", "--", *INFER], data_root, CUDA_VISIBLE_DEVICES="")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     for ds in ("CROHME2023", "HME100K", "MathWriting", "Im2LaTeXv2", "MNE"):
         assert f"[SKIP] {ds}: no prompt files in data/{ds}/prompts" in res.stdout
     out = data_root / "data/CROHME/results_tiny"
     assert sorted(p.name for p in out.iterdir()) == [
-        "crohme_2014_pred.json", "crohme_2014_pred.run.json", "crohme_2014_results.txt"]
+        "crohme_2014_cdm.json", "crohme_2014_pred.json", "crohme_2014_pred.run.json", "crohme_2014_results.txt"]
+    # -c 2025-03: ExpRate@CDM with that CDM toolkit version, named in the report line and the summary column
+    assert read_json(out / "crohme_2014_cdm.json")["settings"]["toolkit"]["version"] == "2025-03"
+    assert (out / "crohme_2014_results.txt").read_text().rstrip().endswith("; CDM toolkit 2025-03)")
     recs = read_json(out / "crohme_2014_pred.json")
     # the official keys, plus "truncated" on outputs cut at --max-tokens 8
     assert all(list(r)[:4] == ["gt", "pred", "image_path", "img_id"] and set(r) - set(list(r)[:4]) <= {"truncated"}
@@ -56,7 +59,16 @@ def test_eval_all_runs_present_datasets_skips_absent_and_summarizes(data_root, t
     table = res.stdout[res.stdout.index("Summary"):]
     row = next(line for line in table.splitlines() if "`crohme_2014`" in line)
     assert row.startswith("| CROHME") and "results_tiny" in row and "82.25" in row
+    assert "| ExpRate@CDM (2025-03) |" in next(line for line in table.splitlines() if line.startswith("| Dataset"))
     assert "--batch_size 2" in res.stderr and "GPU(s): " in res.stderr
+
+
+def test_unknown_cdm_toolkit_is_refused_before_inference(data_root):
+    for script in ("eval/eval_all.sh", "eval/eval_crohme.sh"):
+        res = _bash([str(REPO / script), "-m", "no-such-model", "-c", "2024-01"], data_root)
+        assert res.returncode == 2 and res.stderr.strip() == (
+            "error: unknown CDM toolkit version '2024-01' (expected one of 2025-09, 2025-03)")
+    assert not (data_root / "data/CROHME/results").exists()
 
 
 def test_per_dataset_script_official_flags_and_defaults(data_root, tiny_qwen2_5_vl):

@@ -294,7 +294,7 @@ def test_cli_usage_errors(tmp_path):
         assert word in help_text
 
 
-def test_cdm_reuses_an_up_to_date_cdm_json(tmp_path, capsys):
+def test_cdm_reuses_an_up_to_date_cdm_json(tmp_path, capsys, monkeypatch):
     # --cdm in directory mode: an existing <stem>_cdm.json newer than the prediction file is reused (resume),
     # so this needs no renderer; the report is the official one plus one ExpRate@CDM line.
     src = FIX / "predictions" / "crohme_2014_pred.json"
@@ -303,7 +303,8 @@ def test_cdm_reuses_an_up_to_date_cdm_json(tmp_path, capsys):
     cdm = tmp_path / "crohme_2014_cdm.json"
     from unimumer.cdm.render import RENDER_VERSION  # only a result of the current official-mode CDM is reused
 
-    settings = {"mode": "official", "render_version": RENDER_VERSION}
+    toolkit = {"version": "2025-09", "commit": "5a2c80d9", "date": "2025-09-28"}  # ... of the same toolkit version
+    settings = {"mode": "official", "render_version": RENDER_VERSION, "toolkit": toolkit}
     cdm.write_text(json.dumps({"exprate_cdm": 84.1234, "evaluated": 984, "excluded": ["a", "b"], "samples": [],
                                "settings": settings}), encoding="utf-8")
     st_pred = pred.stat()
@@ -315,7 +316,14 @@ def test_cdm_reuses_an_up_to_date_cdm_json(tmp_path, capsys):
     assert out["exact_match_rate"] == 82.6572
     report = (tmp_path / "crohme_2014_results.txt").read_text(encoding="utf-8")
     official = (FIX / "predictions" / "crohme_2014_results.txt").read_text(encoding="utf-8")
-    assert report == official + "  ExpRate@CDM:            84.1234% (984 evaluated, 2 excluded)\n"
+    assert report == official + "  ExpRate@CDM:            84.1234% (984 evaluated, 2 excluded; CDM toolkit 2025-09)\n"
+    # another toolkit version is computed afresh, never taken from this file (here: no renderer -> error)
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools-here"))
+    monkeypatch.setenv("UNIMUMER_CDM_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(InputError, match="pdflatex"):
+        main(["--input", str(tmp_path), "--cdm", "--cdm-toolkit", "2025-03", "--json"])
+    assert main(["--input", str(tmp_path), "--cdm", "--cdm-toolkit", "2025-09", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["exprate_cdm"] == 84.1234
 
 
 def test_mean_cdm_f1_from_the_official_toolkits_per_sample_scores(tmp_path, capsys):
@@ -326,8 +334,7 @@ def test_mean_cdm_f1_from_the_official_toolkits_per_sample_scores(tmp_path, caps
     from unimumer.cdm import render as cdm_render
     from unimumer.metrics.report import cdm_f1_mean
 
-    ref = json.loads((Path(__file__).resolve().parent / "fixtures" / "reference" / "cdm" /
-                      "official_crohme2014_40.json").read_text(encoding="utf-8"))["samples"]
+    ref = json.loads((FIX / "cdm" / "official_crohme2014_40.json").read_text(encoding="utf-8"))["samples"]
     samples = [dict(s, status="ok") for s in ref]
     samples += [{"img_id": "p", "f1": 0.0, "status": "pred_error"}, {"img_id": "g", "f1": None, "status": "gt_error"}]
     expected = round(100 * fmean([s["f1"] for s in ref] + [0.0]), 4)
@@ -340,7 +347,9 @@ def test_mean_cdm_f1_from_the_official_toolkits_per_sample_scores(tmp_path, caps
     cdm = tmp_path / "crohme_2014_cdm.json"
     # a saved result of the current official-mode CDM is reused (the calculator does not render again)
     cdm.write_text(json.dumps({"exprate_cdm": 70.0, "evaluated": 41, "excluded": ["g"], "samples": samples,
-                               "settings": {"mode": "official", "render_version": cdm_render.RENDER_VERSION}}),
+                               "settings": {"mode": "official", "render_version": cdm_render.RENDER_VERSION,
+                                            "toolkit": {"version": "2025-09", "commit": "5a2c80d9",
+                                                        "date": "2025-09-28"}}}),
                    encoding="utf-8")
     st = pred.stat()
     os.utime(cdm, (st.st_atime + 10, st.st_mtime + 10))

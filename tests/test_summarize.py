@@ -17,7 +17,6 @@ from unimumer.metrics.summary import collect_rows, main, markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = Path(__file__).resolve().parent / "fixtures" / "reference"
-FIXTURE_CDM = Path(__file__).resolve().parent / "fixtures" / "reference" / "cdm"
 SCRIPT = ROOT / "scripts" / "summarize_results.py"
 
 
@@ -36,7 +35,7 @@ def data_root(tmp_path):
     for s in ("crohme2023_test", "crohme2023_test_normalized"):
         shutil.copy(FIX / "predictions" / f"{s}_pred.json", c23)
     # per-sample scores: the official CDM toolkit's on 40 CROHME 2014 pairs (mean F1 0.9061 -> CDM F1 90.61)
-    samples = json.loads((FIXTURE_CDM / "official_crohme2014_40.json").read_text(encoding="utf-8"))["samples"]
+    samples = json.loads((FIX / "cdm" / "official_crohme2014_40.json").read_text(encoding="utf-8"))["samples"]
     samples = [dict(s, status="ok") for s in samples] + [
         {"img_id": "gt_did_not_render", "f1": None, "status": "gt_error"}]  # excluded: not in the mean
     (crohme / "crohme_2014_cdm.json").write_text(json.dumps(
@@ -51,6 +50,31 @@ def _row(md: str, stem: str, run: str) -> list[str]:
         if len(cells) > 3 and cells[1] == f"`{stem}`" and cells[2] == run:
             return cells
     raise AssertionError(f"no row for {stem} / {run}")
+
+
+def test_cdm_column_names_the_toolkit_version(data_root, capsys):
+    def write_cdm(path: Path, value: float, version: str) -> None:
+        toolkit = {"version": version, "commit": {"2025-09": "5a2c80d9", "2025-03": "415d534"}[version]}
+        path.write_text(json.dumps({"exprate_cdm": value, "evaluated": 986, "excluded": [], "samples": [],
+                                    "settings": {"mode": "official", "toolkit": toolkit}}), encoding="utf-8")
+
+    def table(*args: str) -> tuple[str, str]:
+        assert main([str(data_root), *args]) == 0
+        md = capsys.readouterr().out
+        return next(line for line in md.splitlines() if line.startswith("| Dataset")), md
+
+    results, paper = data_root / "CROHME" / "results", data_root / "CROHME" / "results_paper"
+    write_cdm(results / "crohme_2014_cdm.json", 84.9899, "2025-09")
+    head, md = table()
+    assert "| ExpRate@CDM (2025-09) | CDM F1 (2025-09) |" in head and _row(md, "crohme_2014", "results")[9] == "84.99"
+    write_cdm(paper / "crohme_2014_cdm.json", 85.1927, "2025-03")
+    head, md = table()  # two versions in one table: each cell names its own
+    assert "| ExpRate@CDM (toolkit) |" in head
+    assert _row(md, "crohme_2014", "results")[9] == "84.99 (2025-09)"
+    assert _row(md, "crohme_2014", "results_paper")[9] == "85.19 (2025-03)"
+    head, md = table("--cdm-toolkit", "2025-03")  # only that version's files
+    assert "| ExpRate@CDM (2025-03) |" in head
+    assert _row(md, "crohme_2014", "results")[9] == "—" and _row(md, "crohme_2014", "results_paper")[9] == "85.19"
 
 
 def test_paper_table_data():

@@ -23,6 +23,7 @@ from ..files import atomic_write_text, read_json_or_jsonl, write_json
 from . import match as _match
 from .latex import LatexError, colorize
 from .render import DPI, RENDER_VERSION, check_tools, clip_to_page, render_sources
+from .toolkit import DEFAULT_TOOLKIT, TOOLKITS, get_toolkit
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -122,7 +123,7 @@ def _render_all(sources: list[str], *, workers: int, timeout: float, dpi: int, c
 
 def evaluate_cdm(records: Iterable[dict], *, workers: int | None = None, timeout: float = DEFAULT_TIMEOUT,
                  cache_dir: str | os.PathLike | None = None, progress: bool = False, use_cache: bool = True,
-                 dpi: int = DPI, mode: str = "official") -> dict:
+                 dpi: int = DPI, mode: str = "official", toolkit: str | None = None) -> dict:
     """ExpRate@CDM of prediction records.
 
     Inputs: ``records`` — dicts with string ``gt`` and ``pred`` (space-tokenized LaTeX) and optionally ``img_id``;
@@ -131,7 +132,8 @@ def evaluate_cdm(records: Iterable[dict], *, workers: int | None = None, timeout
     ``cache_dir`` — render cache (default :func:`default_cache_dir`; ``use_cache=False`` disables it);
     ``progress`` — tqdm bar on stderr; ``mode`` — ``"official"`` (default: the official UniMERNet toolkit's
     decisions) or ``"strict"`` (a stricter layout-aware variant, not comparable with published ExpRate@CDM), see
-    :mod:`unimumer.cdm.match`.
+    :mod:`unimumer.cdm.match`; ``toolkit`` — the official toolkit version reproduced (:mod:`unimumer.cdm.toolkit`:
+    ``"2025-09"``, default, or ``"2025-03"``, the version the Uni-MuMER paper used), recorded in ``settings``.
 
     Output: ``{"exprate_cdm": % of evaluated samples with F1 = 1 (round 4), "evaluated": int, "total": int,
     "excluded": [img_id or record index of samples whose gt did not render], "pred_render_failures": int,
@@ -139,7 +141,7 @@ def evaluate_cdm(records: Iterable[dict], *, workers: int | None = None, timeout
     "precision", "f1", "status", "matched", "n_gt", "n_pred", "error"}, ...], "settings": {...}}``; ``status`` is
     ``ok`` / ``pred_error`` (F1 = 0) / ``gt_error`` (excluded; scores ``None``). Per-sample recall / precision /
     F1 are rounded to 3 decimals and a sample counts for ExpRate@CDM when its rounded F1 is 1, as in the official
-    toolkit. Raises :class:`ValueError` for an unknown ``mode``. Deterministic: the same result for
+    toolkit. Raises :class:`ValueError` for an unknown ``mode`` or ``toolkit``. Deterministic: the same result for
     any ``workers`` and with or without cache.
 
     Raises :class:`InputError` for malformed records or when pdflatex / pdftoppm are missing.
@@ -147,6 +149,7 @@ def evaluate_cdm(records: Iterable[dict], *, workers: int | None = None, timeout
     """
     if mode not in _match.MODES:
         raise ValueError(f"unknown CDM mode {mode!r} (expected one of {', '.join(_match.MODES)})")
+    tk = get_toolkit(toolkit)
     recs = _validate(records)
     workers = max(1, int(workers)) if workers else (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                                                      else os.cpu_count() or 1)
@@ -158,7 +161,7 @@ def evaluate_cdm(records: Iterable[dict], *, workers: int | None = None, timeout
         for expr in (rec["gt"], rec["pred"]):
             if expr not in colored:
                 try:
-                    colored[expr] = colorize(expr)
+                    colored[expr] = colorize(expr, tk)
                 except LatexError as exc:
                     colored[expr] = exc
     sources = sorted({c.source for c in colored.values() if not isinstance(c, LatexError)})
@@ -198,7 +201,8 @@ def evaluate_cdm(records: Iterable[dict], *, workers: int | None = None, timeout
             continue
         matched, n_gt, n_pred = _match.match_boxes(g_res["boxes"], g_col.labels, g_res["size"], p_res["boxes"],
                                                    p_col.labels, p_res["size"], dpi=dpi, mode=mode,
-                                                   gt_spellings=g_col.spellings, pred_spellings=p_col.spellings)
+                                                   gt_spellings=g_col.spellings, pred_spellings=p_col.spellings,
+                                                   toolkit=tk)
         recall, precision, f1 = (round(x, 3) for x in _match.scores(matched, n_gt, n_pred))
         sample.update(recall=recall, precision=precision, f1=f1, matched=matched, n_gt=n_gt, n_pred=n_pred)
         if f1 == 1.0:
@@ -213,18 +217,20 @@ def evaluate_cdm(records: Iterable[dict], *, workers: int | None = None, timeout
         "pred_render_failures": pred_failures,
         "mean_f1": round(f1_sum / evaluated, 4) if evaluated else 0.0,
         "samples": samples,
-        "settings": _settings(mode, dpi),
+        "settings": _settings(mode, dpi, tk),
     }
 
 
-def _settings(mode: str, dpi: int) -> dict:
+def _settings(mode: str, dpi: int, tk) -> dict:
     weights = {"token": _match.W_TOKEN, "position": _match.W_POSITION, "order": _match.W_ORDER,
-               "token_equivalent": _match.TOKEN_EQUIVALENT_COST if mode == "official" else 0.0}
-    out = {"mode": mode, "dpi": dpi, "render_version": RENDER_VERSION, "weights": weights}
+               "token_equivalent": tk.equivalent_cost if mode == "official" else 0.0}
+    out = {"mode": mode, "toolkit": tk.settings(), "dpi": dpi, "render_version": RENDER_VERSION,
+           "weights": weights}
     if mode == "official":
-        out.update(ransac={"rounds": _match.RANSAC_ROUNDS, "min_samples": _match.RANSAC_MIN_SAMPLES,
-                           "residual_threshold_px": _match.RANSAC_THRESHOLD_PX * dpi / _match.OFFICIAL_DPI,
-                           "max_trials": _match.RANSAC_MAX_TRIALS, "rng": _match.RANSAC_SEED})
+        out.update(order="longer list" if tk.order_by_longer else "own list",
+                   ransac={"rounds": tk.ransac_rounds, "min_samples": tk.ransac_min_samples,
+                           "residual_threshold_px": tk.ransac_threshold_px * dpi / _match.OFFICIAL_DPI,
+                           "max_trials": tk.ransac_max_trials, "rng": _match.RANSAC_SEED})
     else:
         out.update(tau_em=_match.TAU_EM, scale_range=[_match.S_MIN, _match.S_MAX])
     return out
@@ -236,13 +242,15 @@ ExpRate@CDM (Character Detection Matching) of a prediction file.
 
 Input: --input PRED.json — a JSON array (or .jsonl) of records with string "gt" and "pred" (space-tokenized
 LaTeX, as written by scripts/vllm_infer.py / the official *_pred.json) and optionally "img_id".
-Default (--mode official): the decisions of the official UniMERNet CDM toolkit (UniMERNet cdm/).
-Each expression is colour-coded token by token, rendered with pdflatex (TeX Live from Debian, 12pt) and
+Default (--mode official): the decisions of the official UniMERNet CDM toolkit, of the version --toolkit names:
+2025-09 (default; commit 5a2c80d9) or 2025-03 (commit 415d534, the version the Uni-MuMER paper's ExpRate@CDM
+figures come from). Values below as 2025-09 / 2025-03. Each expression is colour-coded token by token, rendered with pdflatex (TeX Live from Debian, 12pt) and
 rasterised with pdftoppm at 200 dpi (anti-aliasing off), cropped to the ink with 8 px padding; a token's box is
 the extent of its exact colour +- 1 px. gt and pred boxes are assigned by the Hungarian algorithm (cost =
-1.0 token + 0.05 position + 0.15 order; token equivalences of the toolkit such as \\le = \\leq, \\cdot = .);
-the spatial check is iterative RANSAC on box centres (translation + isotropic scale, 20 px, up to 5 rounds,
-each on the pairs not yet accepted, seed 42); accepted pairs of different tokens do not count. Per sample:
+1.0 token + 0.05 position + 0.15 order; token equivalences of the toolkit version such as \\le = \\leq,
+\\cdot = ., cost 0.005 / 0.05; order positions over the longer / each list); the spatial check is iterative
+RANSAC on box centres (translation + isotropic scale, 20 / 25 px, min_samples 2 / 3, up to 5 / 3 rounds, each
+on the pairs not yet accepted, seed 42); accepted pairs of different tokens do not count. Per sample:
 recall, precision, F1 = 2*matched / (gt boxes + pred boxes), rounded to 3 decimals.
 ExpRate@CDM = % of evaluated samples with F1 = 1.
 A gt that fails to render is excluded (listed in "excluded"); a pred that fails to render scores F1 = 0.
@@ -250,7 +258,7 @@ A gt that fails to render is excluded (listed in "excluded"); a pred that fails 
 Output: a summary line on stdout; with --output, a JSON object {"exprate_cdm", "evaluated", "total",
 "excluded", "pred_render_failures", "mean_f1", "samples": [{"img_id", "gt", "pred", "recall", "precision",
 "f1", "status", "matched", "n_gt", "n_pred", "error"}], "settings"} written atomically (what
-unimumer.cdm.evaluate_cdm returns).
+unimumer.cdm.evaluate_cdm returns; settings.toolkit names the version). The summary line names it too.
 Renders are cached by content hash (default ~/.cache/unimumer/cdm, or $UNIMUMER_CDM_CACHE), so a re-run is fast.
 
 Errors: missing/invalid input file, records without string gt/pred, an --output that cannot be written, or
@@ -277,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="official (default): the official UniMERNet CDM toolkit's decisions, comparable with "
                              "published ExpRate@CDM; strict: a stricter layout-aware variant (a token moved into a "
                              "script always counts as an error), for analysis only")
+    parser.add_argument("--toolkit", choices=tuple(TOOLKITS), default=DEFAULT_TOOLKIT,
+                        help=f"official CDM toolkit version reproduced (default {DEFAULT_TOOLKIT}; 2025-03: the "
+                             "version the Uni-MuMER paper's ExpRate@CDM figures come from)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -304,13 +315,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.output:
         _check_writable(Path(args.output))
     result = evaluate_cdm(records, workers=args.workers, timeout=args.timeout, cache_dir=args.cache_dir,
-                          progress=not args.quiet, use_cache=not args.no_cache, mode=args.mode)
+                          progress=not args.quiet, use_cache=not args.no_cache, mode=args.mode,
+                          toolkit=args.toolkit)
     if args.output:
         try:
             write_json(args.output, result, indent=2)
         except OSError as exc:
             raise InputError(f"cannot write --output {args.output}: {exc.strerror or exc}") from None
-    print(f"ExpRate@CDM: {result['exprate_cdm']:.4f} % ({result['evaluated']} evaluated, "
+    print(f"ExpRate@CDM ({args.toolkit}): {result['exprate_cdm']:.4f} % ({result['evaluated']} evaluated, "
           f"{len(result['excluded'])} excluded (gt not renderable), {result['pred_render_failures']} pred not "
           f"renderable, mean F1 {result['mean_f1']:.4f})")
     return 0

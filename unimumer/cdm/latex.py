@@ -23,11 +23,15 @@ Choices (after the CDM paper, UniMERNet arXiv 2409.03643, §3; documented becaus
 - **Math classes are kept**: relations, binary operators, openings, closings, punctuation and large operators are
   wrapped in ``\\mathrel`` / ``\\mathbin`` / ``\\mathopen`` / ``\\mathclose`` / ``\\mathpunct`` / ``\\mathop`` around
   the coloured token, so the coloured render has TeX's normal spacing and limits.
-- **Equivalent spellings** get one canonical label (:data:`EQUIVALENT`): ``\\le``≡``\\leq``, ``\\ge``≡``\\geq``,
+- **Equivalent spellings** get one canonical label (:meth:`unimumer.cdm.toolkit.Toolkit.label` of the toolkit
+  version ``colorize`` is given; :data:`EQUIVALENT` is the 2025-09 table): ``\\le``≡``\\leq``, ``\\ge``≡``\\geq``,
   ``\\ne``≡``\\neq``, ``\\to``≡``\\rightarrow``, every ellipsis (``\\dots``, ``\\ldots``, ``\\cdots``…) is three
   ``.`` tokens and ``\\cdot``≡``.`` (as the official toolkit writes them), ``\\var…``/``\\wide…`` prefixes
   dropped, ``\\lbrace``≡``\\{``, ``'``≡``\\prime``,
   ``\\dfrac``≡``\\frac``, ``\\left(``≡``(`` …; the label is what the matcher compares.
+- **Version-dependent tokens**: the 2025-03 toolkit writes ``\\not =`` (``\\not`` before a relation, ``+``, ``-``)
+  as one token and only ``\\ldots \\cdots \\dots \\dotsb`` as three ``.`` (other ellipses are one token); 2025-09
+  keeps ``\\not`` a token of its own and splits every ellipsis.
 - Unsafe or unrenderable input (``\\def``, ``\\input``, ``%``, ``$``, unbalanced braces, a script without
   argument…) raises :class:`LatexError`, which the evaluator reports as a render failure of that expression.
 
@@ -138,16 +142,6 @@ class LatexError(ValueError):
     """The expression cannot be colour-coded (unsafe command, unbalanced braces, missing argument…)."""
 
 
-def canonical(token: str) -> str:
-    """Canonical CDM label of a token: :data:`EQUIVALENT`, e.g. ``\\le`` → ``\\leq``, then the official toolkit's
-    prefix rules (``\\var…`` and ``\\wide…`` dropped: ``\\varepsilon`` ≡ ``\\epsilon``); others unchanged."""
-    token = EQUIVALENT.get(token, token)
-    for prefix in (r"\var", r"\wide"):
-        if token.startswith(prefix) and len(token) > len(prefix):
-            return EQUIVALENT.get("\\" + token[len(prefix):], "\\" + token[len(prefix):])
-    return token
-
-
 def color_of(index: int) -> tuple[int, int, int]:
     """RGB of the 1-based token ``index`` (base-31 digits × 8). Raises :class:`LatexError` past :data:`MAX_TOKENS`."""
     if not 1 <= index <= MAX_TOKENS:
@@ -206,8 +200,9 @@ class ColoredLatex:
 
 
 class _Colorizer:
-    def __init__(self, tokens: list[str]):
+    def __init__(self, tokens: list[str], toolkit):
         self.toks = tokens
+        self.toolkit = toolkit
         self.i = 0
         self.labels: list[str] = []
         self.spellings: list[str] = []
@@ -215,7 +210,7 @@ class _Colorizer:
 
     # ----- helpers
     def _new(self, label: str) -> str:
-        self.labels.append(canonical(label))
+        self.labels.append(self.toolkit.label(label))
         self.spellings.append(label)
         r, g, b = color_of(len(self.labels))
         return f"{r},{g},{b}"
@@ -303,6 +298,12 @@ class _Colorizer:
         if tok in OPERATOR_NAMES:
             letters = "".join(rf"\mathcolor[RGB]{{{self._new(ch)}}}{{{ch}}}" for ch in tok[1:])
             return rf"\mathop{{\mathrm{{{letters}}}}}" + ("" if OPERATOR_NAMES[tok] else r"\nolimits ")
+        nxt = self._peek()
+        if tok == r"\not" and self.toolkit.merge_not and (nxt in REL or nxt in ("+", "-")):
+            self.i += 1  # ``\not =`` / ``\not \in`` as one token of one colour
+            return rf"\mathrel{{\mathcolor[RGB]{{{self._new(tok + nxt)}}}{{\not {nxt}}}}}"
+        if tok in DOTS and tok not in self.toolkit.split_dots:  # one token, one colour
+            return rf"\mathinner{{\mathcolor[RGB]{{{self._new(tok)}}}{{{tok}}}}}"
         if tok in DOTS:
             dot = DOTS[tok]
             label = "."  # the official toolkit rewrites every ellipsis as ". . ."
@@ -397,17 +398,21 @@ class _Colorizer:
         return rf"\mathcolor[RGB]{{{color}}}{{\begin{{{name}}}{spec}{body}\end{{{name}}}}}"
 
 
-def colorize(latex: str) -> ColoredLatex:
+def colorize(latex: str, toolkit=None) -> ColoredLatex:
     """Colour-code a LaTeX math string (see the module docstring for the rules).
 
-    Input: the expression (space-tokenized LaTeX, no ``$``). Output: :class:`ColoredLatex` (``source`` is one line
+    Input: the expression (space-tokenized LaTeX, no ``$``) and ``toolkit``, the CDM toolkit version whose token
+    rules apply (name or :class:`unimumer.cdm.toolkit.Toolkit`, default ``2025-09``; an unknown name raises
+    :class:`ValueError`). Output: :class:`ColoredLatex` (``source`` is one line
     of math-mode LaTeX; ``labels[k-1]`` the canonical label of colour index ``k``). Raises :class:`LatexError`
     for unsafe or structurally broken input, or input nested too deeply to render. Deterministic: the same
     string always gives the same source.
     """
     if "\n" in latex or "\r" in latex:
         latex = " ".join(latex.split())
-    col = _Colorizer(tokenize(latex))
+    from .toolkit import get_toolkit
+
+    col = _Colorizer(tokenize(latex), get_toolkit(toolkit))
     try:
         source = col.sequence(None)
     except RecursionError:

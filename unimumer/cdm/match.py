@@ -7,22 +7,24 @@ F1 = 2·matched / (n_gt + n_pred) (:func:`scores`, rounded to 3 decimals like th
 
 Two modes (``mode=``):
 
-``"official"`` (default) — the decisions of the official UniMERNet CDM toolkit (UniMERNet ``cdm/``,
-ExpRate@CDM, steps 2–3; our own implementation):
+``"official"`` (default) — the decisions of the official UniMERNet CDM toolkit (steps 2–3 of its
+ExpRate@CDM; our own implementation), of the version ``toolkit=`` names
+(:mod:`unimumer.cdm.toolkit`: ``2025-09`` by default, ``2025-03`` the paper's); values below as
+``2025-09`` / ``2025-03``:
 
-1. **Cost matrix** ``C[i, j] = 1.0·token + 0.05·position + 0.15·order``: token cost 0 for the same token, 0.005
-   for two spellings of one label (the toolkit's ``norm_same_token`` equivalences,
-   :data:`unimumer.cdm.latex.EQUIVALENT`: ``\\le`` / ``\\leq``, ``\\cdot`` / ``.``), else 1;
+1. **Cost matrix** ``C[i, j] = 1.0·token + 0.05·position + 0.15·order``: token cost 0 for the same token,
+   0.005 / 0.05 for two spellings of one label (the toolkit's ``norm_same_token`` equivalences,
+   :meth:`unimumer.cdm.toolkit.Toolkit.label`: ``\\le`` / ``\\leq``, ``\\cdot`` / ``.``…), else 1;
    position = L1 distance of the two boxes, each divided by its own image's width / height, divided by 4;
-   order = ``|i/n − j/m|``. Assignment: :func:`scipy.optimize.linear_sum_assignment` over *all* pairs (pairs of
-   different tokens are assigned too and take part in the spatial check).
-2. **Spatial check, iterative**: on the assigned pairs' box centres ``(y, x)``; ≤ 2 pairs are all accepted;
-   otherwise up to :data:`RANSAC_ROUNDS` rounds of :func:`skimage.measure.ransac` (min_samples 2,
-   residual_threshold :data:`RANSAC_THRESHOLD_PX` px at 200 dpi, max_trials 50, rng 42) with
-   :class:`TranslationScale` (translation + isotropic scale about the centroid of the points it is applied to),
-   each round on the pairs not yet accepted, adding its inliers; it stops when ≤ 2 pairs remain, a round finds
-   no inlier, or all pairs are accepted. A group of tokens that moved (into a script, onto another line) can
-   therefore still count.
+   order = ``|i/max(n, m) − j/max(n, m)|`` / ``|i/n − j/m|``. Assignment:
+   :func:`scipy.optimize.linear_sum_assignment` over *all* pairs (pairs of different tokens are assigned too and
+   take part in the spatial check).
+2. **Spatial check, iterative**: on the assigned pairs' box centres ``(y, x)``; ≤ min_samples (2 / 3) pairs are
+   all accepted; otherwise up to 5 / 3 rounds of :func:`skimage.measure.ransac` (min_samples 2 / 3,
+   residual_threshold 20 / 25 px at 200 dpi, max_trials 50, rng 42) with :class:`TranslationScale` (translation +
+   isotropic scale about the centroid of the points it is applied to), each round on the pairs not yet accepted,
+   adding its inliers; it stops when ≤ min_samples pairs remain, a round finds no inlier, or all pairs are
+   accepted. A group of tokens that moved (into a script, onto another line) can therefore still count.
 3. Accepted pairs of different tokens are dropped; ``matched`` is the number left.
 
 ``"strict"`` — a stricter layout-aware variant (not the official metric; for analysis only): only pairs of equal
@@ -39,13 +41,7 @@ MODES = ("official", "strict")
 W_TOKEN = 1.0
 W_POSITION = 0.05
 W_ORDER = 0.15
-#: token cost of two spellings of one token (``\\le`` / ``\\leq``, ``\\cdot`` / ``.``): the toolkit's norm_same_token
-TOKEN_EQUIVALENT_COST = 0.005
-#: official spatial check: RANSAC rounds, inlier threshold in pixels at the official 200 dpi, trials per round
-RANSAC_ROUNDS = 5
-RANSAC_MIN_SAMPLES = 2
-RANSAC_THRESHOLD_PX = 20.0
-RANSAC_MAX_TRIALS = 50
+#: official spatial check: RANSAC seed (rounds, min_samples, threshold, trials: :class:`unimumer.cdm.toolkit.Toolkit`)
 RANSAC_SEED = 42
 OFFICIAL_DPI = 200
 #: font size of the render (``\documentclass[12pt]``), in pt
@@ -210,26 +206,33 @@ class TranslationScale:
         return np.linalg.norm(self(src) - dst, axis=1)
 
 
-def spatial_inliers(src: np.ndarray, dst: np.ndarray, *, threshold: float = RANSAC_THRESHOLD_PX) -> np.ndarray:
+def spatial_inliers(src: np.ndarray, dst: np.ndarray, *, toolkit=None, dpi: int = OFFICIAL_DPI) -> np.ndarray:
     """Official iterative spatial check: boolean inlier mask of the pairs ``src[k] → dst[k]`` (``(K, 2)`` box centres
-    ``(y, x)`` in pixels). ≤ 2 pairs: all accepted; else up to :data:`RANSAC_ROUNDS` RANSAC rounds on the pairs not yet
-    accepted (each with its own translation + scale), stopping when ≤ 2 remain, a round finds none or all are in."""
+    ``(y, x)`` in pixels at ``dpi``). With ``min_samples`` = ``toolkit.ransac_min_samples`` (default toolkit:
+    :func:`unimumer.cdm.toolkit.get_toolkit`): ≤ min_samples pairs are all accepted; else up to
+    ``toolkit.ransac_rounds`` RANSAC rounds on the pairs not yet accepted (each with its own translation + scale,
+    threshold ``toolkit.ransac_threshold_px`` at 200 dpi), stopping when ≤ min_samples remain, a round finds none
+    or all are in."""
+    from .toolkit import get_toolkit
+
+    tk = get_toolkit(toolkit)
+    min_samples, threshold = tk.ransac_min_samples, tk.ransac_threshold_px * dpi / OFFICIAL_DPI
     k = len(src)
-    if k <= RANSAC_MIN_SAMPLES:
+    if k <= min_samples:
         return np.ones(k, dtype=bool)
     import warnings
 
     from skimage.measure import ransac
 
     accepted = np.zeros(k, dtype=bool)
-    for _ in range(RANSAC_ROUNDS):
+    for _ in range(tk.ransac_rounds):
         rest = np.flatnonzero(~accepted)
-        if len(rest) <= RANSAC_MIN_SAMPLES:
+        if len(rest) <= min_samples:
             break
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "No inliers found" is an outcome here, not a problem
-            _, inl = ransac((src[rest], dst[rest]), TranslationScale, min_samples=RANSAC_MIN_SAMPLES,
-                            residual_threshold=threshold, max_trials=RANSAC_MAX_TRIALS, rng=RANSAC_SEED)
+            _, inl = ransac((src[rest], dst[rest]), TranslationScale, min_samples=min_samples,
+                            residual_threshold=threshold, max_trials=tk.ransac_max_trials, rng=RANSAC_SEED)
         if inl is None or not np.any(inl):
             break
         accepted[rest[np.asarray(inl, dtype=bool)]] = True
@@ -240,12 +243,16 @@ def spatial_inliers(src: np.ndarray, dst: np.ndarray, *, threshold: float = RANS
 
 def _match_official(gt_boxes: list, gt_labels: list[str], gt_size, pred_boxes: list, pred_labels: list[str],
                     pred_size, *, dpi: int, gt_spellings: list[str] | None = None,
-                    pred_spellings: list[str] | None = None) -> tuple[int, int, int]:
+                    pred_spellings: list[str] | None = None, toolkit=None) -> tuple[int, int, int]:
     """The ``official`` mode of :func:`match_boxes` (module docstring)."""
     n, m = len(gt_boxes), len(pred_boxes)
     if n == 0 or m == 0:
         return 0, n, m
     from scipy.optimize import linear_sum_assignment
+
+    from .toolkit import get_toolkit
+
+    tk = get_toolkit(toolkit)
 
     gb, pb, gid, pid, token_cost = _box_arrays(gt_boxes, gt_labels, pred_boxes, pred_labels)
     if gt_spellings is not None and pred_spellings is not None:
@@ -253,34 +260,36 @@ def _match_official(gt_boxes: list, gt_labels: list[str], gt_size, pred_boxes: l
         ps = [pred_spellings[b[0] - 1] for b in pred_boxes]
         spell = {tok: i for i, tok in enumerate(sorted(set(gs) | set(ps)))}
         differ = np.array([spell[x] for x in gs])[:, None] != np.array([spell[x] for x in ps])[None, :]
-        token_cost[differ & (token_cost == 0)] = TOKEN_EQUIVALENT_COST
+        token_cost[differ & (token_cost == 0)] = tk.equivalent_cost
     gn, pn = _normalised(gb, *gt_size), _normalised(pb, *pred_size)
     pos_cost = np.abs(gn[:, None, :] - pn[None, :, :]).sum(axis=2) / 4.0
-    order_cost = np.abs(np.arange(n)[:, None] / n - np.arange(m)[None, :] / m)
+    n_order, m_order = (max(n, m),) * 2 if tk.order_by_longer else (n, m)
+    order_cost = np.abs(np.arange(n)[:, None] / n_order - np.arange(m)[None, :] / m_order)
     cost = W_TOKEN * token_cost + W_POSITION * pos_cost + W_ORDER * order_cost
     rows, cols = linear_sum_assignment(cost)
     centre = np.array([[1, 0], [0, 1], [1, 0], [0, 1]], dtype=float) / 2.0  # (x0, y0, x1, y1) -> (y, x) centre
     src = (gb[rows] @ centre)[:, ::-1]
     dst = (pb[cols] @ centre)[:, ::-1]
-    inliers = spatial_inliers(src, dst, threshold=RANSAC_THRESHOLD_PX * dpi / OFFICIAL_DPI)
+    inliers = spatial_inliers(src, dst, toolkit=tk, dpi=dpi)
     kept = int(np.count_nonzero(inliers & (token_cost[rows, cols] < 1.0)))
     return kept, n, m
 
 
 def match_boxes(gt_boxes: list, gt_labels: list[str], gt_size, pred_boxes: list, pred_labels: list[str],
                 pred_size, *, dpi: int, mode: str = "official", gt_spellings: list[str] | None = None,
-                pred_spellings: list[str] | None = None) -> tuple[int, int, int]:
+                pred_spellings: list[str] | None = None, toolkit=None) -> tuple[int, int, int]:
     """Match the gt and pred token boxes; returns ``(matched, n_gt, n_pred)``.
 
     ``*_boxes``: ``[[k, x0, y0, x1, y1], ...]`` (colour index ``k`` is 1-based into ``*_labels``);
     ``*_size``: ``(width, height)`` of the render; ``dpi``: render resolution (scales the inlier threshold);
     ``mode``: ``"official"`` (the official toolkit's decisions, default) or ``"strict"`` (module docstring);
     ``*_spellings``: the tokens as written, parallel to ``*_labels`` (official mode: equal labels but different
-    spellings cost :data:`TOKEN_EQUIVALENT_COST` instead of 0). Raises ``ValueError`` for an unknown mode.
+    spellings cost ``toolkit.equivalent_cost`` instead of 0); ``toolkit``: official mode's toolkit version
+    (:func:`unimumer.cdm.toolkit.get_toolkit`, default ``2025-09``). Raises ``ValueError`` for an unknown mode.
     """
     if mode == "official":
         return _match_official(gt_boxes, gt_labels, gt_size, pred_boxes, pred_labels, pred_size, dpi=dpi,
-                               gt_spellings=gt_spellings, pred_spellings=pred_spellings)
+                               gt_spellings=gt_spellings, pred_spellings=pred_spellings, toolkit=toolkit)
     if mode == "strict":
         return _match_strict(gt_boxes, gt_labels, gt_size, pred_boxes, pred_labels, pred_size, dpi=dpi)
     raise ValueError(f"unknown CDM mode {mode!r} (expected one of {', '.join(MODES)})")

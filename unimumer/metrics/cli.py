@@ -13,14 +13,17 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..cdm.toolkit import DEFAULT_TOOLKIT, TOOLKITS
 from ..errors import InputError
 from ..files import atomic_write_text, read_json, write_json
 from .calculator import edit_score, evaluate_with_distances, load_predictions
-from .report import cdm_f1_mean, format_cdm_line, format_report, one_line_summary
+from .report import cdm_f1_mean, cdm_toolkit_of, format_cdm_line, format_report, one_line_summary
 
 PRED_SUFFIX = "_pred"
 RESULTS_SUFFIX = "_results.txt"
 CDM_SUFFIX = "_cdm.json"
+#: the official CDM toolkit versions ``--cdm-toolkit`` accepts, default first (unimumer.cdm.toolkit)
+CDM_TOOLKITS = (DEFAULT_TOOLKIT, *(name for name in TOOLKITS if name != DEFAULT_TOOLKIT))
 
 DESCRIPTION = """\
 Score Uni-MuMER prediction files with the official metrics and write the official text report.
@@ -53,14 +56,18 @@ Outputs:
   --per-sample OUT.jsonl                  (single input) one line per record: index, img_id, distance,
                                           gt_tokens, pred_tokens, edit_score.
   --cdm                                   also compute ExpRate@CDM with unimumer.cdm.evaluate_cdm: adds
-                                          exprate_cdm, cdm_evaluated, cdm_excluded and cdm_f1 (mean per-sample
-                                          CDM F1 in percent, gt render failures excluded) to the JSON, appends
-                                          one "ExpRate@CDM" line after the text report, and (when reports are
-                                          written to files) writes <stem>_cdm.json beside the report; an
-                                          existing <stem>_cdm.json newer than the prediction file and made
-                                          by the current official-mode CDM is reused (resume), --force
-                                          recomputes it. Without --cdm the report is the
+                                          exprate_cdm, cdm_evaluated, cdm_excluded, cdm_f1 (mean per-sample
+                                          CDM F1 in percent, gt render failures excluded) and cdm_toolkit to
+                                          the JSON, appends one "ExpRate@CDM" line naming the toolkit version
+                                          after the text report, and (when reports are written to files)
+                                          writes <stem>_cdm.json beside the report; an existing
+                                          <stem>_cdm.json newer than the prediction file and made by the
+                                          current official-mode CDM of the same --cdm-toolkit is reused
+                                          (resume), --force recomputes it. Without --cdm the report is the
                                           official one, unchanged.
+  --cdm-toolkit VERSION                   the official CDM toolkit version --cdm reproduces: 2025-09 (default,
+                                          UniMERNet commit 5a2c80d9) or 2025-03 (commit 415d534, the version
+                                          behind the Uni-MuMER paper's ExpRate@CDM column).
 
 Errors: a missing file, invalid JSON, a non-array or empty array, a record without the keys (its index is
 named) or with non-string values -> "error: ..." on stderr, exit code 2, and no report file is written (all
@@ -99,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also compute ExpRate@CDM (unimumer.cdm; needs TeX); writes <stem>_cdm.json with the report")
     p.add_argument("--cdm-workers", type=int, default=None, metavar="N",
                    help="worker processes for --cdm (default: unimumer.cdm's default)")
+    p.add_argument("--cdm-toolkit", choices=CDM_TOOLKITS, default=CDM_TOOLKITS[0], metavar="VERSION",
+                   help=f"with --cdm: official CDM toolkit version, one of {', '.join(CDM_TOOLKITS)} (default "
+                        f"{CDM_TOOLKITS[0]}; 2025-03 gives the paper's ExpRate@CDM)")
     p.add_argument("--force", action="store_true", help="with --cdm: recompute an existing <stem>_cdm.json")
     return p
 
@@ -153,14 +163,17 @@ def _write(path: Path, text: str) -> None:
         raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
-def _cdm_settings_current(settings) -> bool:
-    """Whether a saved ``<stem>_cdm.json`` was computed by the current official-mode CDM (same render version)."""
+def _cdm_settings_current(settings, toolkit: str) -> bool:
+    """Whether a saved ``<stem>_cdm.json`` was computed by the current official-mode CDM (same render version)
+    reproducing the CDM toolkit version ``toolkit`` (with that version's current parameters)."""
     try:
         from ..cdm.render import RENDER_VERSION
+        from ..cdm.toolkit import get_toolkit
     except ImportError:
         return False
     return isinstance(settings, dict) and settings.get("mode") == "official" \
-        and settings.get("render_version") == RENDER_VERSION
+        and settings.get("render_version") == RENDER_VERSION \
+        and settings.get("toolkit") == get_toolkit(toolkit).settings()
 
 
 def _cdm_result(records: list, pred_path: Path, cdm_path: Path | None, args) -> dict:
@@ -169,7 +182,7 @@ def _cdm_result(records: list, pred_path: Path, cdm_path: Path | None, args) -> 
         if cdm_path.stat().st_mtime >= pred_path.stat().st_mtime:
             cached = read_json(cdm_path)
             if isinstance(cached, dict) and isinstance(cached.get("exprate_cdm"), (int, float)) \
-                    and _cdm_settings_current(cached.get("settings")):
+                    and _cdm_settings_current(cached.get("settings"), args.cdm_toolkit):
                 return cached
     try:
         from ..cdm import evaluate_cdm
@@ -183,7 +196,7 @@ def _cdm_result(records: list, pred_path: Path, cdm_path: Path | None, args) -> 
         pairs.append(item)
     import inspect
 
-    kwargs = {"workers": args.cdm_workers}
+    kwargs = {"workers": args.cdm_workers, "toolkit": args.cdm_toolkit}
     if "progress" in inspect.signature(evaluate_cdm).parameters:
         kwargs["progress"] = True  # a tqdm bar on stderr: CDM renders every expression (minutes)
     result = evaluate_cdm(pairs, **kwargs)
@@ -242,7 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             metrics["cdm_f1"] = cdm_f1_mean(cdm)  # mean per-sample CDM F1 in percent (beside ExpRate@CDM)
             metrics["cdm_evaluated"] = cdm.get("evaluated")
             metrics["cdm_excluded"] = n_excluded
-            report += format_cdm_line(cdm["exprate_cdm"], cdm.get("evaluated"), n_excluded)
+            metrics["cdm_toolkit"] = cdm_toolkit_of(cdm)
+            report += format_cdm_line(cdm["exprate_cdm"], cdm.get("evaluated"), n_excluded, metrics["cdm_toolkit"])
 
         if args.per_sample:
             lines = []

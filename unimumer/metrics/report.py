@@ -50,16 +50,28 @@ def format_report(results: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def format_cdm_line(exprate_cdm: float, evaluated: int | None = None, excluded: int | None = None) -> str:
+def format_cdm_line(exprate_cdm: float, evaluated: int | None = None, excluded: int | None = None,
+                    toolkit: str | None = None) -> str:
     """One report line for ExpRate@CDM, aligned like the core metrics, ending in a newline.
 
-    ``format_cdm_line(84.1234, 1640, 12) == "  ExpRate@CDM:            84.1234% (1,640 evaluated, 12 excluded)\\n"``.
+    ``format_cdm_line(84.1234, 1640, 12) == "  ExpRate@CDM:            84.1234% (1,640 evaluated, 12 excluded)\\n"``;
+    with ``toolkit="2025-03"`` the parenthesis ends ``…, 12 excluded; CDM toolkit 2025-03)``.
     Appended after the official report only when ``--cdm`` is given (the report is otherwise unchanged).
     """
     line = f"  {'ExpRate@CDM:':<23}{exprate_cdm:>8.4f}%"
     if evaluated is not None:
-        line += f" ({evaluated:,} evaluated, {excluded or 0:,} excluded)"
+        tail = f"; CDM toolkit {toolkit}" if toolkit else ""
+        line += f" ({evaluated:,} evaluated, {excluded or 0:,} excluded{tail})"
     return line + "\n"
+
+
+def cdm_toolkit_of(cdm: Mapping[str, Any]) -> str | None:
+    """The CDM toolkit version (``"2025-09"`` / ``"2025-03"``) recorded in an :func:`unimumer.cdm.evaluate_cdm`
+    result or ``<stem>_cdm.json`` (``settings.toolkit.version``), or ``None`` when it does not say."""
+    settings = cdm.get("settings") if isinstance(cdm, Mapping) else None
+    toolkit = settings.get("toolkit") if isinstance(settings, Mapping) else None
+    version = toolkit.get("version") if isinstance(toolkit, Mapping) else None
+    return version if isinstance(version, str) else None
 
 
 def cdm_f1_mean(cdm: Mapping[str, Any]) -> float | None:

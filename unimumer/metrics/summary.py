@@ -21,7 +21,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..files import atomic_write_bytes, atomic_write_text, read_json
 from .calculator import evaluate_file
-from .cli import CDM_SUFFIX, PRED_SUFFIX, emit, stem_of
+from .cli import CDM_SUFFIX, CDM_TOOLKITS, PRED_SUFFIX, emit, stem_of
 from .paper import DEFAULT_MODEL, MODELS, paper_exprate, resolve_model, split_info
 
 DASH = "—"
@@ -34,7 +34,9 @@ class Row:
     Attributes: ``path`` (the prediction file), ``dataset`` (data folder, e.g. ``CROHME``), ``run`` (results folder,
     e.g. ``results_7b``), ``stem`` (split stem), ``metrics`` (official result dict), ``exprate_cdm`` (percent or
     ``None``), ``paper`` (released ExpRate or ``None``), ``comparable`` (whether the paper used this split; ``None``
-    when the release does not say), ``note``, ``cdm_f1`` (mean CDM F1 in percent, beside ExpRate@CDM, or ``None``).
+    when the release does not say), ``note``, ``cdm_f1`` (mean CDM F1 in percent, beside ExpRate@CDM, or ``None``),
+    ``cdm_toolkit`` (the CDM toolkit version of ExpRate@CDM, ``"2025-09"`` / ``"2025-03"``, :data:`UNRECORDED` for a
+    ``<stem>_cdm.json`` that does not record it, ``None`` without CDM).
     """
 
     path: Path
@@ -48,6 +50,7 @@ class Row:
     note: str
     order: int
     cdm_f1: float | None = None
+    cdm_toolkit: str | None = None
 
     @property
     def delta(self) -> float | None:
@@ -91,6 +94,20 @@ def read_cdm(path: Path) -> float | None:
     return float(value)
 
 
+#: the toolkit "version" of a ``<stem>_cdm.json`` written before versions were recorded
+UNRECORDED = "toolkit not recorded"
+
+
+def read_cdm_toolkit(path: Path) -> str | None:
+    """The CDM toolkit version recorded in a ``<stem>_cdm.json`` (``settings.toolkit.version``), :data:`UNRECORDED`
+    when it has none, ``None`` when the file does not exist."""
+    if not path.is_file():
+        return None
+    from .report import cdm_toolkit_of
+
+    return cdm_toolkit_of(read_json(path)) or UNRECORDED
+
+
 def read_cdm_f1(path: Path) -> float | None:
     """Mean CDM F1 (percent) of a ``<stem>_cdm.json`` file from its per-sample ``f1`` values
     (:func:`unimumer.metrics.report.cdm_f1_mean`), or ``None`` when the file does not exist or has no samples."""
@@ -102,9 +119,11 @@ def read_cdm_f1(path: Path) -> float | None:
 
 
 def collect_rows(paths: Sequence[str | os.PathLike], *, model: str = DEFAULT_MODEL,
-                 gt_key: str = "gt", pred_key: str = "pred") -> list[Row]:
+                 gt_key: str = "gt", pred_key: str = "pred", cdm_toolkit: str | None = None) -> list[Row]:
     """Score every prediction file found in ``paths`` and attach the paper number of ``model``.
 
+    With ``cdm_toolkit``, ExpRate@CDM is kept only from ``<stem>_cdm.json`` files of that toolkit version (others
+    count as absent).
     Returns rows sorted by results folder, then the paper's table order (unknown splits last, by name).
     Raises :class:`InputError` on a bad prediction / CDM file or an unknown model.
     """
@@ -122,18 +141,22 @@ def collect_rows(paths: Sequence[str | os.PathLike], *, model: str = DEFAULT_MOD
             dataset = path.relative_to(root).parts[-3]
         else:
             dataset = path.parent.name
+        cdm_path = path.parent / f"{stem}{CDM_SUFFIX}"
+        toolkit = read_cdm_toolkit(cdm_path)
+        keep_cdm = toolkit is not None and cdm_toolkit in (None, toolkit)
         rows.append(Row(
             path=path,
             dataset=dataset,
             run=path.parent.name,
             stem=stem,
             metrics=evaluate_file(path, gt_key=gt_key, pred_key=pred_key),
-            exprate_cdm=read_cdm(path.parent / f"{stem}{CDM_SUFFIX}"),
+            exprate_cdm=read_cdm(cdm_path) if keep_cdm else None,
             paper=paper_exprate(stem, model),
             comparable=info.protocol if info else None,
             note=info.note if info else "not an official test split",
             order=info.order if info else 1000,
-            cdm_f1=read_cdm_f1(path.parent / f"{stem}{CDM_SUFFIX}"),
+            cdm_f1=read_cdm_f1(cdm_path) if keep_cdm else None,
+            cdm_toolkit=toolkit if keep_cdm else None,
         ))
     rows.sort(key=lambda r: (r.run, r.order, r.stem, str(r.path)))
     return rows
@@ -147,15 +170,18 @@ def markdown_table(rows: Sequence[Row], model: str = DEFAULT_MODEL) -> str:
     """The summary as Markdown: a heading, a line naming the paper column's source, and the table.
 
     Columns: Dataset, Split, Run, Records, ExpRate, ≤1, ≤2, ≤3, BLEU-4, [ExpRate@CDM and CDM F1 (mean per-sample
-    F1, percent) when any row has them],
+    F1, percent) when any row has them, headed by the CDM toolkit version, e.g. ``ExpRate@CDM (2025-03)``, or,
+    when the rows come from several versions, each cell followed by its version],
     Paper <model>, Δ ExpRate (percentage points), Note. Values are the official 4-decimal metrics shown with 2
     decimals like the paper; Δ is left empty (—) where the paper measured a sibling split (see Note).
     """
     model = resolve_model(model)
     has_cdm = any(r.exprate_cdm is not None for r in rows)
+    toolkits = sorted({r.cdm_toolkit for r in rows if r.exprate_cdm is not None and r.cdm_toolkit})
     head = ["Dataset", "Split", "Run", "Records", "ExpRate", "≤1", "≤2", "≤3", "BLEU-4"]
     if has_cdm:
-        head += ["ExpRate@CDM", "CDM F1"]
+        version = "" if toolkits in ([], [UNRECORDED]) else f" ({toolkits[0]})" if len(toolkits) == 1 else " (toolkit)"
+        head += [f"ExpRate@CDM{version}", f"CDM F1{version}"]
     head += [f"Paper {model}", "Δ ExpRate", "Note"]
     align = ["---", "---", "---"] + ["---:"] * (len(head) - 4) + ["---"]
     lines = [
@@ -173,7 +199,8 @@ def markdown_table(rows: Sequence[Row], model: str = DEFAULT_MODEL) -> str:
         cells = [r.dataset, f"`{r.stem}`", r.run, f"{m['total_samples']:,}", _f(m["exact_match_rate"]),
                  _f(m["error_le_1_rate"]), _f(m["error_le_2_rate"]), _f(m["error_le_3_rate"]), _f(m["bleu4_score"])]
         if has_cdm:
-            cells += [_f(r.exprate_cdm), _f(r.cdm_f1)]
+            tail = f" ({r.cdm_toolkit})" if len(toolkits) > 1 and r.exprate_cdm is not None else ""
+            cells += [_f(r.exprate_cdm) + tail, _f(r.cdm_f1) + (tail if r.cdm_f1 is not None else "")]
         cells += [_f(r.paper), _f(r.delta, "+.2f"), r.note]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
@@ -243,11 +270,14 @@ Inputs (PATH, one or more):
               hme100k_test, N1, ...).
   FILE.json   an explicit prediction file (e.g. the released paper_final/crohme_2014.json).
   Each file is scored with the official metrics (same as scripts/eval_metrics_calculator.py). ExpRate@CDM is read
-  from <stem>_cdm.json beside the prediction file when present (eval_metrics_calculator.py --cdm writes it).
+  from <stem>_cdm.json beside the prediction file when present (eval_metrics_calculator.py --cdm writes it);
+  --cdm-toolkit VERSION keeps only those of that CDM toolkit version (2025-09 or 2025-03).
 
 Outputs:
   stdout      the Markdown table: Dataset, Split, Run (results folder), Records, ExpRate, <=1, <=2, <=3, BLEU-4,
-              ExpRate@CDM and CDM F1 (mean per-sample F1, %; when any split has them), the paper's ExpRate and the difference, and a note where the
+              ExpRate@CDM and CDM F1 (mean per-sample F1, %; when any split has them; the header names the CDM
+              toolkit version, or each cell does when several are mixed), the paper's ExpRate and the difference,
+              and a note where the
               paper measured another split (CROHME 2023 and HME100K paper numbers are on the normalized splits).
   --output summary.md   the same Markdown, written atomically.
   --plot chart.png      bar chart of ExpRate per split (one bar per results folder) against the paper.
@@ -272,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"paper column to compare with: {', '.join(MODELS)} (default: {DEFAULT_MODEL})")
     p.add_argument("--output", "-o", metavar="summary.md", help="also write the Markdown table to this file")
     p.add_argument("--plot", metavar="chart.png", help="write a bar chart of ExpRate per split vs the paper")
+    p.add_argument("--cdm-toolkit", choices=CDM_TOOLKITS, default=None, metavar="VERSION",
+                   help=f"show ExpRate@CDM only from <stem>_cdm.json files of this CDM toolkit version "
+                        f"({', '.join(CDM_TOOLKITS)}; default: any, the column names it)")
     p.add_argument("--gt-key", default="gt", help="record key of the ground truth (default: gt)")
     p.add_argument("--pred-key", default="pred", help="record key of the prediction (default: pred)")
     return p
@@ -282,7 +315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     on bad input (exit code 2 through ``run_main``)."""
     args = build_parser().parse_args(argv)
     model = resolve_model(args.paper_model)
-    rows = collect_rows(args.paths, model=model, gt_key=args.gt_key, pred_key=args.pred_key)
+    rows = collect_rows(args.paths, model=model, gt_key=args.gt_key, pred_key=args.pred_key,
+                        cdm_toolkit=args.cdm_toolkit)
     text = markdown_table(rows, model)
     png = render_exprate_png(rows, model) if args.plot else None  # render everything before writing anything
     try:
