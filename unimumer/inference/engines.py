@@ -28,6 +28,9 @@ the generated ids are decoded by the same tokenizer call for both engines (greed
 ``vllm``: one ``vllm.LLM`` (prefix caching on; one image per prompt; continuous batching inside each ``generate``
 call). ``hf``: ``AutoModelForImageTextToText.generate`` on left-padded batches, for machines without vLLM.
 :meth:`generate_outputs` also says which generations were cut by ``max_tokens`` (``truncated``).
+``openai`` (:class:`OpenAIEngine`): the official-mode request sent to any OpenAI-compatible chat-completions
+endpoint (the server applies its model's chat template and processor); a request that fails after its retries is
+a :class:`Generation` with ``error``.
 """
 
 from __future__ import annotations
@@ -90,10 +93,13 @@ class GenerationSettings:
 
 @dataclass(frozen=True)
 class Generation:
-    """One engine output: the decoded ``text`` and whether generation stopped at ``max_tokens`` (``truncated``)."""
+    """One engine output: the decoded ``text``, whether generation stopped at ``max_tokens`` (``truncated``) and,
+    for a request that failed on its own (``openai`` backend, after its retries), the ``error`` text (``text`` is
+    then ``""`` and the runner writes an error record)."""
 
     text: str
     truncated: bool = False
+    error: str | None = None
 
 
 def chat_messages(image, prompt: str) -> list[dict]:
@@ -535,9 +541,162 @@ class HFEngine(_Base):
         return [Generation(t, tr) for t, tr in zip(self.decode(cut), truncated, strict=True)]
 
 
+#: ``--api-key-env`` unset: vLLM's ``serve`` accepts any key when started without ``--api-key``.
+NO_API_KEY = "EMPTY"
+
+
+def api_key_from_env(name: str | None) -> str:
+    """The API key held by the environment variable ``name`` (``None`` → :data:`NO_API_KEY`, for a server without
+    authentication). The key is only ever read from the environment, never from a flag, and never stored.
+
+    Raises :class:`InputError` naming the variable (never its value) when it is unset or empty.
+    """
+    if name is None:
+        return NO_API_KEY
+    import os
+
+    key = os.environ.get(name, "")
+    if not key.strip():
+        raise InputError(f"--api-key-env {name}: the environment variable {name} is not set or empty "
+                         f"(export {name}=<your key>, or leave --api-key-env out for a server without a key)")
+    return key.strip()
+
+
+class OpenAIEngine:
+    """Any model behind an OpenAI-compatible chat-completions endpoint (vLLM ``serve``, SGLang, OpenAI, ...),
+    with the interface of the local engines (``prepare_image`` / ``generate_outputs`` / ``close``).
+
+    Request of one record (the official evaluation's, :func:`chat_messages`): ``[system "You are a helpful
+    assistant.", user [image_url, text]]`` where the text is :func:`official_text` (``"<image>"`` + prompt, as the
+    official script passes it) and the image is the ``qwen_vl_utils.process_vision_info`` output of the
+    black-on-white image (as the local engines prepare it), sent losslessly as a base64 PNG data URL. The server
+    applies its model's chat template and processor. Sampling: ``temperature``, ``max_tokens``, ``seed``;
+    ``top_p`` and (vLLM / SGLang extension, sent in the body only when ``top_k > 0``) ``top_k`` when sampling;
+    greedy (``temperature == 0``) sends ``top_p = 1`` and no ``top_k``, like the local engines.
+
+    ``base_url``: the endpoint up to ``/v1``; ``api_model``: the served model name; ``api_key``: from
+    :func:`api_key_from_env`; ``max_concurrency``: requests in flight at once; ``timeout``: seconds per request;
+    ``max_retries``: retries of a request on connection errors, timeouts, 408 / 409 / 429 and 5xx, with the
+    ``openai`` client's exponential backoff (0.5 s doubling to 8 s, with jitter; a ``Retry-After`` up to 60 s is
+    obeyed). A request that still fails comes back as a :class:`Generation` with ``error`` set; the others go on.
+    Only the ``official`` pre-processing exists here (the server owns the chat template).
+    Raises :class:`InputError` for unusable options.
+    """
+
+    def __init__(self, settings: GenerationSettings, *, base_url: str, api_model: str, api_key: str,
+                 max_concurrency: int = 8, timeout: float = 600.0, max_retries: int = 5):
+        if settings.preprocessing != "official":
+            raise InputError("--backend openai: only --preprocessing official (the server applies its own chat "
+                             "template)")
+        if not base_url or not base_url.startswith(("http://", "https://")):
+            raise InputError(f"--base-url {base_url!r}: must be an http:// or https:// URL (e.g. "
+                             "http://127.0.0.1:8000/v1)")
+        if not api_model:
+            raise InputError("--backend openai needs --api-model (the served model name)")
+        if max_concurrency < 1 or timeout <= 0 or max_retries < 0:
+            raise InputError("--max-concurrency must be >= 1, --request-timeout > 0, --max-retries >= 0")
+        try:
+            import openai
+        except ImportError as exc:
+            raise InputError(f"the openai client is not installed ({exc}); pip install 'openai>=1.0,<4'") from None
+        self.settings = settings
+        self.model_name = api_model
+        self.api_model = api_model
+        self.max_concurrency = max_concurrency
+        self._openai = openai
+        self.client = openai.OpenAI(base_url=base_url.rstrip("/"), api_key=api_key, timeout=timeout,
+                                    max_retries=max_retries)
+
+    def prepare_image(self, image, prompt: str = ""):
+        """The image of the official path (``qwen_vl_utils.process_vision_info`` over the official chat), as the
+        local engines prepare it. Raises :class:`InputError` for an image the path refuses."""
+        from qwen_vl_utils import process_vision_info
+
+        try:
+            images, _ = process_vision_info(chat_messages(image, prompt))
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        return images[0]
+
+    @staticmethod
+    def image_url(image) -> str:
+        """``data:image/png;base64,...`` of a PIL image (PNG: lossless, the server sees the same pixels)."""
+        import base64
+        import io
+
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+        return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+    def messages(self, image, prompt: str) -> list[dict]:
+        """The chat-completions messages of one record (see the class docstring)."""
+        return [
+            {"role": "system", "content": SYSTEM_MESSAGE},
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": self.image_url(image)}},
+                                         {"type": "text", "text": official_text(prompt)}]},
+        ]
+
+    def request_options(self) -> dict:
+        """Sampling options of every request (the local engines' ``SamplingParams``)."""
+        s = self.settings
+        opts: dict = {"model": self.api_model, "max_tokens": s.max_tokens, "temperature": s.temperature, "n": 1}
+        if s.seed is not None:
+            opts["seed"] = s.seed
+        if s.temperature > 0:
+            opts["top_p"] = s.top_p
+            if s.top_k > 0:
+                opts["extra_body"] = {"top_k": s.top_k}
+        else:
+            opts["top_p"] = 1.0
+        return opts
+
+    def _one(self, image, prompt: str) -> Generation:
+        try:
+            resp = self.client.chat.completions.create(messages=self.messages(image, prompt),
+                                                       **self.request_options())
+        except self._openai.APIStatusError as exc:
+            return Generation("", error=f"API error: HTTP {exc.status_code}: {_first_line(exc.message)}"[:300])
+        except self._openai.APIError as exc:  # connection error, timeout, unparsable answer
+            return Generation("", error=f"API error: {type(exc).__name__}: {_first_line(str(exc))}"[:300])
+        if not resp.choices:
+            return Generation("", error="API error: answer without choices")
+        choice = resp.choices[0]
+        return Generation(choice.message.content or "", choice.finish_reason == "length")
+
+    def generate_outputs(self, images: Sequence, prompts: Sequence[str]) -> list[Generation]:
+        """One :class:`Generation` per (image from :meth:`prepare_image`, prompt text), at most
+        ``max_concurrency`` requests in flight; order kept. A failed request is a :class:`Generation` with
+        ``error``; nothing is raised for it."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        pairs = list(zip(images, prompts, strict=True))
+        if not pairs:
+            return []
+        with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(pairs))) as pool:
+            return list(pool.map(lambda ip: self._one(*ip), pairs))
+
+    def generate(self, images: Sequence, prompts: Sequence[str]) -> list[str]:
+        """One output text per (image, prompt); raises :class:`InputError` with the first failed request's error."""
+        gens = self.generate_outputs(images, prompts)
+        bad = next((g.error for g in gens if g.error), None)
+        if bad:
+            raise InputError(bad)
+        return [g.text for g in gens]
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self.client.close()
+
+
+def _first_line(text: str) -> str:
+    return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+
+
 def make_engine(backend: str, model: str, settings: GenerationSettings, **kwargs):
-    """Build the ``vllm`` or ``hf`` engine. ``kwargs``: ``tensor_parallel_size``, ``dtype``, ``max_model_len``,
-    ``gpu_memory_utilization``, ``enforce_eager`` (vLLM) / ``dtype``, ``device`` (hf); options that do not apply are ignored.
+    """Build the ``vllm``, ``hf`` or ``openai`` engine. ``kwargs``: ``tensor_parallel_size``, ``dtype``,
+    ``max_model_len``, ``gpu_memory_utilization``, ``enforce_eager`` (vLLM) / ``dtype``, ``device`` (hf) /
+    ``base_url``, ``api_model``, ``api_key_env``, ``max_concurrency``, ``timeout``, ``max_retries`` (openai; ``model``
+    unused); options that do not apply are ignored.
     ``lora``: a LoRA adapter folder applied unmerged on top of ``model`` (both engines; checked first with
     :func:`unimumer.inference.adapters.check_adapter`, so a missing / mismatched adapter fails before the engine starts).
 
@@ -549,7 +708,11 @@ def make_engine(backend: str, model: str, settings: GenerationSettings, **kwargs
     if backend == "hf":
         keep = ("dtype", "device", "lora")
         return HFEngine(model, settings, **{k: v for k, v in kwargs.items() if k in keep})
-    raise InputError(f"unknown backend {backend!r} (choose vllm or hf)")
+    if backend == "openai":
+        keep = ("base_url", "api_model", "max_concurrency", "timeout", "max_retries")
+        return OpenAIEngine(settings, api_key=api_key_from_env(kwargs.get("api_key_env")),
+                            **{k: v for k, v in kwargs.items() if k in keep})
+    raise InputError(f"unknown backend {backend!r} (choose vllm, hf or openai)")
 
 
 def default_backend() -> str:

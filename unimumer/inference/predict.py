@@ -24,8 +24,9 @@ qwen_vl_utils.process_vision_info, the checkpoint's processor defaults), trainin
 fine-tuning input (its template, image resized into --min-pixels/--max-pixels); the prompt is the official
 instruction of --task (vanilla recognition by default; tree = Tree-CoT, can = symbol counting: the LaTeX is the output's last line,
 --raw prints the whole output under a "==> IMAGE <==" line). Decoding is greedy unless --temperature > 0.
-Backend: --backend auto uses vLLM when a CUDA GPU and vLLM are present, else transformers (hf); vLLM runs
-eager here (no graph capture: a quick start matters more than throughput for a few images).
+Backend: --backend auto uses vLLM when a CUDA GPU and vLLM are present, else transformers (hf); --backend openai
+--base-url URL --api-model NAME [--api-key-env VAR] asks an OpenAI-compatible endpoint with the same request
+(docs/inference.md); vLLM runs eager here (no graph capture: a quick start matters more than throughput for a few images).
 Errors: an unreadable or missing image is reported on stderr as "error: IMAGE: ..." and the others are still
 printed (exit code 2 at the end); a model that cannot be loaded -> "error: ..." and exit 2.
 Output: stdout holds only the answers; engine logs (vLLM's, sent to stderr unless VLLM_LOGGING_STREAM is set)
@@ -33,16 +34,25 @@ and errors go to stderr.
 """
 
 
-def add_engine_args(p: argparse.ArgumentParser) -> None:
+def add_engine_args(p: argparse.ArgumentParser, *, openai: bool = False) -> None:
     """Add the model / engine / decoding options shared by ``scripts/predict.py`` and ``scripts/serve.py``
     (``--model``, ``--lora``, ``--backend``, ``--max-tokens``, ``--temperature``, ``--top-p``, ``--top-k``,
     ``--seed``, ``--preprocessing``, ``--template``, ``--max-pixels``, ``--min-pixels``, ``--dtype``); read them
-    back with :func:`engine_from_args`."""
-    p.add_argument("--model", required=True, help="model folder or Hugging Face id (offline cache)")
+    back with :func:`engine_from_args`. ``openai=True`` also offers ``--backend openai`` and its options
+    (:func:`unimumer.inference.runner.add_openai_args`; ``--model`` is then optional)."""
+    p.add_argument("--model", required=not openai, default=None,
+                   help="model folder or Hugging Face id (offline cache)"
+                        + ("; required except with --backend openai" if openai else ""))
     p.add_argument("--lora", metavar="ADAPTER_DIR", default=None,
                    help="LoRA adapter folder (PEFT format, e.g. a LLaMA-Factory lora output_dir) applied on top of "
                         "--model (vLLM LoRA request / peft); missing or trained on another base model -> error")
-    p.add_argument("--backend", choices=("auto", "vllm", "hf"), default="auto", help="engine (default: auto)")
+    p.add_argument("--backend", choices=("auto", "vllm", "hf") + (("openai",) if openai else ()), default="auto",
+                   help="engine (default: auto)" + ("; openai: a model behind an OpenAI-compatible endpoint"
+                                                    if openai else ""))
+    if openai:
+        from .runner import add_openai_args
+
+        add_openai_args(p)
     p.add_argument("--max-tokens", type=int, default=2048, help="maximum generated tokens (default: 2048)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default: 0)")
     p.add_argument("--top-p", type=float, default=0.8, help="nucleus sampling top-p when sampling (default: 0.8)")
@@ -70,7 +80,7 @@ def engine_from_args(a: argparse.Namespace, *, enforce_eager: bool):
         raise InputError("--max-tokens must be >= 1")
     from .engines import GenerationSettings, default_backend, make_engine
 
-    if a.lora:
+    if a.lora and a.backend != "openai":
         from .adapters import check_adapter, print_warnings
 
         print_warnings(check_adapter(a.lora, a.model))  # before any engine starts
@@ -78,6 +88,14 @@ def engine_from_args(a: argparse.Namespace, *, enforce_eager: bool):
         max_tokens=a.max_tokens, temperature=a.temperature, top_p=a.top_p, top_k=a.top_k, seed=a.seed,
         min_pixels=a.min_pixels, max_pixels=a.max_pixels, preprocessing=a.preprocessing, template=a.template,
     )
+    if a.backend == "openai":
+        from .runner import check_openai_args
+
+        check_openai_args(a)
+        engine = make_engine("openai", "", settings, base_url=a.base_url, api_model=a.api_model,
+                             api_key_env=a.api_key_env, max_concurrency=a.max_concurrency,
+                             timeout=a.request_timeout, max_retries=a.max_retries)
+        return engine, "openai"
     backend = default_backend() if a.backend == "auto" else a.backend
     return make_engine(backend, a.model, settings, dtype=a.dtype, enforce_eager=enforce_eager, lora=a.lora), backend
 
@@ -88,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="predict.py", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
-    add_engine_args(p)
+    add_engine_args(p, openai=True)
     p.add_argument("--task", choices=GT_TASKS, default="vanilla", help="prompt / answer extraction (default: vanilla)")
     p.add_argument("--plain", action="store_true", help="print only the LaTeX, without the image path")
     p.add_argument("--raw", action="store_true", help="print the whole model output instead of the final LaTeX")
@@ -114,8 +132,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 failed += 1
                 print(f"error: {exc}", file=sys.stderr)
         if ok:
-            texts = engine.generate([img for _, img in ok], [task.prompt()] * len(ok))
-            for (path, _), text in zip(ok, texts, strict=True):
+            gens = engine.generate_outputs([img for _, img in ok], [task.prompt()] * len(ok))
+            for (path, _), gen in zip(ok, gens, strict=True):
+                text = gen.text
+                if gen.error:  # openai backend: the request failed after its retries
+                    failed += 1
+                    print(f"error: {path}: {gen.error}", file=sys.stderr)
+                    continue
                 if a.raw:
                     print(text.strip() if a.plain else f"==> {path} <==\n{text.strip()}", flush=True)
                 else:

@@ -84,6 +84,11 @@ Model input (--preprocessing):
   Both: images loaded black-on-white; stop at <|im_end|> / <|endoftext|>; temperature 0 = greedy.
 pred:    the final LaTeX of the output: the whole stripped text (vanilla, error_find) or its last non-empty line
          (tree, can, error_fix); --task forces one, default: detected from each record's prompt.
+Endpoint: --backend openai --base-url URL --api-model NAME [--api-key-env VAR] sends the official request (system
+         turn, image as a base64 PNG data URL, "<image>" + prompt) to any OpenAI-compatible chat-completions
+         endpoint, --max-concurrency at once, retried on 429 / 5xx / connection errors; a request still failing
+         is an error record ("API error: ...") and the run goes on. The key is read from the environment variable
+         named by --api-key-env only, never stored; the run record names the endpoint and the served model.
 Parallelism: --data-parallel-size N starts N independent engines (one per group of --tensor-parallel-size GPUs
          taken from CUDA_VISIBLE_DEVICES, which is only ever subset), each on an interleaved shard of every file;
          results are merged in input order and equal a single-engine run (greedy).
@@ -97,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vllm_infer.py", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--model", required=True, help="model folder or Hugging Face id (offline cache)")
+    p.add_argument("--model", default=None,
+                   help="model folder or Hugging Face id (offline cache); required except with --backend openai")
     p.add_argument("--lora", metavar="ADAPTER_DIR", default=None,
                    help="LoRA adapter folder (PEFT adapter_config.json + adapter_model.safetensors, e.g. a LLaMA-Factory "
                         "finetuning_type: lora output_dir) applied unmerged on top of --model: vLLM LoRA requests, "
@@ -120,7 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--task", choices=sorted(TASKS), default=None,
         help="how to read the final LaTeX from the output (default: from each record's prompt)",
     )
-    p.add_argument("--backend", choices=("vllm", "hf"), default="vllm", help="inference engine (default: vllm)")
+    p.add_argument("--backend", choices=("vllm", "hf", "openai"), default="vllm",
+                   help="inference engine (default: vllm); openai: a model behind an OpenAI-compatible endpoint")
+    add_openai_args(p)
     p.add_argument("--tensor-parallel-size", type=int, default=1, help="GPUs per engine (vLLM; default: 1)")
     p.add_argument(
         "--data-parallel-size", type=int, default=1,
@@ -150,13 +158,55 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def add_openai_args(p: argparse.ArgumentParser) -> None:
+    """The ``--backend openai`` options (shared with ``scripts/predict.py``)."""
+    g = p.add_argument_group("--backend openai (any model behind an OpenAI-compatible chat-completions endpoint)")
+    g.add_argument("--base-url", default=None, help="endpoint up to /v1, e.g. http://127.0.0.1:8000/v1")
+    g.add_argument("--api-model", default=None, help="the served model name sent with every request")
+    g.add_argument("--api-key-env", default=None, metavar="VAR",
+                   help="name of the environment variable holding the API key (the key itself is never a flag "
+                        "and never stored); default: no key (a server started without --api-key)")
+    g.add_argument("--max-concurrency", type=int, default=8, help="requests in flight at once (default: 8)")
+    g.add_argument("--request-timeout", type=float, default=600.0, help="seconds per request (default: 600)")
+    g.add_argument("--max-retries", type=int, default=5,
+                   help="retries per request on 408/409/429/5xx and connection errors, exponential backoff "
+                        "0.5 s .. 8 s (default: 5); a request still failing is an error record")
+
+
+def check_openai_args(a: argparse.Namespace) -> None:
+    """Refuse options that do not fit ``a.backend`` (local backends need ``--model``; ``openai`` needs
+    ``--base-url`` / ``--api-model``, a set ``--api-key-env`` variable and no local-model option). Raises
+    :class:`InputError` naming the option; called before any request or engine start."""
+    if a.backend != "openai":
+        if a.model is None:
+            raise InputError("--model is required (or use --backend openai with --base-url and --api-model)")
+        if any(getattr(a, k, None) is not None for k in ("base_url", "api_model", "api_key_env")):
+            raise InputError("--base-url / --api-model / --api-key-env apply to --backend openai only")
+        return
+    if a.model is not None or a.lora:
+        raise InputError("--backend openai: the endpoint serves the model; pass --api-model, not --model / --lora")
+    if not a.base_url or not a.api_model:
+        raise InputError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1) and --api-model")
+    if a.preprocessing != "official" or a.dtype != "auto" or getattr(a, "tensor_parallel_size", 1) != 1:
+        raise InputError("--backend openai: --preprocessing training, --dtype and --tensor-parallel-size do not "
+                         "apply (the server owns the model; use --max-concurrency for parallel requests)")
+    if getattr(a, "data_parallel_size", 1) != 1:
+        raise InputError("--backend openai: use --max-concurrency instead of --data-parallel-size")
+    if a.max_concurrency < 1 or a.request_timeout <= 0 or a.max_retries < 0:
+        raise InputError("--max-concurrency must be >= 1, --request-timeout > 0, --max-retries >= 0")
+    from .engines import api_key_from_env
+
+    api_key_from_env(a.api_key_env)  # the named variable must be set (its value is not kept here)
+
+
 def _check_args(a: argparse.Namespace) -> None:
+    check_openai_args(a)
     if a.preprocessing == "official" and (a.min_pixels, a.max_pixels, a.template) != (None, None, None):
         raise InputError("--min-pixels / --max-pixels / --template apply to --preprocessing training only")
     a.min_pixels = TRAIN_MIN_PIXELS if a.min_pixels is None else a.min_pixels
     a.max_pixels = TRAIN_MAX_PIXELS if a.max_pixels is None else a.max_pixels
     if a.batch_size is None:
-        a.batch_size = HF_DEFAULT_BATCH if a.backend == "hf" else 256
+        a.batch_size = {"hf": HF_DEFAULT_BATCH, "openai": 64}.get(a.backend, 256)
     for name in ("max_tokens", "batch_size", "tensor_parallel_size", "data_parallel_size", "max_pixels", "min_pixels"):
         if getattr(a, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be >= 1")
@@ -179,7 +229,9 @@ def _check_args(a: argparse.Namespace) -> None:
         print_warnings(a.lora_info)
 
 
-def _model_id(model: str) -> str:
+def _model_id(model: str | None) -> str | None:
+    if model is None:
+        return None
     p = Path(model)
     return str(p.resolve()) if p.exists() else model
 
@@ -189,6 +241,8 @@ def model_files_fingerprint(model: str) -> str | None:
     (``None`` for a hub id). A checkpoint retrained into the same folder gets another fingerprint."""
     import hashlib
 
+    if model is None:
+        return None
     p = Path(model)
     if not p.is_dir():
         return None
@@ -223,6 +277,8 @@ def run_settings(a: argparse.Namespace) -> dict:
     }
     if a.preprocessing == "training":
         d.update(template=a.template, min_pixels=a.min_pixels, max_pixels=a.max_pixels)
+    if a.backend == "openai":  # the endpoint and served model name the model (never the key)
+        d.update(model=a.api_model, base_url=a.base_url.rstrip("/"))
     return d
 
 
@@ -277,7 +333,11 @@ def worker_config(a: argparse.Namespace) -> dict:
         enforce_eager=a.enforce_eager,
         image_root=a.image_root,
         lora_dir=a.lora,
+        api_model=a.api_model, api_key_env=a.api_key_env, max_concurrency=a.max_concurrency,
+        request_timeout=a.request_timeout, max_retries=a.max_retries,
     )
+    if a.backend == "openai":
+        cfg["base_url"] = a.base_url
     return cfg
 
 
@@ -323,7 +383,7 @@ def _generate_batch(engine, batch: list[PromptItem], loaded: list, raw: bool) ->
     if ok:
         try:
             gens = engine.generate_outputs([img for _, img in ok], [it.prompt for it, _ in ok])
-            outputs = {it.index: (g.text, None) for (it, _), g in zip(ok, gens, strict=True)}
+            outputs = {it.index: (g.text, g.error) for (it, _), g in zip(ok, gens, strict=True)}
             truncated = {it.index for (it, _), g in zip(ok, gens, strict=True) if g.truncated}
         except (KeyboardInterrupt, SystemExit):
             raise
@@ -332,7 +392,7 @@ def _generate_batch(engine, batch: list[PromptItem], loaded: list, raw: bool) ->
             for it, img in ok:
                 try:
                     g = engine.generate_outputs([img], [it.prompt])[0]
-                    outputs[it.index] = (g.text, None)
+                    outputs[it.index] = (g.text, g.error)
                     if g.truncated:
                         truncated.add(it.index)
                 except (KeyboardInterrupt, SystemExit):
@@ -376,7 +436,9 @@ def run_worker(config: dict, jobs: Sequence[dict], worker: int = 0, n_workers: i
         config["backend"], config["model"], settings, tensor_parallel_size=config["tensor_parallel_size"],
         dtype=config["dtype"], max_model_len=config["max_model_len"],
         gpu_memory_utilization=config["gpu_memory_utilization"], enforce_eager=config["enforce_eager"],
-        lora=config.get("lora_dir"),
+        lora=config.get("lora_dir"), base_url=config.get("base_url"), api_model=config.get("api_model"),
+        api_key_env=config.get("api_key_env"), max_concurrency=config.get("max_concurrency", 8),
+        timeout=config.get("request_timeout", 600.0), max_retries=config.get("max_retries", 5),
     )
     kill_after = int(os.environ.get(KILL_AFTER_ENV, "0") or 0)
     batches = done = 0
@@ -493,7 +555,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parsed = [(f, read_prompt_file(f, a.task)) for f in files]  # validate everything before starting an engine
     from .engines import check_dtype, check_model_location
 
-    check_model_location(a.model)  # before anything is written
+    if a.backend != "openai":
+        check_model_location(a.model)  # before anything is written
     check_dtype(a.dtype)
     out_dir = Path(a.output_dir)
     made_dir = not out_dir.exists()

@@ -1,0 +1,280 @@
+"""``--backend openai``: a model behind an OpenAI-compatible endpoint, against real servers on 127.0.0.1.
+
+- a real vLLM OpenAI-compatible server (``vllm.entrypoints.openai.api_server``) serving the tiny Qwen2.5-VL
+  checkpoint, started once for the module: greedy predictions over real CROHME 2014 images equal the local vLLM
+  backend's, the run record names the endpoint and the served model and no file or log holds the key;
+- a stub chat-completions server (stdlib ``http.server`` in a thread) that answers 429 once and then 200, or 500
+  forever, depending on a marker in the prompt: the client retries the first, the second becomes an error record
+  counted in the summary while the run completes; the request the stub receives has the official layout;
+- an API key variable that is not set: one ``error:`` line, exit 2, no request sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from unimumer.files import read_json, sharegpt_record, write_json
+from unimumer.tasks import TASKS
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+PY = sys.executable
+GREEDY = ["--temperature", "0", "--max-tokens", "16"]
+KEY_VAR = "UNIMUMER_TEST_API_KEY"
+KEY = "sk-test-secret-4711"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def api_server(tiny_qwen2_5_vl):
+    """A real vLLM OpenAI-compatible server for the tiny checkpoint (float32, eager, as the local tests run it):
+    ``(base_url, served model name)``. The process group is killed at the end of the module."""
+    port = _free_port()
+    name = "tiny-qwen"
+    cmd = [PY, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_qwen2_5_vl),
+           "--served-model-name", name, "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
+           "--enforce-eager", "--max-model-len", "8192", "--seed", "0"]
+    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"unimumer-api-server-{port}.log", "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"})
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            assert proc.poll() is None, f"the vLLM server exited with {proc.returncode}; log: {log.name}"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"the vLLM server did not come up; log: {log.name}"
+            time.sleep(1)
+        yield f"http://127.0.0.1:{port}/v1", name
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=60)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory, crohme_samples) -> Path:
+    """A run folder with data/CROHME/prompts/crohme_2014.json: every bundled CROHME 2014 image plus a missing one."""
+    root = tmp_path_factory.mktemp("openai_root")
+    img_dir = root / "data/CROHME/2014/images"
+    img_dir.mkdir(parents=True)
+    for s in crohme_samples:
+        shutil.copy(s.path, img_dir / s.path.name)
+    rel = "./data/CROHME/2014/images/"
+    van = TASKS["vanilla"].prompt()
+    rows = [(rel + s.path.name, van, s.caption) for s in crohme_samples]
+    rows.insert(2, (rel + "does_not_exist.png", van, "x + 1"))
+    write_json(root / "data/CROHME/prompts/crohme_2014.json", [sharegpt_record(*r) for r in rows])
+    return root
+
+
+def _infer(root: Path, out: Path, *extra: str, env: dict | None = None, prompts: str = "data/CROHME/prompts"):
+    cmd = [PY, str(REPO / "scripts/vllm_infer.py"), "--input-dir", str(root / prompts), "--output-dir", str(out),
+           *extra]
+    return subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, **(env or {})})
+
+
+def _ok(res: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
+    return res
+
+
+def test_greedy_predictions_equal_the_local_vllm_backend(api_server, tiny_qwen2_5_vl, data_root, crohme_samples):
+    base_url, name = api_server
+    out_api, out_local = data_root / "out_api", data_root / "out_local"
+    res = _ok(_infer(data_root, out_api, "--backend", "openai", "--base-url", base_url, "--api-model", name,
+                     "--api-key-env", KEY_VAR, "--max-concurrency", "3", *GREEDY, env={KEY_VAR: KEY}))
+    _ok(_infer(data_root, out_local, "--model", str(tiny_qwen2_5_vl), *GREEDY, "--dtype", "float32",
+               "--enforce-eager", "--batch_size", "3"))
+    api = read_json(out_api / "crohme_2014_pred.json")
+    local = read_json(out_local / "crohme_2014_pred.json")
+    assert len(api) == len(crohme_samples) + 1
+    assert [r["image_path"] for r in api] == [r["image_path"] for r in local]
+    assert [r["pred"] for r in api] == [r["pred"] for r in local]
+    assert [r.get("truncated") for r in api] == [r.get("truncated") for r in local]
+    assert sum(1 for r in api if r["pred"]) == len(crohme_samples)  # the tiny model answers something
+    assert api[2]["error"].startswith("image not found") and "1 image not found" in res.stdout
+    run = read_json(out_api / "crohme_2014_pred.run.json")
+    assert run["settings"]["backend"] == "openai"
+    assert run["settings"]["base_url"] == base_url and run["model"] == name
+    # the key is read from the environment only: no output file, log line or run record holds it
+    for f in out_api.iterdir():
+        assert KEY not in f.read_text(encoding="utf-8"), f
+    assert KEY not in res.stdout + res.stderr
+    # a second run with the same endpoint and model is skipped (fingerprint unchanged), another model is refused
+    again = _ok(_infer(data_root, out_api, "--backend", "openai", "--base-url", base_url, "--api-model", name,
+                       *GREEDY))
+    assert "skipped" in again.stdout
+    other = _infer(data_root, out_api, "--backend", "openai", "--base-url", base_url, "--api-model", "other",
+                   *GREEDY)
+    assert other.returncode == 2 and "made by another run" in other.stderr
+
+
+# ------------------------------------------------------------------------------------------------ stub server
+class _Stub:
+    """Chat-completions stub: a prompt holding ``RATELIMIT`` gets 429 on its first request, one holding
+    ``BROKEN`` gets 500 on every request, anything else 200 with the answer ``x ^ { 2 }``."""
+
+    def __init__(self):
+        self.bodies: list[dict] = []
+        self.lock = threading.Lock()
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                text = body["messages"][1]["content"][1]["text"]
+                with stub.lock:
+                    stub.bodies.append(body)
+                    seen = sum(1 for b in stub.bodies if b["messages"][1]["content"][1]["text"] == text)
+                if "BROKEN" in text or ("RATELIMIT" in text and seen == 1):
+                    code, payload = (500, {"error": {"message": "boom"}}) if "BROKEN" in text else \
+                        (429, {"error": {"message": "slow down"}})
+                else:
+                    code, payload = 200, {
+                        "id": "c1", "object": "chat.completion", "created": 0, "model": body["model"],
+                        "choices": [{"index": 0, "finish_reason": "stop",
+                                     "message": {"role": "assistant", "content": "x ^ { 2 }"}}]}
+                data = json.dumps(payload).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def count(self, marker: str) -> int:
+        with self.lock:
+            return sum(1 for b in self.bodies if marker in b["messages"][1]["content"][1]["text"])
+
+
+@pytest.fixture()
+def stub():
+    s = _Stub()
+    s.thread.start()
+    yield s
+    s.server.shutdown()
+    s.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def marker_root(tmp_path_factory, crohme_samples) -> Path:
+    """Prompt file whose prompts tell the stub how to answer: plain, RATELIMIT (429 once), BROKEN (500 always)."""
+    root = tmp_path_factory.mktemp("stub_root")
+    (root / "img").mkdir()
+    for s in crohme_samples[:3]:
+        shutil.copy(s.path, root / "img" / s.path.name)
+    rows = [(f"./img/{s.path.name}", f"{p} I have an image of a formula. Please write it in LaTeX.", s.caption)
+            for s, p in zip(crohme_samples[:3], ("PLAIN", "RATELIMIT", "BROKEN"), strict=True)]
+    write_json(root / "prompts/set.json", [sharegpt_record(*r) for r in rows])
+    return root
+
+
+def test_retries_429_and_turns_persistent_5xx_into_counted_error_records(stub, marker_root):
+    out = marker_root / "out_retry"
+    res = _ok(_infer(marker_root, out, "--backend", "openai", "--base-url", stub.url, "--api-model", "stub",
+                     "--task", "vanilla", "--max-retries", "2", "--max-concurrency", "1", "--temperature", "0",
+                     prompts="prompts"))
+    recs = read_json(out / "set_pred.json")
+    assert [r["pred"] for r in recs] == ["x ^ { 2 }", "x ^ { 2 }", ""]
+    assert "error" not in recs[0] and "error" not in recs[1]
+    assert recs[2]["error"].startswith("API error: HTTP 500")
+    assert stub.count("PLAIN") == 1 and stub.count("RATELIMIT") == 2  # one 429, retried once
+    assert stub.count("BROKEN") == 3  # the first try and --max-retries 2
+    assert "1 API error" in res.stdout and "ExpRate" in res.stdout
+    assert not list(out.glob(".*progress*"))  # the run completed
+
+
+def test_request_layout_and_sampling_options(stub, marker_root, crohme_samples):
+    """The request is the official chat (system turn, image, "<image>" + prompt) with the image as a lossless
+    PNG data URL of the image the local engines prepare; greedy sends top_p 1 and no top_k."""
+    from PIL import Image
+    from qwen_vl_utils import process_vision_info
+
+    from unimumer.images import load_image
+    from unimumer.inference.engines import chat_messages
+
+    out = marker_root / "out_layout"
+    _ok(_infer(marker_root, out, "--backend", "openai", "--base-url", stub.url, "--api-model", "stub",
+               "--task", "vanilla", "--temperature", "0", "--max-tokens", "77", "--limit", "1", prompts="prompts"))
+    body = stub.bodies[0]
+    assert body["model"] == "stub" and body["max_tokens"] == 77 and body["temperature"] == 0
+    assert body["top_p"] == 1.0 and "top_k" not in body and body["seed"] == 0
+    system, user = body["messages"]
+    assert system == {"role": "system", "content": "You are a helpful assistant."}
+    image_part, text_part = user["content"]
+    prompt = "PLAIN I have an image of a formula. Please write it in LaTeX."
+    assert text_part == {"type": "text", "text": "<image>" + prompt}
+    url = image_part["image_url"]["url"]
+    assert url.startswith("data:image/png;base64,")
+    sent = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+    expected = process_vision_info(chat_messages(load_image(crohme_samples[0].path), prompt))[0][0]
+    assert sent.size == expected.size and sent.convert("RGB").tobytes() == expected.tobytes()
+    # sampling: top_p and top_k (vLLM's extension) are sent
+    _ok(_infer(marker_root, marker_root / "out_sampling", "--backend", "openai", "--base-url", stub.url,
+               "--api-model", "stub", "--task", "vanilla", "--limit", "1", prompts="prompts"))
+    body = stub.bodies[-1]
+    assert (body["temperature"], body["top_p"], body["top_k"]) == (0.2, 0.8, 50)
+
+
+def test_unset_key_variable_is_one_error_line_before_any_request(stub, marker_root):
+    out = marker_root / "out_nokey"
+    env = {k: v for k, v in os.environ.items() if k != KEY_VAR}
+    res = subprocess.run([PY, str(REPO / "scripts/vllm_infer.py"), "--input-dir", str(marker_root / "prompts"),
+                          "--output-dir", str(out), "--backend", "openai", "--base-url", stub.url, "--api-model",
+                          "stub", "--api-key-env", KEY_VAR], cwd=marker_root, capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --api-key-env " + KEY_VAR), res.stderr
+    assert stub.bodies == [] and not out.exists()
+    # local-model options are refused with the endpoint backend
+    res = subprocess.run([PY, str(REPO / "scripts/vllm_infer.py"), "--input-dir", str(marker_root / "prompts"),
+                          "--output-dir", str(out), "--backend", "openai", "--base-url", stub.url], cwd=marker_root,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and res.stderr.startswith("error: --backend openai needs --base-url")
+
+
+def test_predict_openai_backend(stub, crohme_samples):
+    res = subprocess.run([PY, str(REPO / "scripts/predict.py"), str(crohme_samples[0].path), "--backend", "openai",
+                          "--base-url", stub.url, "--api-model", "stub", "--plain"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "x ^ { 2 }\n"
+    assert stub.bodies[0]["messages"][1]["content"][1]["text"] == "<image>" + TASKS["vanilla"].prompt()
