@@ -17,7 +17,14 @@ from ..cdm.toolkit import DEFAULT_TOOLKIT, TOOLKITS
 from ..errors import InputError
 from ..files import atomic_write_text, read_json, write_json
 from .calculator import edit_score, evaluate_with_distances, load_predictions
-from .report import cdm_f1_mean, cdm_toolkit_of, format_cdm_line, format_report, one_line_summary
+from .report import (
+    cdm_f1_mean,
+    cdm_toolkit_of,
+    format_canonical_line,
+    format_cdm_line,
+    format_report,
+    one_line_summary,
+)
 
 PRED_SUFFIX = "_pred"
 RESULTS_SUFFIX = "_results.txt"
@@ -65,6 +72,14 @@ Outputs:
                                           current official-mode CDM of the same --cdm-toolkit is reused
                                           (resume), --force recomputes it. Without --cdm the report is the
                                           official one, unchanged.
+  --canonicalize                          also score canonical forms (unimumer.latex.canonical; off by
+                                          default, the official report is then unchanged): the formula is
+                                          extracted from a free-form answer ($..$, $$..$$, \\(..\\), \\[..\\],
+                                          code fences, prose), tokenized with pylatexenc and mapped to one
+                                          spelling per rendered glyph, on both gt and pred; appends one
+                                          "Canonical ExpRate" line (with the raw ExpRate beside it) to the
+                                          report and adds exprate_canonical and canonical (all metrics on the
+                                          canonical forms) to the JSON. Rules: docs/analysis.md.
   --cdm-toolkit VERSION                   the official CDM toolkit version --cdm reproduces: 2025-09 (default,
                                           UniMERNet commit 5a2c80d9) or 2025-03 (commit 415d534, the version
                                           behind the Uni-MuMER paper's ExpRate@CDM column).
@@ -110,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"with --cdm: official CDM toolkit version, one of {', '.join(CDM_TOOLKITS)} (default "
                         f"{CDM_TOOLKITS[0]}; 2025-03 gives the paper's ExpRate@CDM)")
     p.add_argument("--force", action="store_true", help="with --cdm: recompute an existing <stem>_cdm.json")
+    p.add_argument("--canonicalize", action="store_true",
+                   help="also report the ExpRate of canonical forms (formula extracted from free-form answers, "
+                        "equivalent spellings unified; docs/analysis.md); off: the official report, unchanged")
     return p
 
 
@@ -205,6 +223,16 @@ def _cdm_result(records: list, pred_path: Path, cdm_path: Path | None, args) -> 
     return result
 
 
+def canonical_results(records: Sequence[dict], *, gt_key: str = "gt", pred_key: str = "pred") -> dict:
+    """The official metrics of the canonical forms (:mod:`unimumer.latex.canonical`) of ``records``: the gt
+    canonicalised as is, the prediction after formula extraction. Returns the official result dictionary."""
+    from ..latex.canonical import canonical_latex
+    from .calculator import evaluate
+
+    canon = [{"gt": canonical_latex(r[gt_key]), "pred": canonical_latex(r[pred_key], extract=True)} for r in records]
+    return evaluate(canon)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``scripts/eval_metrics_calculator.py`` (see ``--help``). Returns the exit code (0).
 
@@ -257,6 +285,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             metrics["cdm_excluded"] = n_excluded
             metrics["cdm_toolkit"] = cdm_toolkit_of(cdm)
             report += format_cdm_line(cdm["exprate_cdm"], cdm.get("evaluated"), n_excluded, metrics["cdm_toolkit"])
+
+        if args.canonicalize:
+            canon = canonical_results(records, gt_key=args.gt_key, pred_key=args.pred_key)
+            metrics["exprate_canonical"] = canon["exact_match_rate"]
+            metrics["canonical"] = canon
+            report += format_canonical_line(canon["exact_match_rate"], results["exact_match_rate"])
 
         if args.per_sample:
             lines = []

@@ -65,6 +65,13 @@ def format_cdm_line(exprate_cdm: float, evaluated: int | None = None, excluded: 
     return line + "\n"
 
 
+def format_canonical_line(canonical: float, raw: float) -> str:
+    """One report line for the canonical ExpRate beside the raw one, aligned like the core metrics, ending in a
+    newline: ``"  Canonical ExpRate:      12.5000% (raw 10.0000%; --canonicalize, docs/analysis.md)\n"``.
+    Appended after the official report only when ``--canonicalize`` is given."""
+    return f"  {'Canonical ExpRate:':<23}{canonical:>8.4f}% (raw {raw:.4f}%; --canonicalize, docs/analysis.md)\n"
+
+
 def cdm_toolkit_of(cdm: Mapping[str, Any]) -> str | None:
     """The CDM toolkit version (``"2025-09"`` / ``"2025-03"``) recorded in an :func:`unimumer.cdm.evaluate_cdm`
     result or ``<stem>_cdm.json`` (``settings.toolkit.version``), or ``None`` when it does not say."""
