@@ -4,7 +4,8 @@
 # eval_one_dataset NAME ARGS...   runs scripts/vllm_infer.py on data/NAME/prompts -> data/NAME/results
 #   -i / --input-dir DIR    prompt files (default: data/NAME/prompts)
 #   -o / --output-dir DIR   predictions + reports (default: data/NAME/results)
-#   -m / --model MODEL      model folder or Hugging Face id (required)
+#   -m / --model MODEL      model folder or Hugging Face id (required, except with -- --backend openai ...: a
+#                           model behind an OpenAI-compatible endpoint, named by --base-url / --api-model)
 #   -b / --batch-size N     records per generate call / progress flush (default: the script's, 256)
 #   -l / --lora DIR         LoRA adapter folder applied on top of MODEL (vllm_infer.py --lora; default: none)
 #   -c / --cdm VERSION      afterwards, ExpRate@CDM of every prediction file with that official CDM toolkit version
@@ -33,6 +34,7 @@ eval_one_dataset() {
 Runs scripts/vllm_infer.py on the ${name} prompt files (default ${input_dir}) and writes <stem>_pred.json and
 <stem>_results.txt (official layout) to OUTPUT_DIR (default ${output_dir}). Run from the repository root: the
 prompt files' image paths (./data/...) are relative to it. CUDA_VISIBLE_DEVICES is used as you set it.
+Endpoint: leave -m out and pass -- --backend openai --base-url URL --api-model NAME [--api-key-env VAR].
 -l LORA_DIR applies a LoRA adapter (train/lora/ output) on top of MODEL (vllm_infer.py --lora).
 -c CDM_TOOLKIT then adds ExpRate@CDM with that official CDM toolkit version (2025-09, or 2025-03 as in the paper):
 <stem>_cdm.json and one ExpRate@CDM line in each report (needs TeX Live + poppler).
@@ -51,13 +53,22 @@ Resumable: rerun the same command after an interruption."
       *)               echo "error: unknown option: $1" >&2; echo "$usage" >&2; return 2 ;;
     esac
   done
-  if [[ -z "$model" ]]; then echo "error: -m/--model is required" >&2; echo "$usage" >&2; return 2; fi
+  local endpoint="" prev="" arg
+  for arg in "${extra[@]+"${extra[@]}"}"; do  # -- --backend openai: the endpoint serves the model, no -m
+    if [[ "$arg" == "--backend=openai" || ( "$prev" == "--backend" && "$arg" == "openai" ) ]]; then endpoint=1; fi
+    prev="$arg"
+  done
+  if [[ -n "$endpoint" && -n "$model" ]]; then
+    echo "error: -m/--model names a local model; with --backend openai pass --api-model after --" >&2; return 2
+  fi
+  if [[ -z "$model" && -z "$endpoint" ]]; then echo "error: -m/--model is required" >&2; echo "$usage" >&2; return 2; fi
   if [[ ! -d "$input_dir" ]]; then echo "error: ${input_dir}: input folder not found" >&2; return 2; fi
   if [[ -n "$cdm" ]]; then check_cdm_toolkit "$cdm" || return 2; fi
   echo "[INFO] ${name}: GPU(s): ${CUDA_VISIBLE_DEVICES-all visible}" >&2
   mkdir -p "$output_dir"
   local -a cmd=("$(unimumer_python)" "${UNIMUMER_ROOT}/scripts/vllm_infer.py"
-                --input-dir "$input_dir" --output-dir "$output_dir" --model "$model")
+                --input-dir "$input_dir" --output-dir "$output_dir")
+  [[ -n "$model" ]] && cmd+=(--model "$model")
   [[ -n "$batch" ]] && cmd+=(--batch_size "$batch")
   [[ -n "$lora" ]] && cmd+=(--lora "$lora")
   cmd+=("${extra[@]+"${extra[@]}"}")

@@ -278,3 +278,18 @@ def test_predict_openai_backend(stub, crohme_samples):
     assert res.returncode == 0, res.stderr
     assert res.stdout == "x ^ { 2 }\n"
     assert stub.bodies[0]["messages"][1]["content"][1]["text"] == "<image>" + TASKS["vanilla"].prompt()
+
+
+def test_eval_script_passes_the_endpoint_options_through(stub, marker_root):
+    """``eval/eval_<dataset>.sh`` without -m and ``-- --backend openai ...``: the endpoint run, official layout."""
+    out = marker_root / "out_eval_sh"
+    res = subprocess.run(["bash", str(REPO / "eval/eval_crohme.sh"), "-i", "prompts", "-o", str(out), "--",
+                          "--backend", "openai", "--base-url", stub.url, "--api-model", "stub", "--task", "vanilla",
+                          "--limit", "1"], cwd=marker_root, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHON": PY})
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert [r["pred"] for r in read_json(out / "set_pred.json")] == ["x ^ { 2 }"]
+    assert (out / "set_results.txt").is_file() and len(stub.bodies) == 1
+    res = subprocess.run(["bash", str(REPO / "eval/eval_crohme.sh"), "-i", "prompts", "-m", "M", "--", "--backend",
+                          "openai"], cwd=marker_root, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and res.stderr.startswith("error: -m/--model names a local model")
