@@ -135,3 +135,32 @@ def test_cli_reports_raw_and_canonical_side_by_side(tmp_path):
     out = tmp_path / "r.txt"
     assert _calc("-i", str(path), "--canonicalize", "-o", str(out)).returncode == 0
     assert out.read_text(encoding="utf-8") == canon.stdout
+
+
+def test_canonical_output_feeds_the_mcnemar_comparison(tmp_path):
+    """The released CROHME 2014 predictions rewritten as a chatty VLM would answer score 0 raw and exactly the
+    official ExpRate canonically; their canonical file compared with the official one's: nothing fixed or
+    broken, McNemar p = 1."""
+    official = load_predictions(OFFICIAL / "crohme_2014.json")
+    chatty = [{**r, "pred": f"Sure! The formula in the image is:\n$$\n{r['pred']}\n$$"} for r in official]
+    path = tmp_path / "chatty_pred.json"
+    path.write_text(json.dumps(chatty), encoding="utf-8")
+    js = json.loads(_calc("-i", str(path), "--canonicalize", "--json", "--canonical-output",
+                          str(tmp_path / "b.json")).stdout)
+    raw = evaluate(official)["exact_match_rate"]
+    assert js["exact_match_rate"] == 0.0 and js["exprate_canonical"] == raw
+    assert _calc("-i", str(OFFICIAL / "crohme_2014.json"), "--canonicalize", "--canonical-output",
+                 str(tmp_path / "a.json")).returncode == 0
+    b = json.loads((tmp_path / "b.json").read_text(encoding="utf-8"))
+    assert b[0]["raw_pred"] == chatty[0]["pred"] and b[0]["img_id"] == official[0]["img_id"]
+    res = subprocess.run([sys.executable, str(REPO / "scripts/analyze_errors.py"), "--input", str(tmp_path / "a.json"),
+                          "--compare", str(tmp_path / "b.json"), "--output-dir", str(tmp_path / "cmp")],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "fixed 0, broken 0, McNemar p = 1" in res.stdout
+
+
+def test_canonical_output_needs_canonicalize(tmp_path):
+    res = _calc("-i", str(OFFICIAL / "crohme_2014.json"), "--canonical-output", str(tmp_path / "c.json"))
+    assert res.returncode == 2 and res.stderr.startswith("error: --canonical-output needs --canonicalize")
+    assert not (tmp_path / "c.json").exists()

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..cdm.toolkit import DEFAULT_TOOLKIT, TOOLKITS
 from ..errors import InputError
 from ..files import atomic_write_text, read_json, write_json
-from .calculator import edit_score, evaluate_with_distances, load_predictions
+from .calculator import edit_score, evaluate, evaluate_with_distances, load_predictions
 from .report import (
     cdm_f1_mean,
     cdm_toolkit_of,
@@ -80,6 +80,10 @@ Outputs:
                                           "Canonical ExpRate" line (with the raw ExpRate beside it) to the
                                           report and adds exprate_canonical and canonical (all metrics on the
                                           canonical forms) to the JSON. Rules: docs/analysis.md.
+  --canonical-output OUT.json             (with --canonicalize, single input) the records with gt and pred
+                                          replaced by their canonical forms (the original pred kept as
+                                          "raw_pred"), official layout: feed two such files to
+                                          scripts/analyze_errors.py --compare for McNemar on canonical scores.
   --cdm-toolkit VERSION                   the official CDM toolkit version --cdm reproduces: 2025-09 (default,
                                           UniMERNet commit 5a2c80d9) or 2025-03 (commit 415d534, the version
                                           behind the Uni-MuMER paper's ExpRate@CDM column).
@@ -128,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--canonicalize", action="store_true",
                    help="also report the ExpRate of canonical forms (formula extracted from free-form answers, "
                         "equivalent spellings unified; docs/analysis.md); off: the official report, unchanged")
+    p.add_argument("--canonical-output", metavar="OUT.json",
+                   help="with --canonicalize (single input): write the canonical records (official layout) here")
     return p
 
 
@@ -223,14 +229,25 @@ def _cdm_result(records: list, pred_path: Path, cdm_path: Path | None, args) -> 
     return result
 
 
-def canonical_results(records: Sequence[dict], *, gt_key: str = "gt", pred_key: str = "pred") -> dict:
-    """The official metrics of the canonical forms (:mod:`unimumer.latex.canonical`) of ``records``: the gt
-    canonicalised as is, the prediction after formula extraction. Returns the official result dictionary."""
+def canonical_records(records: Sequence[dict], *, gt_key: str = "gt", pred_key: str = "pred") -> list[dict]:
+    """``records`` with ``gt`` / ``pred`` replaced by their canonical forms (:mod:`unimumer.latex.canonical`: the gt
+    canonicalised as is, the prediction after formula extraction), the original prediction kept as ``raw_pred``
+    and every other key (``image_path``, ``img_id``, ``error`` …) unchanged."""
     from ..latex.canonical import canonical_latex
+
+    out = []
+    for r in records:
+        rec = {k: v for k, v in r.items() if k not in (gt_key, pred_key)}
+        out.append({"gt": canonical_latex(r[gt_key]), "pred": canonical_latex(r[pred_key], extract=True),
+                    **rec, "raw_pred": r[pred_key]})
+    return out
+
+
+def canonical_results(records: Sequence[dict], *, gt_key: str = "gt", pred_key: str = "pred") -> dict:
+    """The official metrics of :func:`canonical_records` of ``records`` (the official result dictionary)."""
     from .calculator import evaluate
 
-    canon = [{"gt": canonical_latex(r[gt_key]), "pred": canonical_latex(r[pred_key], extract=True)} for r in records]
-    return evaluate(canon)
+    return evaluate(canonical_records(records, gt_key=gt_key, pred_key=pred_key))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -247,6 +264,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise InputError(f"{args.output}: --output must be a file path, not a directory")
     if args.per_sample and len(inputs) != 1:
         raise InputError("--per-sample takes a single input file")
+    if args.canonical_output and (not args.canonicalize or len(inputs) != 1):
+        raise InputError("--canonical-output needs --canonicalize and a single input file")
+    if args.canonical_output and Path(args.canonical_output).is_dir():
+        raise InputError(f"{args.canonical_output}: --canonical-output must be a file path, not a directory")
     if args.cdm_workers is not None and args.cdm_workers < 1:
         raise InputError("--cdm-workers must be >= 1")
 
@@ -287,7 +308,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             report += format_cdm_line(cdm["exprate_cdm"], cdm.get("evaluated"), n_excluded, metrics["cdm_toolkit"])
 
         if args.canonicalize:
-            canon = canonical_results(records, gt_key=args.gt_key, pred_key=args.pred_key)
+            canon_recs = canonical_records(records, gt_key=args.gt_key, pred_key=args.pred_key)
+            canon = evaluate(canon_recs)
+            if args.canonical_output:
+                write_json(Path(args.canonical_output), canon_recs, indent=2)
             metrics["exprate_canonical"] = canon["exact_match_rate"]
             metrics["canonical"] = canon
             report += format_canonical_line(canon["exact_match_rate"], results["exact_match_rate"])
