@@ -6,7 +6,9 @@
 - a stub chat-completions server (stdlib ``http.server`` in a thread) that answers 429 once and then 200, or 500
   forever, depending on a marker in the prompt: the client retries the first, the second becomes an error record
   counted in the summary while the run completes; the request the stub receives has the official layout;
-- an API key variable that is not set: one ``error:`` line, exit 2, no request sent.
+- an API key variable that is not set: one ``error:`` line, exit 2, no request sent;
+- a client killed mid-run resumes from its progress file to the uninterrupted result; predict.py and the eval
+  scripts pass the endpoint options through.
 """
 
 from __future__ import annotations
@@ -138,6 +140,23 @@ def test_greedy_predictions_equal_the_local_vllm_backend(api_server, tiny_qwen2_
     other = _infer(data_root, out_api, "--backend", "openai", "--base-url", base_url, "--api-model", "other",
                    *GREEDY)
     assert other.returncode == 2 and "made by another run" in other.stderr
+
+
+def test_killed_run_resumes_to_the_uninterrupted_result(api_server, data_root):
+    """The client killed after its first flushed batch (the runner's test hook), rerun: the finished records are
+    kept, the rest is asked, and the final file equals an uninterrupted run's byte for byte."""
+    base_url, name = api_server
+    out = data_root / "out_api_killed"
+    args = ("--backend", "openai", "--base-url", base_url, "--api-model", name, "--batch_size", "2", *GREEDY)
+    killed = _infer(data_root, out, *args, env={"UNIMUMER_INFER_KILL_AFTER_BATCHES": "1"})
+    assert killed.returncode != 0 and not (out / "crohme_2014_pred.json").exists()
+    progress = list(out.glob(".crohme_2014_pred.progress.jsonl"))
+    assert progress and len(progress[0].read_text(encoding="utf-8").splitlines()) == 1 + 2  # header + one batch
+    res = _ok(_infer(data_root, out, *args))
+    assert "resuming, 2 of 7 records already done" in res.stdout
+    full = data_root / "out_api_full"
+    _ok(_infer(data_root, full, *args))
+    assert (out / "crohme_2014_pred.json").read_bytes() == (full / "crohme_2014_pred.json").read_bytes()
 
 
 # ------------------------------------------------------------------------------------------------ stub server
