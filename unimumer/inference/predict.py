@@ -88,10 +88,10 @@ def engine_from_args(a: argparse.Namespace, *, enforce_eager: bool):
         max_tokens=a.max_tokens, temperature=a.temperature, top_p=a.top_p, top_k=a.top_k, seed=a.seed,
         min_pixels=a.min_pixels, max_pixels=a.max_pixels, preprocessing=a.preprocessing, template=a.template,
     )
-    if a.backend == "openai":
-        from .runner import check_openai_args
+    from .runner import check_openai_args
 
-        check_openai_args(a)
+    check_openai_args(a)  # --model for local backends; --base-url / --api-model / the key variable for openai
+    if a.backend == "openai":
         engine = make_engine("openai", "", settings, base_url=a.base_url, api_model=a.api_model,
                              api_key_env=a.api_key_env, max_concurrency=a.max_concurrency,
                              timeout=a.request_timeout, max_retries=a.max_retries)
