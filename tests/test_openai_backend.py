@@ -297,6 +297,10 @@ def test_predict_openai_backend(stub, crohme_samples):
     assert res.returncode == 0, res.stderr
     assert res.stdout == "x ^ { 2 }\n"
     assert stub.bodies[0]["messages"][1]["content"][1]["text"] == "<image>" + TASKS["vanilla"].prompt()
+    res = subprocess.run([PY, str(REPO / "scripts/predict.py"), str(crohme_samples[0].path), "--backend", "hf"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and res.stderr.strip() == ("error: --model is required (or use --backend openai "
+                                                          "with --base-url and --api-model)")
 
 
 def test_eval_script_passes_the_endpoint_options_through(stub, marker_root):

@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--batch_size", "--batch-size", dest="batch_size", type=int, default=None,
         help="records per generate call and per progress flush (default: 256 with vllm, which batches continuously "
-             f"inside; {HF_DEFAULT_BATCH} with hf: a 3B model's left-padded batch on one 80 GB GPU)",
+             f"inside; {HF_DEFAULT_BATCH} with hf: a 3B model's left-padded batch on one 80 GB GPU; 64 with openai)",
     )
     p.add_argument(
         "--task", choices=sorted(TASKS), default=None,
