@@ -8,14 +8,17 @@
 #   -b / --batch-size N     records per generate call / progress flush (default: the script's, 256)
 #   -l / --lora DIR         LoRA adapter folder applied on top of MODEL (vllm_infer.py --lora; default: none)
 #   -- ARGS...              passed unchanged to scripts/vllm_infer.py (e.g. -- --data-parallel-size 4)
-# Environment: PYTHON (interpreter, default: python, else python3); CUDA_VISIBLE_DEVICES is honoured as set by
-# the caller and never overwritten (the official scripts forced GPU 0 / 1).
+# Environment: PYTHON (interpreter; default: the checkout's .venv/bin/python when present, else python3);
+# CUDA_VISIBLE_DEVICES is honoured as set by the caller and never overwritten (the official scripts forced GPU 0 / 1).
+# The output folder is made by vllm_infer.py after its output check (an unwritable one: one error: line, exit 2).
 
 UNIMUMER_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
+# The interpreter: $PYTHON when set (an explicit choice), else the checkout's .venv/bin/python (make env), else
+# python3 from PATH. A bare `python` from PATH is never guessed: outside the venv it lacks the dependencies.
 unimumer_python() {
   if [[ -n "${PYTHON:-}" ]]; then echo "$PYTHON"
-  elif command -v python >/dev/null 2>&1; then echo python
+  elif [[ -x "${UNIMUMER_ROOT}/.venv/bin/python" ]]; then echo "${UNIMUMER_ROOT}/.venv/bin/python"
   else echo python3
   fi
 }
@@ -48,7 +51,6 @@ Resumable: rerun the same command after an interruption."
   if [[ -z "$model" ]]; then echo "error: -m/--model is required" >&2; echo "$usage" >&2; return 2; fi
   if [[ ! -d "$input_dir" ]]; then echo "error: ${input_dir}: input folder not found" >&2; return 2; fi
   echo "[INFO] ${name}: GPU(s): ${CUDA_VISIBLE_DEVICES-all visible}" >&2
-  mkdir -p "$output_dir"
   local -a cmd=("$(unimumer_python)" "${UNIMUMER_ROOT}/scripts/vllm_infer.py"
                 --input-dir "$input_dir" --output-dir "$output_dir" --model "$model")
   [[ -n "$batch" ]] && cmd+=(--batch_size "$batch")
