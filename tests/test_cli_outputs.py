@@ -432,3 +432,60 @@ def test_predict_names_the_file_of_an_image_the_processor_refuses(tmp_path, tiny
     err = capsys.readouterr().err
     assert code == 2, err
     assert f"error: {wide}: " in err and "aspect ratio" in err, err
+
+
+# ------------------------------------------------------------------------------------------- progress bars
+def test_long_work_shows_progress_on_a_terminal_only(tmp_path):
+    """normalize_latex, analyze_errors, the metrics on a large file and make_hmer_prompts' caption scan draw a tqdm
+    bar on stderr when it is a terminal (a pty here) and print none otherwise (the project's convention)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    big = tmp_path / "big_pred.json"
+    records = read_json(PRED)
+    write_json(big, (records * (20000 // len(records) + 1))[:20000], indent=2)
+    script = tmp_path / "run.py"
+    script.write_text(f"""
+import sys
+sys.path.insert(0, {str(REPO)!r})
+from unimumer.cli import run_main
+from unimumer.builders import main_normalize, main_prompts
+from unimumer.analysis import main as analysis
+from unimumer.metrics.cli import main as metrics
+t = {str(tmp_path)!r}
+codes = [run_main(main_normalize, ["--input", {str(PRED)!r}, "--output", t + "/n.json"]),
+         run_main(analysis, ["--input", {str(PRED)!r}, "--output-dir", t + "/a"]),
+         run_main(metrics, ["--input", {str(big)!r}, "--output", t + "/r.txt"]),
+         run_main(main_prompts, ["--crohme-dir", {str(CAPTIONS)!r}, "--split", "2014", "--data-root", t + "/d",
+                                 "--workers", "1", "--limit", "3"])]
+print("codes", codes, file=sys.stderr)
+""", encoding="utf-8")
+    labels = ("normalize crohme_2014_pred.json", "analysing", "scoring big_pred.json", "CROHME/2014 captions")
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 160, 0, 0))  # a 0-column pty draws no bar
+    proc = subprocess.Popen([PY, str(script)], stdout=subprocess.DEVNULL, stderr=slave, cwd=tmp_path)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(timeout=300) == 0
+    shown = b"".join(chunks).decode("utf-8", "replace")
+    assert "codes [0, 0, 0, 0]" in shown, shown[-2000:]
+    for label in labels:
+        assert f"{label}:" in shown, (label, shown[-3000:])
+    for f in ("n.json", "r.txt"):
+        (tmp_path / f).unlink()
+    shutil.rmtree(tmp_path / "a")
+    shutil.rmtree(tmp_path / "d")
+    plain = subprocess.run([PY, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert "codes [0, 0, 0, 0]" in plain.stderr
+    assert not any(f"{label}:" in plain.stderr for label in labels), plain.stderr
