@@ -12,14 +12,17 @@
 #                           (2025-09 or 2025-03, the paper's): scripts/eval_metrics_calculator.py --cdm --cdm-toolkit
 #                           VERSION on OUTPUT_DIR writes <stem>_cdm.json and adds one ExpRate@CDM line to each report
 #   -- ARGS...              passed unchanged to scripts/vllm_infer.py (e.g. -- --data-parallel-size 4)
-# Environment: PYTHON (interpreter, default: python, else python3); CUDA_VISIBLE_DEVICES is honoured as set by
-# the caller and never overwritten (the official scripts forced GPU 0 / 1).
+# Environment: PYTHON (interpreter; default: the checkout's .venv/bin/python when present, else python3);
+# CUDA_VISIBLE_DEVICES is honoured as set by the caller and never overwritten (the official scripts forced GPU 0 / 1).
+# The output folder is made by vllm_infer.py after its output check (an unwritable one: one error: line, exit 2).
 
 UNIMUMER_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
+# The interpreter: $PYTHON when set (an explicit choice), else the checkout's .venv/bin/python (make env), else
+# python3 from PATH. A bare `python` from PATH is never guessed: outside the venv it lacks the dependencies.
 unimumer_python() {
   if [[ -n "${PYTHON:-}" ]]; then echo "$PYTHON"
-  elif command -v python >/dev/null 2>&1; then echo python
+  elif [[ -x "${UNIMUMER_ROOT}/.venv/bin/python" ]]; then echo "${UNIMUMER_ROOT}/.venv/bin/python"
   else echo python3
   fi
 }
@@ -65,7 +68,6 @@ Resumable: rerun the same command after an interruption."
   if [[ ! -d "$input_dir" ]]; then echo "error: ${input_dir}: input folder not found" >&2; return 2; fi
   if [[ -n "$cdm" ]]; then check_cdm_toolkit "$cdm" || return 2; fi
   echo "[INFO] ${name}: GPU(s): ${CUDA_VISIBLE_DEVICES-all visible}" >&2
-  mkdir -p "$output_dir"
   local -a cmd=("$(unimumer_python)" "${UNIMUMER_ROOT}/scripts/vllm_infer.py"
                 --input-dir "$input_dir" --output-dir "$output_dir")
   [[ -n "$model" ]] && cmd+=(--model "$model")

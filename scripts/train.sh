@@ -14,7 +14,7 @@
 #   MASTER_PORT     port on node 0 (default: a free port on one node, 29500 on several; same value on every node)
 #   SKIP_CHECK=1    do not run scripts/check_config.py first (by default the config + overrides are validated with
 #                   LLaMA-Factory's parser and every dataset is checked, so a bad name fails in seconds, not hours)
-#   PYTHON          interpreter for the check (default: python); LLAMAFACTORY_CLI (default: llamafactory-cli)
+#   PYTHON          interpreter for the check (default: .venv/bin/python when present, else python3); LLAMAFACTORY_CLI (default: llamafactory-cli)
 #
 # Multi-node: run the same command on every node with the same NNODES / MASTER_ADDR / MASTER_PORT and NODE_RANK
 # 0..NNODES-1. Effective batch = NNODES x NPROC_PER_NODE x per_device_train_batch_size x gradient_accumulation_steps
@@ -60,9 +60,11 @@ export FORCE_TORCHRUN=1 NNODES NODE_RANK NPROC_PER_NODE
 export MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 [ -n "${MASTER_PORT:-}" ] && export MASTER_PORT
 
-PYTHON=${PYTHON:-python}
-LLAMAFACTORY_CLI=${LLAMAFACTORY_CLI:-llamafactory-cli}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+if [ -z "${PYTHON:-}" ]; then  # as eval/common.sh: the checkout's venv when present, else python3
+    if [ -x "$HERE/../.venv/bin/python" ]; then PYTHON="$HERE/../.venv/bin/python"; else PYTHON=python3; fi
+fi
+LLAMAFACTORY_CLI=${LLAMAFACTORY_CLI:-llamafactory-cli}
 if [ "${SKIP_CHECK:-0}" != "1" ]; then
     echo "[train.sh] checking $CONFIG $* (SKIP_CHECK=1 to skip)"
     "$PYTHON" "$HERE/check_config.py" "$CONFIG" "$@" || { rc=$?; echo "[train.sh] $CONFIG is not valid; not launching" >&2; exit $rc; }

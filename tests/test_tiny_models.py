@@ -97,7 +97,7 @@ def test_cli_errors_and_help(tmp_path):
         [sys.executable, str(SCRIPT), "--family", "qwen3_vl", "--output", str(tmp_path / "file")],
         capture_output=True, text=True,
     )
-    assert res.returncode == 2 and res.stderr.startswith("error: ") and "not a folder" in res.stderr
+    assert res.returncode == 2 and res.stderr == f"error: {tmp_path / 'file'}: cannot write (Not a directory)\n"
     assert "Traceback" not in res.stderr
     res = subprocess.run([sys.executable, str(SCRIPT), "--family", "qwen9", "--output", str(tmp_path / "o")],
                          capture_output=True, text=True)

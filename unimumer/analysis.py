@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
-from .files import atomic_write_bytes, atomic_write_text, read_json, write_json
+from .files import atomic_write_bytes, atomic_write_text, check_outputs, read_json, write_json
 
 # --------------------------------------------------------------------------------------------------- constants
 #: Upper edges (inclusive) of the gt-length buckets in tokens; the last bucket is "> last edge".
@@ -277,7 +277,9 @@ def compute_buckets(gts: Sequence[str], distances: Sequence[int],
     ``buckets[family]`` a list of rows ``{"bucket", "n", "exact", "le1", "le2", "exprate", "error_le_1_rate",
     "error_le_2_rate"}`` (rates in %, ``None`` for an empty bucket) and ``memberships[i]`` the labels of record i.
     """
-    memberships = [record_buckets(g, edges) for g in gts]
+    from tqdm import tqdm
+
+    memberships = [record_buckets(g, edges) for g in tqdm(gts, desc="analysing", unit="rec", disable=None, leave=False)]
     buckets: dict[str, list[dict]] = {}
     for fam in FAMILIES:
         members: dict[str, list[int]] = {}
@@ -731,6 +733,17 @@ def write_outputs(result: Mapping[str, Any], out_dir: Path, name: str, *, plot: 
         raise InputError(f"{out_dir}: cannot write ({exc.strerror or exc})") from None
 
 
+def planned_files(inputs: Path, output_dir: Path, compare: Path | None = None, *, plot: bool = False) -> dict:
+    """``{"inputs": [...], "outputs": [...]}`` of a run (for :func:`unimumer.files.check_outputs`): the prediction
+    files read and every file :func:`run` would write (``analysis.json``, ``report.md``, with ``plot`` the PNGs)."""
+    files = expand_input(inputs)
+    single = not inputs.is_dir()
+    names = ("analysis.json", "report.md") + (("breakdowns.png", "confusions.png") if plot else ())
+    outs = [(output_dir if single else output_dir / _stem(f)) / n for f in files for n in names]
+    ins = files + (expand_input(compare) if compare is not None and compare.exists() else [])
+    return {"inputs": ins, "outputs": outs}
+
+
 def run(inputs: Path, output_dir: Path, *, compare: Path | None = None, plot: bool = False, top: int = 20,
         **kw) -> list[tuple[Path, dict]]:
     """The CLI's work: one file → ``output_dir``; a folder → ``output_dir/<stem>/`` per file (``--compare`` must
@@ -842,6 +855,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.top_k < 1 or args.top < 1:
         raise InputError("--top-k and --top must be at least 1")
     edges = _parse_edges(args.length_edges)
+    check_outputs(**planned_files(Path(args.input), Path(args.output_dir), Path(args.compare) if args.compare else None,
+                                  plot=args.plot))
     results = run(Path(args.input), Path(args.output_dir), compare=Path(args.compare) if args.compare else None,
                   plot=args.plot, top_k=args.top_k, top=args.top, method=args.mcnemar, length_edges=edges)
     for d, an in results:

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import InputError
+from .files import check_outputs
 from .paths import DATA_DIR
-from .prompt_files import build_prompts_from_crohme, build_prompts_from_latex_json
+from .prompt_files import build_prompts_from_crohme, build_prompts_from_latex_json, default_prompt_path
 from .records import TREE_TASKS, convert_file, normalize_file
 from .training_sets import build_training_set
 
@@ -91,9 +92,10 @@ def main_tree(argv: Sequence[str] | None = None) -> int:
     files = iter_input_files(input_path, args.include_substring, args.exclude_substring)
     if not files:
         raise InputError("no matching input JSON files were found")
+    outputs = [resolve_output_file(f, output_root, args.task, args.prefix, args.suffix) for f in files]
+    check_outputs(inputs=files, outputs=outputs)
     failed = 0
-    for input_file in files:
-        output_file = resolve_output_file(input_file, output_root, args.task, args.prefix, args.suffix)
+    for input_file, output_file in zip(files, outputs, strict=True):
         try:
             kept, skipped = convert_file(input_file, output_file, args.task, strict=args.strict, indent=args.indent)
         except InputError as exc:
@@ -135,6 +137,7 @@ def main_normalize(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep-alignments", action="store_true",
                         help="keep array column alignments l / r (default: rewrite them to c, the official --use-only-c)")
     args = parser.parse_args(argv)
+    check_outputs(inputs=[args.input], outputs=[args.output])
     kept, dropped = normalize_file(args.input, args.output, args.field, tokenize=args.tokenize, indent=args.indent,
                                    use_only_c=not args.keep_alignments)
     total = kept + sum(dropped.values())
@@ -184,15 +187,19 @@ def main_prompts(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-normalize", action="store_true", help="--latex-json: tokenize only, do not normalize")
     args = parser.parse_args(argv)
     fmt = args.image_format or ("png" if args.split == "train" else "jpg")
+    dataset = args.dataset or ("CROHME" if args.crohme_dir else "MathWriting")
+    source = Path(args.crohme_dir) / "caption.txt" if args.crohme_dir else args.latex_json
+    check_outputs(inputs=[source], outputs=[args.out or default_prompt_path(args.data_root, dataset, args.split)],
+                  dirs=[Path(args.data_root) / dataset / args.split / "images"])
     common = dict(
         split=args.split, limit=args.limit, image_format=fmt, out_json=args.out, path_style=args.path_style,
         repo_root=args.repo_root, workers=args.workers,
     )
     if args.crohme_dir:
-        out, stats = build_prompts_from_crohme(args.crohme_dir, args.data_root, args.dataset or "CROHME", **common)
+        out, stats = build_prompts_from_crohme(args.crohme_dir, args.data_root, dataset, **common)
     else:
         out, stats = build_prompts_from_latex_json(
-            args.latex_json, args.data_root, args.dataset or "MathWriting", normalize=not args.no_normalize, **common
+            args.latex_json, args.data_root, dataset, normalize=not args.no_normalize, **common
         )
     print(f"{out} | " + " ".join(f"{k}={v}" for k, v in stats.items()))
     return 0

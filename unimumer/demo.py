@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError, UniMuMERError
-from .files import atomic_write_text
+from .files import atomic_write_text, check_outputs
 from .paths import REPO_ROOT, TRAIN_DIR
 
 MARKER = ".unimumer-demo"
@@ -420,6 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "--preprocessing (default official: the released evaluation's requests; training: "
                         "LLaMA-Factory's fine-tuning input; docs/inference.md)")
     a = p.parse_args(argv)
+    check_outputs(inputs=[SAMPLE], replaced=[a.output_dir])
     for flag in ("n_train", "n_test"):
         v = getattr(a, flag)
         if v is not None and v < 1:

@@ -29,7 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError
-from .files import read_json_list, register_datasets, relative_file_name, sharegpt_record, write_json
+from .files import (
+    check_outputs,
+    read_json_list,
+    register_datasets,
+    relative_file_name,
+    sharegpt_record,
+    write_json,
+)
 from .tasks import TASKS, check_dataset_base_name, dataset_name
 
 ERROR_START = "<error_start>"
@@ -384,13 +391,14 @@ def make_edl_records(
     return find_out, fix_out, stats
 
 
-def iter_prediction_files(paths: Sequence[str | Path]) -> Iterable[tuple[str, dict]]:
+def iter_prediction_files(paths: Sequence[str | Path], *, allow_empty: bool = True) -> Iterable[tuple[str, dict]]:
     """Yield ``(where, record)`` for every record of the given prediction files (JSON arrays, ``*_pred.json``).
 
-    Raises :class:`InputError` when a file is missing, not JSON, not an array, or a record is not an object.
+    Raises :class:`InputError` when a file is missing, not JSON, not an array (or, unless ``allow_empty``, an
+    empty one), or a record is not an object.
     """
     for path in paths:
-        data = read_json_list(path, allow_empty=True)
+        data = read_json_list(path, allow_empty=allow_empty)
         for i, rec in enumerate(data):
             where = f"{path} record {i}"
             if not isinstance(rec, dict):
@@ -403,6 +411,8 @@ def write_edl_datasets(
     output_dir: str | Path,
     name: str,
     dataset_info: str | Path | None,
+    *,
+    allow_empty: bool = True,
 ) -> tuple[dict[str, Path], EdlStats]:
     """Read prediction files, write ``<name>_error_find.json`` / ``<name>_error_fix.json`` and register them.
 
@@ -411,10 +421,11 @@ def write_edl_datasets(
     :func:`unimumer.tasks.dataset_name` of ``name`` (``crohme_train`` → ``crohme_train_error_find``; the official
     exceptions such as ``hme100k_train`` → ``hme100k_error_find`` are kept). Files are ShareGPT arrays written
     atomically (``indent=4``); ``file_name`` is relative to the ``dataset_info.json`` folder when inside it.
-    Output: ``({task: path}, stats)``. Raises :class:`InputError` on bad input (nothing is written then).
+    Output: ``({task: path}, stats)``. Raises :class:`InputError` on bad input (nothing is written then), also
+    for an empty prediction file unless ``allow_empty`` (the error corpus may collect no wrong sample).
     """
     check_dataset_base_name(name)
-    find_recs, fix_recs, stats = make_edl_records(iter_prediction_files(inputs))
+    find_recs, fix_recs, stats = make_edl_records(iter_prediction_files(inputs, allow_empty=allow_empty))
     out_dir = Path(output_dir)
     paths: dict[str, Path] = {}
     for task, recs in (("error_find", find_recs), ("error_fix", fix_recs)):
@@ -447,8 +458,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "image path copied from each record; the official name exceptions apply, e.g. hme100k_train gives\n"
             "hme100k_error_find.json), both registered in --dataset-info. Prints the counts: records in, correct,\n"
             "wrong, duplicates, skipped (gt empty or containing an EDL marker token), written.\n\n"
-            "Errors: a missing / invalid input file or a record without string gt / pred / image_path prints\n"
-            "'error: ...' and exits 2; nothing is written then."
+            "Errors: a missing / invalid / empty input file, a record without string gt / pred / image_path, or an\n"
+            "output that is an input or cannot be written prints 'error: ...' and exits 2; nothing is written then."
         ),
     )
     parser.add_argument("--input", nargs="+", required=True, metavar="PRED.json", help="prediction file(s)")
@@ -458,8 +469,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="dataset_info.json to register both datasets in (default: %(default)s)")
     parser.add_argument("--no-register", action="store_true", help="do not touch any dataset_info.json")
     args = parser.parse_args(argv)
+    check_dataset_base_name(args.name)
+    check_outputs(inputs=args.input,
+                  outputs=[Path(args.output_dir) / f"{dataset_name(args.name, t)}.json" for t in ("error_find", "error_fix")]
+                  + [None if args.no_register else args.dataset_info])
     paths, stats = write_edl_datasets(args.input, args.output_dir, args.name,
-                                      None if args.no_register else args.dataset_info)
+                                      None if args.no_register else args.dataset_info, allow_empty=False)
     print(stats.summary())
     for task, p in paths.items():
         print(f"{task}: {p} ({stats.written} records)")

@@ -42,6 +42,7 @@ from pathlib import Path
 
 from .errors import InputError, UniMuMERError
 from .files import (
+    check_outputs,
     read_json,
     read_json_list,
     register_datasets,
@@ -470,6 +471,7 @@ def sample_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--engine-kwargs", default="{}", help="JSON object of vLLM engine options")
     p.add_argument("--preprocessing", choices=("official", "training"), default="official")
     a = p.parse_args(argv)
+    check_outputs(inputs=[a.heldout], outputs=[a.output])
     settings = GenerationSettings(max_tokens=a.max_tokens, temperature=a.temperature, top_p=a.top_p,
                                   top_k=a.top_k, seed=a.seed, preprocessing=a.preprocessing)
     counts = sample_candidates(a.heldout, a.model, a.output, a.samples, settings, a.image_root,
@@ -682,6 +684,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vLLM (default 0.9)")
     parser.add_argument("--tensor-parallel-size", type=int, default=1, help="vLLM (default 1)")
     a = parser.parse_args(argv)
+    check_dataset_base_name(a.name)
+    edl_dir = Path(a.output_dir) if a.output_dir is not None else Path(a.work_dir) / "edl"
+    check_outputs(inputs=[a.train, a.base_config], dirs=[a.work_dir],
+                  outputs=[edl_dir / f"{dataset_name(a.name, t)}.json" for t in ("error_find", "error_fix")]
+                  + [None if a.no_register else a.dataset_info])
     image_root = a.image_root
     if image_root is None:
         image_root = default_image_root(load_base_config(a.base_config, a.train_override))

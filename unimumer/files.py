@@ -11,6 +11,7 @@ File conventions (the official release's files):
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -169,6 +170,84 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _nearest_existing(p: Path) -> Path:
+    """``p`` or its nearest ancestor that exists (``os.path.lexists``: a dangling link counts as existing)."""
+    while not os.path.lexists(p) and p != p.parent:
+        p = p.parent
+    return p
+
+
+def _probe_folder(target: Path, shown: str) -> None:
+    """Raise :class:`InputError` unless a file can be created where ``target`` (a folder, maybe not there yet) goes."""
+    base = _nearest_existing(target)
+    if not base.is_dir():
+        raise InputError(f"{shown}: cannot write ({os.strerror(errno.ENOTDIR)}: {base})")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".unimumer-probe-", dir=base)
+    except OSError as exc:
+        raise InputError(f"{shown}: cannot write ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def check_outputs(
+    inputs: Iterable[str | os.PathLike | None] = (),
+    outputs: Iterable[str | os.PathLike | None] = (),
+    dirs: Iterable[str | os.PathLike | None] = (),
+    replaced: Iterable[str | os.PathLike | None] = (),
+) -> None:
+    """The one output-path check every CLI runs right after parsing, before any heavy work or model load.
+
+    ``inputs``: files or folders the command reads (``None`` ignored); ``outputs``: files it writes (atomically,
+    parent folders created); ``dirs``: folders it writes into (created with their parents); ``replaced``: folders
+    it deletes and writes anew (also checked as ``dirs``).
+    Raises :class:`InputError` (one line, exit 2 via ``run_main``), leaving every file as it was, when
+
+    - an output is the same file as an input (same resolved path or same inode: also through a symbolic or hard
+      link): ``OUT: is the input IN; refusing to overwrite an input (choose another output)``;
+    - two outputs are the same file: ``OUT: given twice as an output``;
+    - an input lies in (or is) a ``replaced`` folder: ``DIR: holds the input IN; ...``;
+    - a file output is an existing folder, or a folder output an existing file;
+    - nothing can be created there (a path below a regular file, ``/proc``, a read-only or full file system, no
+      permission): ``PATH: cannot write (REASON)``; checked by creating and removing a probe file in the nearest
+      existing folder, so no folder is created by the check.
+    """
+    all_ins = [Path(p) for p in inputs if p is not None]
+    ins = [p for p in all_ins if os.path.isfile(p)]
+    replaced = [Path(d) for d in replaced if d is not None]
+    for d in replaced:
+        top = os.path.realpath(d)
+        for src in all_ins:
+            real = os.path.realpath(src)
+            if os.path.exists(src) and (real == top or real.startswith(top.rstrip(os.sep) + os.sep)):
+                raise InputError(f"{d}: holds the input {src} and would be replaced; choose another output folder")
+    seen: dict[str, Path] = {}
+    files: list[Path] = []
+    for raw in outputs:
+        if raw is None:
+            continue
+        out = Path(raw)
+        for src in ins:
+            if os.path.realpath(out) == os.path.realpath(src) or (os.path.exists(out) and os.path.samefile(out, src)):
+                raise InputError(f"{out}: is the input {src}; refusing to overwrite an input (choose another output)")
+        key = os.path.realpath(out)
+        if key in seen:
+            raise InputError(f"{out}: given twice as an output (also {seen[key]})")
+        seen[key] = out
+        if out.is_dir():
+            raise InputError(f"{out}: cannot write ({os.strerror(errno.EISDIR)})")
+        files.append(out)
+    for raw in [*dirs, *replaced]:  # folders first: the error names the folder the user gave
+        if raw is None:
+            continue
+        d = Path(raw)
+        if os.path.lexists(d) and not d.is_dir():
+            raise InputError(f"{d}: cannot write ({os.strerror(errno.ENOTDIR)})")
+        _probe_folder(d, str(d))
+    for out in files:
+        _probe_folder(out.parent, str(out))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -28,7 +28,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import InputError
-from .files import atomic_write_text, dump_json, read_caption_lines, read_json_list, sharegpt_record
+from .files import (
+    atomic_write_text,
+    check_outputs,
+    dump_json,
+    read_caption_lines,
+    read_json_list,
+    sharegpt_record,
+)
 from .tasks import TASKS
 
 __all__ = [
@@ -399,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point of ``preprocess/make_mathnet_hmer_data.py``; returns the exit code (0)."""
     args = build_parser().parse_args(argv)
+    check_outputs(inputs=[args.input], replaced=[args.output_dir])
     if args.command == "process":
         process(args.input, args.output_dir, args.image_base_path, args.image_suffix,
                 json_image_id_key=args.json_image_id_key, json_caption_key=args.json_caption_key,

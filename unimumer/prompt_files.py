@@ -154,9 +154,11 @@ def build_prompts_from_crohme(
     captions = read_captions(src / "caption.txt")
     if limit is not None:
         captions = captions[:limit]
+    from tqdm import tqdm
+
     stats: Counter = Counter(captions=len(captions))
     items = []
-    for img_id, latex in captions:
+    for img_id, latex in tqdm(captions, desc=f"{dataset}/{split} captions", unit="rec", disable=None, leave=False):
         image = _find_image(src / "img", img_id)
         if image is None:
             stats["missing_image"] += 1
@@ -186,9 +188,11 @@ def build_prompts_from_latex_json(
     records = read_json_or_jsonl(src)
     if limit is not None:
         records = records[:limit]
+    from tqdm import tqdm
+
     stats: Counter = Counter(records=len(records))
     items = []
-    for rec in records:
+    for rec in tqdm(records, desc=f"{dataset}/{split} LaTeX", unit="rec", disable=None, leave=False):
         if not isinstance(rec, dict) or not isinstance(rec.get("image"), str) or not isinstance(rec.get("latex"), str):
             stats["bad_record"] += 1
             continue

@@ -126,13 +126,17 @@ def convert_file(
     def records() -> Iterator[dict]:
         from tqdm import tqdm
 
+        seen = 0
         for index, record in enumerate(tqdm(iter_records(src), desc=src.name, unit="rec", disable=None)):
+            seen += 1
             try:
                 yield convert_record(record, task)
             except (TreeParseError, RecordError) as exc:
                 if strict:
                     raise InputError(f"{src}: record {index}: {exc}") from None
                 skipped["parse_error" if isinstance(exc, TreeParseError) else "bad_record"] += 1
+        if not seen:  # one rule for every builder: an empty input is refused (the atomic write leaves nothing)
+            raise InputError(f"{src}: the input holds no records")
 
     kept = write_json_stream(output_path, records(), indent=indent)
     return kept, skipped
@@ -198,10 +202,13 @@ def normalize_file(
     Returns ``(kept, dropped_by_reason)``. Raises :class:`InputError` for an unreadable file or when no record
     holds the field.
     """
+    from tqdm import tqdm
+
     records = read_json_list(input_path)
     if field is None and isinstance(records[0], dict) and "gt" in records[0]:
         field = "gt"
-    kept, dropped = normalize_records(records, field, tokenize=tokenize, use_only_c=use_only_c)
+    bar = tqdm(records, desc=f"normalize {Path(input_path).name}", unit="rec", disable=None)
+    kept, dropped = normalize_records(bar, field, tokenize=tokenize, use_only_c=use_only_c)
     if dropped.get("bad_record") == len(records):
         what = f"field {field!r}" if field else "a ShareGPT assistant message"
         raise InputError(f"{input_path}: no record has {what}")

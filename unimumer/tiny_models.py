@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
+from .files import check_outputs
 
 # --------------------------------------------------------------------------------------------------- tokens
 #: Special tokens shared by every Qwen2.5 / Qwen3 / Qwen3.5 checkpoint, in their real id order
@@ -653,6 +654,7 @@ def main(argv=None) -> int:
     p.add_argument("--output", required=True, help="folder to write (replaced atomically if it exists)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the weights (default 0)")
     args = p.parse_args(argv)
+    check_outputs(replaced=[args.output])
     out = build_tiny_model(args.family, args.output, seed=args.seed)
     size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
     print(f"{args.family} tiny model written to {out} ({size / 1e6:.1f} MB)")

@@ -16,6 +16,7 @@ from .errors import InputError
 from .files import (
     JsonArrayWriter,
     atomic_open,
+    check_outputs,
     iter_text_lines,
     register_datasets,
     relative_file_name,
@@ -116,16 +117,20 @@ def build_training_set(
     out_dir = Path(output_dir) if output_dir else src.parent
     names = {t: dataset_name(name, t) for t in tasks}
     paths = {t: out_dir / f"{names[t]}.json" for t in tasks}
-    if any(p.resolve() == src.resolve() for t, p in paths.items() if t != "vanilla"):
-        raise InputError(f"{src}: an output would overwrite the input")
+    info = (Path(dataset_info) if dataset_info else _find_dataset_info(out_dir)) if register else None
+    # the vanilla file named like the input is the input itself (README: build next to make_hmer_prompts' output):
+    # it is registered as it is, never rewritten; every file written must be writable and no input
+    in_place = "vanilla" in tasks and src.is_file() and paths["vanilla"].exists() and paths["vanilla"].samefile(src)
+    built = tuple(t for t in tasks if not (in_place and t == "vanilla"))
+    check_outputs(inputs=[src], outputs=[*(paths[t] for t in built), info])  # before any work
     workers = workers or os.cpu_count() or 1
     skipped: Counter = Counter()
     total = 0
     # every output appears only if the whole build succeeds (atomic_open drops its temporary file otherwise)
     with contextlib.ExitStack() as stack:
-        writers = {t: JsonArrayWriter(stack.enter_context(atomic_open(paths[t]))) for t in tasks}
+        writers = {t: JsonArrayWriter(stack.enter_context(atomic_open(paths[t]))) for t in built}
         jobs = (
-            (chunk, tasks, indent, str(src), k * chunk_size)
+            (chunk, built, indent, str(src), k * chunk_size)
             for k, chunk in enumerate(_chunks(_iter_raw_or_records(src), chunk_size))
         )
         bar = tqdm(desc=f"build {name}", unit="rec", disable=None)
@@ -134,7 +139,7 @@ def build_training_set(
             nonlocal total
             bodies, skips, n = result
             skipped.update(skips)
-            for k, t in enumerate(tasks):
+            for k, t in enumerate(built):
                 w = writers[t]
                 for body in bodies[k]:
                     w.write(body)
@@ -161,12 +166,17 @@ def build_training_set(
         for w in writers.values():
             w.finish()
     if register:
-        info = Path(dataset_info) if dataset_info else _find_dataset_info(out_dir)
         register_datasets(info, {names[t]: relative_file_name(paths[t], info.parent) for t in tasks})
         _warn_unresolved_images(src, info.parent)
     detail = " ".join(f"{k}={v}" for k, v in sorted(skipped.items()))
     for t in tasks:
-        print(f"{names[t]}: {writers[t].n} records -> {paths[t]}")
+        if t in writers:
+            print(f"{names[t]}: {writers[t].n} records -> {paths[t]}")
+        else:
+            print(f"{names[t]}: the input {src} itself, kept as it is ({total} records)")
+            if skipped.get("bad_record"):
+                print(f"warning: {src}: {skipped['bad_record']} malformed records stay in it (left out of the "
+                      "other files); give --output-dir to write a cleaned copy", file=sys.stderr)
     print(f"{name}: input records={total} skipped: {detail or 'none'}")
     return {names[t]: paths[t] for t in tasks}
 

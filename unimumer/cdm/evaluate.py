@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ..errors import InputError
-from ..files import atomic_write_text, read_json_or_jsonl, write_json
+from ..files import atomic_write_text, check_outputs, read_json_or_jsonl, write_json
 from . import match as _match
 from .latex import LatexError, colorize
 from .render import DPI, RENDER_VERSION, check_tools, clip_to_page, render_sources
@@ -292,18 +292,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_writable(path: Path) -> None:
-    """Raise :class:`InputError` before any work when ``path`` cannot be written (a folder, no permission...)."""
-    if path.is_dir():
-        raise InputError(f"--output {path} is a folder")
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK) or (
-            path.exists() and not os.access(path, os.W_OK)):
-        raise InputError(f"cannot write --output {path}: no write permission in {parent}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """``scripts/cdm_eval.py``: ExpRate@CDM of ``--input``; writes ``--output`` JSON. Returns the exit code."""
     args = build_parser().parse_args(argv)
@@ -311,9 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise InputError("--workers must be >= 1")
     if args.timeout <= 0:
         raise InputError("--timeout must be > 0")
+    check_outputs(inputs=[args.input], outputs=[args.output])
     records = read_json_or_jsonl(args.input)
-    if args.output:
-        _check_writable(Path(args.output))
     result = evaluate_cdm(records, workers=args.workers, timeout=args.timeout, cache_dir=args.cache_dir,
                           progress=not args.quiet, use_cache=not args.no_cache, mode=args.mode,
                           toolkit=args.toolkit)

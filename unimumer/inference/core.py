@@ -93,18 +93,36 @@ def read_prompt_file(path: str | os.PathLike, task: str | None = None) -> list[P
     return items
 
 
-def list_prompt_files(input_dir: str | os.PathLike) -> list[Path]:
+def list_prompt_files(input_dir: str | os.PathLike, suffix: str | None = None) -> list[Path]:
     """The ``*.json`` files directly inside ``input_dir``, sorted by name (the official order).
 
-    Raises :class:`InputError` when the folder does not exist or holds no ``*.json`` file.
+    With ``suffix`` (the run's prediction suffix, ``_pred``), this tool's own outputs of an earlier run into the same
+    folder are left out (:func:`is_own_output`); :func:`own_outputs` lists them.
+    Raises :class:`InputError` when the folder does not exist or holds no (other) ``*.json`` file.
     """
     d = Path(input_dir)
     if not d.is_dir():
         raise InputError(f"{d}: input folder not found")
     files = sorted(f for f in d.glob("*.json") if f.is_file())
+    if suffix is not None:
+        files = [f for f in files if not is_own_output(f, suffix)]
     if not files:
-        raise InputError(f"{d}: no *.json prompt file in the input folder")
+        raise InputError(f"{d}: no *.json prompt file in the input folder"
+                         + (" (besides this tool's own outputs)" if suffix is not None else ""))
     return files
+
+
+def is_own_output(path: Path, suffix: str) -> bool:
+    """Whether ``path`` is an output of ``scripts/vllm_infer.py``: ``<stem><suffix>.json``, a run record
+    ``*.run.json``, or a prediction file with its run record beside it (made with another ``--suffix``)."""
+    name = path.name
+    return (name.endswith(f"{suffix}.json") or name.endswith(".run.json")
+            or path.with_name(path.stem + ".run.json").is_file())
+
+
+def own_outputs(input_dir: str | os.PathLike, suffix: str) -> list[Path]:
+    """The ``*.json`` files of ``input_dir`` that :func:`list_prompt_files` leaves out as this tool's outputs."""
+    return sorted(f for f in Path(input_dir).glob("*.json") if f.is_file() and is_own_output(f, suffix))
 
 
 def resolve_image(image_path: str, image_root: str | os.PathLike | None) -> Path:

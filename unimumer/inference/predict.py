@@ -130,7 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ok.append((path, engine.prepare_image(load_image(path), task.prompt())))
             except InputError as exc:
                 failed += 1
-                print(f"error: {exc}", file=sys.stderr)
+                msg = str(exc)  # every image error names the file (the processor's own messages do not)
+                print(f"error: {msg if msg.startswith(str(path)) else f'{path}: {msg}'}", file=sys.stderr)
         if ok:
             gens = engine.generate_outputs([img for _, img in ok], [task.prompt()] * len(ok))
             for (path, _), gen in zip(ok, gens, strict=True):

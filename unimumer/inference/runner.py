@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..errors import InputError
-from ..files import atomic_write_text, read_json, write_json
+from ..files import atomic_write_text, check_outputs, read_json, write_json
 from ..images import load_image
 from ..paths import REPO_ROOT
 from ..tasks import TASKS
@@ -39,6 +39,7 @@ from .core import (
     error_summary,
     list_prompt_files,
     make_record,
+    own_outputs,
     progress_path,
     read_prompt_file,
     resolve_image,
@@ -92,7 +93,11 @@ Endpoint: --backend openai --base-url URL --api-model NAME [--api-key-env VAR] s
 Parallelism: --data-parallel-size N starts N independent engines (one per group of --tensor-parallel-size GPUs
          taken from CUDA_VISIBLE_DEVICES, which is only ever subset), each on an interleaved shard of every file;
          results are merged in input order and equal a single-engine run (greedy).
+Input folder scan: this tool's own outputs of an earlier run (<stem><suffix>.json, *.run.json and any prediction
+         file with its .run.json beside it) are skipped and counted on stderr, so the input folder may also be
+         the output folder.
 Errors:  a missing / malformed input folder or prompt file, or unusable options -> "error: ..." and exit 2;
+         an output that is an input or cannot be written -> "error: ...", exit 2, before the model is touched;
          a failed worker -> exit 1 (progress kept: rerun to resume); Ctrl-C -> exit 130 (progress kept).
 """
 
@@ -551,14 +556,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     a = build_parser().parse_args(argv)
     _check_args(a)
-    files = list_prompt_files(a.input_dir)
+    skipped = own_outputs(a.input_dir, a.suffix) if Path(a.input_dir).is_dir() else []
+    files = list_prompt_files(a.input_dir, a.suffix)
+    if skipped:
+        print(f"{a.input_dir}: skipped {len(skipped)} file(s) this tool wrote in an earlier run "
+              f"(*{a.suffix}.json predictions and *.run.json records), e.g. {skipped[0].name}", file=sys.stderr)
+    out_dir = Path(a.output_dir)
+    check_outputs(inputs=files, dirs=[out_dir], outputs=[
+        p for f in files for p in (out_dir / f"{f.stem}{a.suffix}.json", run_record_path(out_dir / f"{f.stem}{a.suffix}.json"),
+                                   progress_path(out_dir, f.stem, a.suffix),
+                                   None if a.no_report else out_dir / f"{f.stem}_results.txt")])
     parsed = [(f, read_prompt_file(f, a.task)) for f in files]  # validate everything before starting an engine
     from .engines import check_dtype, check_model_location
 
     if a.backend != "openai":
         check_model_location(a.model)  # before anything is written
     check_dtype(a.dtype)
-    out_dir = Path(a.output_dir)
     made_dir = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = run_settings(a)

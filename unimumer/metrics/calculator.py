@@ -213,10 +213,30 @@ def corpus_bleu4(gt_tokens: Sequence[Sequence[str]], pred_tokens: Sequence[Seque
 
 
 # --------------------------------------------------------------------------------------------------- evaluate
+def duplicate_ids(records: Sequence[Mapping[str, Any]], key: str = "img_id") -> tuple[int, list[str]]:
+    """``(extra records, ids in first-repeat order)`` of the ``key`` values seen more than once (absent keys
+    ignored). The official calculator scores every record, duplicates included; this only reports them."""
+    seen: set = set()
+    repeated: dict = {}
+    extra = 0
+    for rec in records:
+        v = rec.get(key) if isinstance(rec, Mapping) else None
+        if v is None or not isinstance(v, (str, int)):
+            continue
+        if v in seen:
+            extra += 1
+            repeated.setdefault(v, None)
+        seen.add(v)
+    return extra, [str(v) for v in repeated]
+
+
 def evaluate_with_distances(
-    records: Sequence[Mapping[str, Any]], *, gt_key: str = "gt", pred_key: str = "pred"
+    records: Sequence[Mapping[str, Any]], *, gt_key: str = "gt", pred_key: str = "pred", progress: str | None = None
 ) -> tuple[dict, list[int]]:
-    """Like :func:`evaluate`, also returning the per-record token edit distances (same order as ``records``)."""
+    """Like :func:`evaluate`, also returning the per-record token edit distances (same order as ``records``).
+
+    ``progress``: a label for a tqdm bar on stderr (shown on a terminal for files of 20,000 records or more).
+    """
     if not isinstance(records, list) and not isinstance(records, (str, bytes, Mapping)):
         records = list(records)
     validate_records(records, gt_key=gt_key, pred_key=pred_key)
@@ -228,7 +248,13 @@ def evaluate_with_distances(
     scores: list[float] = []
     p_num, p_den = [0, 0, 0, 0], [0, 0, 0, 0]
     hyp_len = ref_len = gt_chars = 0
-    for rec in records:
+    if progress is not None and total >= 20000:
+        from tqdm import tqdm
+
+        it = tqdm(records, desc=progress, unit="rec", disable=None, leave=False)
+    else:
+        it = records
+    for rec in it:
         gt_s, pred_s = rec[gt_key], rec[pred_key]
         g, p = gt_s.split(), pred_s.split()
         same = g == p

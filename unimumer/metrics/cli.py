@@ -15,8 +15,8 @@ from pathlib import Path
 
 from ..cdm.toolkit import DEFAULT_TOOLKIT, TOOLKITS
 from ..errors import InputError
-from ..files import atomic_write_text, read_json, write_json
-from .calculator import edit_score, evaluate, evaluate_with_distances, load_predictions
+from ..files import atomic_write_text, check_outputs, read_json, write_json
+from .calculator import duplicate_ids, edit_score, evaluate, evaluate_with_distances, load_predictions
 from .report import (
     cdm_f1_mean,
     cdm_toolkit_of,
@@ -250,6 +250,18 @@ def canonical_results(records: Sequence[dict], *, gt_key: str = "gt", pred_key: 
     return evaluate(canonical_records(records, gt_key=gt_key, pred_key=pred_key))
 
 
+def _report_path(path: Path, from_dir: bool, args) -> Path | None:
+    """Where the text report of ``path`` goes: ``--output``, ``--output-dir/<stem>_results.txt``, beside a file
+    found in a folder, else nowhere (printed)."""
+    if args.output:
+        return Path(args.output)
+    if args.output_dir:
+        return Path(args.output_dir) / f"{stem_of(path)}{RESULTS_SUFFIX}"
+    if from_dir:
+        return path.parent / f"{stem_of(path)}{RESULTS_SUFFIX}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``scripts/eval_metrics_calculator.py`` (see ``--help``). Returns the exit code (0).
 
@@ -270,10 +282,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise InputError(f"{args.canonical_output}: --canonical-output must be a file path, not a directory")
     if args.cdm_workers is not None and args.cdm_workers < 1:
         raise InputError("--cdm-workers must be >= 1")
+    reports = {path: _report_path(path, from_dir, args) for path, from_dir in inputs}
+    cdm_files = [r.parent / f"{stem_of(p)}{CDM_SUFFIX}" for p, r in reports.items() if r is not None] if args.cdm else []
+    check_outputs(inputs=[p for p, _ in inputs], outputs=[*reports.values(), *cdm_files, args.per_sample])
 
     # 1) load and validate everything first: a bad input leaves no file behind
     loaded = [(path, from_dir, load_predictions(path, gt_key=args.gt_key, pred_key=args.pred_key))
               for path, from_dir in inputs]
+    for path, _, records in loaded:
+        extra, ids = duplicate_ids(records)
+        if extra:  # scored all the same, as the official calculator does; only reported
+            shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+            print(f"warning: {path}: {len(ids)} img_id(s) occur more than once ({extra} extra records; first: "
+                  f"{shown}); every record is scored, as the official calculator does", file=sys.stderr)
 
     # 2) score, then write
     from tqdm import tqdm
@@ -281,18 +302,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_out: dict[str, dict] = {}
     text_out: list[str] = []
     many = len(loaded) > 1
-    for path, from_dir, records in tqdm(loaded, desc="scoring", unit="file", disable=not many or None):
-        results, distances = evaluate_with_distances(records, gt_key=args.gt_key, pred_key=args.pred_key)
+    for path, _from_dir, records in tqdm(loaded, desc="scoring", unit="file", disable=not many or None):
+        results, distances = evaluate_with_distances(records, gt_key=args.gt_key, pred_key=args.pred_key,
+                                                     progress=f"scoring {path.name}")
         report = format_report(results)
-
-        if args.output:
-            report_path: Path | None = Path(args.output)
-        elif args.output_dir:
-            report_path = Path(args.output_dir) / f"{stem_of(path)}{RESULTS_SUFFIX}"
-        elif from_dir:
-            report_path = path.parent / f"{stem_of(path)}{RESULTS_SUFFIX}"
-        else:
-            report_path = None
+        report_path = reports[path]
 
         metrics = dict(results)
         if args.cdm:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from ..files import atomic_write_bytes, atomic_write_text, read_json
+from ..files import atomic_write_bytes, atomic_write_text, check_outputs, read_json
 from .calculator import evaluate_file
 from .cli import CDM_SUFFIX, CDM_TOOLKITS, PRED_SUFFIX, emit, stem_of
 from .paper import DEFAULT_MODEL, MODELS, paper_exprate, resolve_model, split_info
@@ -315,6 +315,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     on bad input (exit code 2 through ``run_main``)."""
     args = build_parser().parse_args(argv)
     model = resolve_model(args.paper_model)
+    files = [f for f, _ in find_prediction_files(args.paths)]
+    check_outputs(inputs=[*files, *(f.with_name(stem_of(f) + CDM_SUFFIX) for f in files)],
+                  outputs=[args.output, args.plot])
     rows = collect_rows(args.paths, model=model, gt_key=args.gt_key, pred_key=args.pred_key,
                         cdm_toolkit=args.cdm_toolkit)
     text = markdown_table(rows, model)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import InputError
+from ..files import check_outputs
 
 # model_type of config.json -> the LLaMA-Factory template the configs train with (train/*.yaml, train/lora/*.yaml)
 TEMPLATES = {"qwen2_vl": "qwen2_vl", "qwen2_5_vl": "qwen2_vl", "qwen3_vl": "qwen3_vl_nothink",
@@ -116,6 +117,7 @@ def export_merged(model: str, lora: str, output: str | os.PathLike, *, template:
 def main(argv: Sequence[str] | None = None) -> int:
     """``scripts/export_model.py`` (see :data:`DESCRIPTION`). Returns 0; raises :class:`InputError` on bad input."""
     a = build_parser().parse_args(argv)
+    check_outputs(inputs=[a.model, a.lora], replaced=[a.output])
     out = export_merged(a.model, a.lora, a.output, template=a.template, dtype=a.dtype, shard_size=a.shard_size,
                         overwrite=a.overwrite)
     files = sorted(p.name for p in out.iterdir())

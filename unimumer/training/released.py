@@ -48,6 +48,7 @@ from ..errors import InputError
 from ..files import (
     IMAGE_TOKEN,
     atomic_write_bytes,
+    check_outputs,
     dataset_info_entry,
     read_json,
     register_datasets,
@@ -510,6 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="re-convert datasets whose JSON already exists")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     ns = parser.parse_args(argv)
+    check_outputs(dirs=[ns.output, ns.download_dir])
     report = import_release(ns.source, ns.output, extra_map=_parse_map(ns.map), only=ns.only,
                             path_style=ns.path_style, overwrite=ns.overwrite, download_dir=ns.download_dir,
                             progress=not ns.no_progress)
