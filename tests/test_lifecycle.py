@@ -28,7 +28,7 @@ from unimumer.tasks import TASKS
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
-COPIES = 5  # the 6 bundled images, 5 times: 30 records, one progress flush each (--batch_size 1)
+COPIES = 8  # the 6 bundled images, 8 times: 48 records, one progress flush each (--batch_size 1)
 ARGS = ["--temperature", "0", "--max-tokens", "24", "--dtype", "float32", "--batch_size", "1", "--enforce-eager"]
 
 
@@ -76,7 +76,7 @@ def _n_records(progress: Path) -> int:
 
 @pytest.fixture(scope="module")
 def run_root(tmp_path_factory, crohme_samples) -> Path:
-    """``<root>/prompts/crohme.json`` (30 records, paths ``imgs/<id>.png`` relative to ``<root>``) + images."""
+    """``<root>/prompts/crohme.json`` (48 records, paths ``imgs/<id>.png`` relative to ``<root>``) + images."""
     root = tmp_path_factory.mktemp("lifecycle")
     (root / "imgs").mkdir()
     for s in crohme_samples:
@@ -126,7 +126,7 @@ def test_killed_runs_leave_no_engine_and_resume_to_the_uninterrupted_file(tiny_q
     ref = tmp_path / "ref"
     wrong = _run(_cmd(model, run_root, ref, "--image-root", str(tmp_path / "elsewhere")), tmp_path)
     lines = [ln for ln in wrong.stderr.splitlines() if ln.strip()]
-    assert wrong.returncode == 2 and lines[-1].startswith("error: crohme: all 30 records failed (30 image not found;"), \
+    assert wrong.returncode == 2 and lines[-1].startswith("error: crohme: all 48 records failed (48 image not found;"), \
         wrong.stderr[-3000:]
     recs = read_json(ref / "crohme_pred.json")
     looked = tmp_path / "elsewhere" / "imgs" / recs[0]["img_id"]
@@ -136,7 +136,7 @@ def test_killed_runs_leave_no_engine_and_resume_to_the_uninterrupted_file(tiny_q
     # 2. the same command from the right folder redoes every failed record: the uninterrupted reference run
     right = _run(_cmd(model, run_root, ref), run_root)
     assert right.returncode == 0, right.stderr[-3000:]
-    assert "holds 30 failed records of 30; redoing them" in right.stdout
+    assert "holds 48 failed records of 48; redoing them" in right.stdout
     reference = (ref / "crohme_pred.json").read_bytes()
     recs = json.loads(reference)
     assert len(recs) == n_total and not any("error" in r for r in recs) and sum(1 for r in recs if r["pred"]) >= 10
@@ -149,8 +149,10 @@ def test_killed_runs_leave_no_engine_and_resume_to_the_uninterrupted_file(tiny_q
                                               tmp_path / "term.log")
     log = (tmp_path / "term.log").read_text()
     assert code == 143 and "interrupted (terminated by SIGTERM)" in log, log[-3000:]
+    assert "[shutdown] MPClient: complete" in log  # the command closed its engine itself ...
     assert any("EngineCore" in t for t in kids) and any("Worker" in t for t in kids), kids
     assert left == [], left
+    assert "ended; stopping" not in (tmp_path / "term.log").read_text()  # ... the watchdog had nothing to do
     assert 2 <= at_kill < n_total and not (out / "crohme_pred.json").exists()
     after_term = _n_records(progress)
     assert at_kill <= after_term < n_total
@@ -159,7 +161,7 @@ def test_killed_runs_leave_no_engine_and_resume_to_the_uninterrupted_file(tiny_q
     code, at_kill, kids, left = _kill_mid_run(_cmd(model, run_root, out, "--data-parallel-size", "2"), run_root,
                                               progress, 2, signal.SIGKILL, tmp_path / "kill.log")
     assert code == -signal.SIGKILL
-    assert sum("unimumer.inference.runner" in t for t in kids) == 2, kids  # the two workers ...
+    assert "ended; stopping the " in (tmp_path / "kill.log").read_text()  # the watchdog's work    assert sum("unimumer.inference.runner" in t for t in kids) == 2, kids  # the two workers ...
     assert sum("EngineCore" in t for t in kids) == 2, kids  # ... and their engines
     assert left == [], left
     assert after_term < _n_records(progress) < n_total and not (out / "crohme_pred.json").exists()
@@ -183,8 +185,12 @@ def test_server_with_vllm_stops_its_engine_on_sigterm(tiny_qwen2_5_vl, tmp_path)
         kids = _descendants(proc.pid)
         assert any("EngineCore" in t for t in _titles(kids)), _titles(kids)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=120) == 143, (tmp_path / "serve.log").read_text()[-3000:]
+        # uvicorn stops gracefully (exit 0), then the server itself shuts its engine down: vLLM logs it, and the
+        # watchdog finds nothing left to stop
+        assert proc.wait(timeout=120) == 0, (tmp_path / "serve.log").read_text()[-3000:]
         assert _left_after(kids, 30) == []
+        log = (tmp_path / "serve.log").read_text()
+        assert "[shutdown] MPClient: complete" in log and "ended; stopping" not in log, log[-3000:]
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -244,3 +250,48 @@ def test_sigterm_unwinds_and_exits_143(tmp_path):
     assert proc.stdout.read().strip() == "cleanup ran"  # finally blocks (engine.close()) run
     assert "interrupted (terminated by SIGTERM)" in (tmp_path / "err").read_text()
     assert _left_after(kids, 30) == []  # what it did not stop itself, its watchdog did
+
+
+_PARENT = """
+import sys
+from unimumer.cli import run_main
+from unimumer.inference.lifecycle import exit_on_signals, run_child
+
+CHILD = '''
+import time
+from unimumer.cli import run_main
+from unimumer.inference.lifecycle import exit_on_signals
+
+
+def main(argv):
+    exit_on_signals()
+    print("ready", flush=True)
+    try:
+        time.sleep(300)
+    finally:
+        print("child closed its engine", flush=True)
+
+
+raise SystemExit(run_main(main))
+'''
+
+
+def main(argv):
+    exit_on_signals()
+    return run_child([sys.executable, "-c", CHILD])
+
+
+sys.exit(run_main(main))
+"""
+
+
+def test_an_interrupted_parent_gives_its_child_time_to_shut_down(tmp_path):
+    """``run_child`` (the error corpus's training / sampling stages): SIGTERM to the parent reaches the child as
+    SIGTERM, so the child's own clean-up runs (``subprocess.run`` would SIGKILL it)."""
+    proc = subprocess.Popen([PY, "-c", _PARENT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 143
+    assert proc.stdout.read().strip() == "child closed its engine"
+    assert proc.stderr.read().count("interrupted (terminated by SIGTERM)") == 2  # the parent's and the child's

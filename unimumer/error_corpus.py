@@ -276,7 +276,9 @@ def _llamafactory_cli() -> str:
 
 
 def _child_env() -> dict:
-    env = dict(os.environ)
+    from .inference.lifecycle import child_env
+
+    env = child_env()  # the sampling child stops when this process dies
     env.setdefault("DISABLE_VERSION_CHECK", "1")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     if "CUDA_VISIBLE_DEVICES" not in env:
@@ -455,9 +457,10 @@ def sample_candidates(
 def sample_main(argv: Sequence[str] | None = None) -> int:
     """Child-process entry of the ``sample`` stage (``python -m unimumer.error_corpus ...``): one fold, one engine."""
     from .inference.engines import GenerationSettings
-    from .inference.lifecycle import exit_on_signals
+    from .inference.lifecycle import exit_on_signals, exit_with_parent
 
     exit_on_signals()  # SIGTERM (the parent's stop, or its watchdog's): the engine is closed, progress kept
+    exit_with_parent()  # and the parent's death (kill -9) is such a SIGTERM
 
     p = argparse.ArgumentParser(prog="python -m unimumer.error_corpus",
                                 description="Sample N candidates per held-out image with vLLM (one fold of "

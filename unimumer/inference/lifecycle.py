@@ -8,9 +8,13 @@ never run when the parent dies of a signal's default action. Two pieces close th
 - :func:`exit_on_signals` (called first by every command that owns an engine or worker processes): SIGTERM and
   SIGHUP raise :class:`Terminated` (a ``KeyboardInterrupt``) in the main thread, so ``finally`` blocks close the
   engine exactly as after Ctrl-C; :func:`unimumer.cli.run_main` then exits with ``128 + signal``.
+- :func:`exit_with_parent` (called first by this project's own child processes: the data-parallel workers of
+  ``scripts/vllm_infer.py``, the error corpus's sampling child): ``prctl(PR_SET_PDEATHSIG, SIGTERM)``, so the
+  child stops (and closes its engine) the moment its parent dies instead of working on as an orphan.
 - :func:`guard_descendants` (called before an engine or worker process is started): a small watchdog process
-  (``python -m unimumer.inference.lifecycle PID``) that keeps a list of PID's descendants and, once PID has ended
-  (``kill -9`` included), sends them SIGTERM and, after :data:`GRACE_S`, SIGKILL. It works for every start method
+  (``python -m unimumer.inference.lifecycle PID TOKEN``) that keeps a list of PID's descendants and, once PID has
+  ended (``kill -9`` included), sends them SIGTERM and, after :data:`GRACE_S`, SIGKILL. Orphans it had not seen
+  yet are found by ``TOKEN``, which every process started after the call inherits in :data:`MARK_ENV`. It works for every start method
   and every child (vLLM engines, data-parallel workers, training / sampling children) without code in them.
 
 Linux / POSIX only (``psutil``, ``getppid``); both are no-ops elsewhere.
@@ -71,21 +75,58 @@ def exit_on_signals() -> None:
             signal.signal(sig, _raise_terminated)
 
 
+#: environment variable whose space-separated tokens name the watchdogs a process belongs to (inherited by children)
+MARK_ENV = "UNIMUMER_WATCHDOG"
+#: environment variable holding the PID of the process that started a child (read by :func:`exit_with_parent`)
+PARENT_PID_ENV = "UNIMUMER_PARENT_PID"
+
+
+def child_env(env: dict | None = None) -> dict:
+    """``env`` (default: this process's environment) plus :data:`PARENT_PID_ENV` = this process's PID, for a
+    child that calls :func:`exit_with_parent`."""
+    return {**(os.environ if env is None else env), PARENT_PID_ENV: str(os.getpid())}
+
+
+def exit_with_parent() -> None:
+    """Ask Linux to send this process SIGTERM when its parent dies (``prctl(PR_SET_PDEATHSIG)``; with
+    :func:`exit_on_signals` that unwinds like Ctrl-C). Should the parent named by :data:`PARENT_PID_ENV` be gone
+    already, SIGTERM is sent at once. A no-op off Linux. Call from the main thread (the setting belongs to the
+    process, the signal is raised in its main thread)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0) != 0:
+        return
+    expected = os.environ.get(PARENT_PID_ENV, "")
+    if expected.isdigit() and os.getppid() != int(expected):  # the parent died before prctl
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def guard_descendants() -> None:
     """Start, once per process, the watchdog that ends this process's descendants when it dies (see the module
     docstring). Its stdout is closed, its stderr is this process's (it prints one line when it had to stop
-    anything). Safe to call repeatedly; a forked child gets its own watchdog on its first call."""
+    anything). Returns once the watchdog watches (a fraction of a second). Safe to call repeatedly; a forked child
+    gets its own watchdog on its first call."""
     global _guard
     if os.name != "posix":
         return
     if _guard is not None and _guard[0] == os.getpid() and _guard[1].poll() is None:
         return
+    import uuid
+
     from ..paths import REPO_ROOT
 
+    token = uuid.uuid4().hex[:16]
+    os.environ[MARK_ENV] = f"{os.environ.get(MARK_ENV, '')} {token}".strip()  # every later child inherits it
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT.resolve()), env.get("PYTHONPATH")]))
-    proc = subprocess.Popen([sys.executable, "-m", "unimumer.inference.lifecycle", str(os.getpid())], env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "unimumer.inference.lifecycle", str(os.getpid()), token], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    proc.stdout.readline()  # "watching": from here on a kill of this process is noticed
+    proc.stdout.close()
     _guard = (os.getpid(), proc)
 
 
@@ -152,8 +193,20 @@ def run_child(cmd: Sequence[str], grace: float = GRACE_S, **popen_kwargs) -> int
         raise
 
 
-def _watch(pid: int) -> int:
-    """The watchdog loop of ``python -m unimumer.inference.lifecycle PID`` (PID: this watchdog's parent)."""
+def _marked(token: str, exclude: int) -> list:
+    """Running processes whose :data:`MARK_ENV` holds ``token`` (those this user may read), but ``exclude``."""
+    import psutil
+
+    out = []
+    for p in psutil.process_iter(["environ"]):
+        env = p.info.get("environ") or {}
+        if p.pid != exclude and token in env.get(MARK_ENV, "").split():
+            out.append(p)
+    return out
+
+
+def _watch(pid: int, token: str = "") -> int:
+    """The watchdog loop of ``python -m unimumer.inference.lifecycle PID TOKEN`` (PID: this watchdog's parent)."""
     import psutil
 
     for name in ("SIGINT", "SIGTERM", "SIGHUP"):  # its life ends with PID's: Ctrl-C to the group is PID's business
@@ -164,6 +217,7 @@ def _watch(pid: int) -> int:
     except psutil.NoSuchProcess:
         return 0
     known: dict[int, psutil.Process] = {}
+    ready = False
     while os.getppid() == pid:
         try:
             for c in parent.children(recursive=True):
@@ -174,7 +228,17 @@ def _watch(pid: int) -> int:
         except psutil.AccessDenied:
             pass
         known = {k: p for k, p in known.items() if p.is_running()}
+        if not ready:  # tell guard_descendants() that the first snapshot is taken
+            ready = True
+            try:
+                print("watching", flush=True)
+                sys.stdout.close()
+            except OSError:
+                pass
         time.sleep(POLL_S)
+    if token:  # orphans started since the last look: they carry the token
+        for p in _marked(token, me):
+            known.setdefault(p.pid, p)
     _gone, left = psutil.wait_procs([p for p in known.values() if p.is_running()], timeout=SETTLE_S)
     if left:
         names = []
@@ -190,4 +254,4 @@ def _watch(pid: int) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_watch(int(sys.argv[1])))
+    sys.exit(_watch(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else ""))

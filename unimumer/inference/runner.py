@@ -49,7 +49,7 @@ from .core import (
     write_predictions,
 )
 from .engines import HF_DEFAULT_BATCH, PREPROCESSING
-from .lifecycle import exit_on_signals, guard_descendants, stop_processes
+from .lifecycle import child_env, exit_on_signals, exit_with_parent, guard_descendants, stop_processes
 
 #: Test / debugging hook: the worker SIGKILLs itself after this many flushed batches (simulates a killed job).
 KILL_AFTER_ENV = "UNIMUMER_INFER_KILL_AFTER_BATCHES"
@@ -471,6 +471,7 @@ def run_worker(config: dict, jobs: Sequence[dict], worker: int = 0, n_workers: i
 def worker_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of a data-parallel worker process: ``python -m unimumer.inference.runner JOBFILE K N``."""
     exit_on_signals()  # SIGTERM (the parent's, or its watchdog's) -> the engine is closed
+    exit_with_parent()  # ... also when the parent dies (kill -9): no orphaned worker goes on generating
     argv = list(sys.argv[1:] if argv is None else argv)
     spec = read_json(argv[0])
     run_worker(spec["config"], spec["jobs"], int(argv[1]), int(argv[2]))
@@ -497,7 +498,7 @@ def _run_data_parallel(config: dict, jobs: list[dict], n: int, tp: int, out_dir:
         spec.write_text(json.dumps({"config": config, "jobs": jobs}), encoding="utf-8")
         procs = []
         for k, group in enumerate(groups):
-            env = dict(os.environ)
+            env = child_env()
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
             if group is not None:
                 env["CUDA_VISIBLE_DEVICES"] = group
@@ -630,7 +631,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 generated = run_worker(config, jobs)
             except InputError:  # the engine could not start: leave no output of this run behind
                 for progress, items, name in created:
-                    if not progress.load(items, name, settings):
+                    if not any(is_finished(r) for r in progress.load(items, name, settings).values()):
                         progress.remove()
                 if made_dir and not any(out_dir.iterdir()):
                     out_dir.rmdir()
