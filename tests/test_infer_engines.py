@@ -150,15 +150,15 @@ def test_killed_run_resumes_without_recomputing(hf_run, tiny_qwen2_5_vl, tiny_qw
     assert killed.returncode == -9  # SIGKILL after the first flushed batch
     prog = progress_path(out, "crohme_2014", "_pred")
     lines = prog.read_text(encoding="utf-8").splitlines()
-    assert len(lines) == 1 + 3 and not (out / "crohme_2014_pred.json").exists()
-    done = {json.loads(line)["index"] for line in lines[1:]}
-    assert done == {0, 1, 2}
+    assert len(lines) == 1 + 1 + 3 and not (out / "crohme_2014_pred.json").exists()
+    # the missing image (record 2) is written before the engine starts, then the first batch: 0, 1, 3
+    assert [json.loads(line)["index"] for line in lines[1:]] == [2, 0, 1, 3]
     with prog.open("a", encoding="utf-8") as fh:  # a record half-written when the process died
-        fh.write('{"index": 3, "record": {"gt": "z", "pr')
+        fh.write('{"index": 4, "record": {"gt": "z", "pr')
     resumed = _ok(_infer(tiny_qwen2_5_vl, data_root, out, *args))
-    # record 2 (a missing image) failed: not finished work, redone with the 5 left
-    assert "crohme_2014: resuming, 2 of 8 records already done, 1 failed records redone" in resumed.stdout
-    assert "done: 9 records generated, 2 resumed" in resumed.stdout  # 6 + 3 (crohme_2016), nothing finished redone
+    # record 2 (a missing image) failed: not finished work, redone with the 4 left
+    assert "crohme_2014: resuming, 3 of 8 records already done, 1 failed records redone" in resumed.stdout
+    assert "done: 8 records generated, 3 resumed" in resumed.stdout  # 5 + 3 (crohme_2016), nothing finished redone
     assert not prog.exists()
     for stem in STEMS:
         assert (out / f"{stem}_pred.json").read_bytes() == (hf_run[0] / f"{stem}_pred.json").read_bytes()
