@@ -19,6 +19,7 @@ import errno
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -311,8 +312,6 @@ def image_problem(item: PromptItem, image_root: str | None) -> str | None:
             dangling = path.is_symlink()
             return f"image not found: {where}" + (" (a symlink to a missing file)" if dangling else "")
         return f"unreadable image: {where} ({exc.strerror})"
-    import stat
-
     if not stat.S_ISREG(st.st_mode):
         return f"not a file: {where}"
     return None
