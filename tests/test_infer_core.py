@@ -194,6 +194,48 @@ def test_progress_refuses_other_settings_or_input(tmp_path):
         pf.load(moved, "x.json", {"temperature": 0.2, "model": "m"})
 
 
+def test_failed_records_are_not_finished_work(tmp_path):
+    """A record with an ``error`` is redone: its retry (a later line) wins; a file holding no finished record
+    has nothing to keep, so other settings start it again instead of refusing."""
+    items = _items(2)
+    pf = core.ProgressFile(tmp_path / "p.jsonl")
+    pf.create("x.json", 2, {"image_root": "/wrong"})
+    pf.append([(0, core.make_record(items[0], None, "image not found: ./img/0.png"))])
+    assert not core.is_finished(pf.load(items, "x.json", {"image_root": "/wrong"})[0])
+    assert pf.load(items, "x.json", {"image_root": "/right"}) == {} and pf.stale
+    assert pf.resume(items, "x.json", {"image_root": "/right"}) == {} and not pf.path.read_text().count("/wrong")
+    pf.append([(0, core.make_record(items[0], None, "image not found: ./img/0.png"))])
+    pf.append([(0, core.make_record(items[0], "a"))])
+    done = pf.load(items, "x.json", {"image_root": "/right"})
+    assert done[0]["pred"] == "a" and core.is_finished(done[0]) and not pf.stale
+    with pytest.raises(InputError, match="other settings"):  # a finished record is never mixed with other settings
+        pf.resume(items, "x.json", {"image_root": "/elsewhere"})
+
+
+def test_image_problems_say_what_and_where(tmp_path):
+    from PIL import Image
+
+    from unimumer.inference.runner import image_problem
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "ok.png")
+    (tmp_path / "loop.png").symlink_to(tmp_path / "loop2.png")
+    (tmp_path / "loop2.png").symlink_to(tmp_path / "loop.png")
+    (tmp_path / "dangling.png").symlink_to(tmp_path / "gone.png")
+    (tmp_path / "folder.png").mkdir()
+
+    def problem(path, root=tmp_path):
+        return image_problem(core.PromptItem(0, path, "p", "g", TASKS["vanilla"]), root)
+
+    assert problem("ok.png") is None and problem(str(tmp_path / "ok.png"), "/nowhere") is None
+    assert problem("./sub/missing.png") == f"image not found: ./sub/missing.png (looked for {tmp_path}/sub/missing.png)"
+    assert problem("loop.png") == f"symlink loop: loop.png (looked for {tmp_path}/loop.png)"
+    assert problem("dangling.png") == (f"image not found: dangling.png (looked for {tmp_path}/dangling.png) "
+                                       "(a symlink to a missing file)")
+    assert problem("folder.png") == f"not a file: folder.png (looked for {tmp_path}/folder.png)"
+    assert core.error_summary([{"error": problem("loop.png")}, {"error": problem("x.png")}]) == {
+        "symlink loop": 1, "image not found": 1}
+
+
 def _append_many(path: str, worker: int) -> None:
     items = _items(400)
     pf = core.ProgressFile(path)
@@ -247,9 +289,36 @@ def test_cli_refuses_to_mix_a_progress_file_from_other_settings(tmp_path, capsys
     inp, out = tmp_path / "in", tmp_path / "out"
     inp.mkdir()
     _prompt_file(inp / "a.json", [("x.png", TASKS["vanilla"].prompt(), "x")])
-    core.ProgressFile(core.progress_path(out, "a", "_pred")).create("a.json", 1, {"temperature": 0.9})
+    pf = core.ProgressFile(core.progress_path(out, "a", "_pred"))
+    pf.create("a.json", 1, {"temperature": 0.9})
+    pf.append([(0, core.make_record(core.read_prompt_file(inp / "a.json")[0], "x"))])
     code, err = _run(["--model", "m", "--input-dir", str(inp), "--output-dir", str(out)], capsys)
     assert code == 2 and "other settings" in err and "--overwrite" in err
+
+
+def test_cli_run_where_every_image_is_missing_fails_and_records_the_image_root(tmp_path, capsys, monkeypatch):
+    """No image found (a run from the wrong folder): no engine starts, every record says where it looked, the
+    run exits 2 with one error line, and the resolved image root is part of the run's settings."""
+    inp, out, run_dir = tmp_path / "in", tmp_path / "out", tmp_path / "run"
+    inp.mkdir()
+    run_dir.mkdir()
+    van = TASKS["vanilla"].prompt()
+    _prompt_file(inp / "a.json", [("./data/x.png", van, "x"), ("./data/y.png", van, "y")])
+    monkeypatch.chdir(run_dir)
+    code, err = _run(["--model", "m", "--input-dir", str(inp), "--output-dir", str(out)], capsys)
+    assert code == 2 and err.count("\n") == 1 and err.startswith(
+        "error: a: all 2 records failed (2 image not found; image root "
+        f"{run_dir.resolve()}; first: image not found: ./data/x.png (looked for {run_dir.resolve()}/data/x.png))")
+    recs = read_json(out / "a_pred.json")
+    assert [r["error"] for r in recs] == [f"image not found: ./data/{n}.png (looked for {run_dir.resolve()}/data/{n}.png)"
+                                          for n in "xy"]
+    run = read_json(out / "a_pred.run.json")
+    assert run["settings"]["image_root"] == str(run_dir.resolve()) and not core.progress_path(out, "a", "_pred").exists()
+    # the same from another folder: the failed records are redone (nothing of the first run is kept, no refusal)
+    code, err = _run(["--model", "m", "--input-dir", str(inp), "--output-dir", str(out), "--image-root",
+                      str(tmp_path)], capsys)
+    assert code == 2 and f"image root {tmp_path.resolve()};" in err
+    assert read_json(out / "a_pred.run.json")["settings"]["image_root"] == str(tmp_path.resolve())
 
 
 def test_cli_help_documents_formats():

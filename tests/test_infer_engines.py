@@ -89,7 +89,9 @@ def test_vllm_predictions_official_layout_reports_and_errors(vllm_run, data_root
         f"./data/CROHME/2014/images/{crohme_samples[1].img_id}.png",
         "./data/CROHME/2014/images/does_not_exist.png"]
     missing, corrupt = recs[2], recs[5]
-    assert missing["pred"] == "" and missing["error"] == "image not found: ./data/CROHME/2014/images/does_not_exist.png"
+    assert missing["pred"] == "" and missing["error"] == (
+        "image not found: ./data/CROHME/2014/images/does_not_exist.png "
+        f"(looked for {data_root.resolve()}/data/CROHME/2014/images/does_not_exist.png)")
     assert corrupt["pred"] == "" and corrupt["error"].startswith("unreadable image: ./data/CROHME/2014/images/corrupt.png")
     good = [r for i, r in enumerate(recs) if i not in (2, 5)]
     assert [r["gt"] for r in good] == [s.caption for s in crohme_samples]
@@ -148,20 +150,25 @@ def test_killed_run_resumes_without_recomputing(hf_run, tiny_qwen2_5_vl, tiny_qw
     assert killed.returncode == -9  # SIGKILL after the first flushed batch
     prog = progress_path(out, "crohme_2014", "_pred")
     lines = prog.read_text(encoding="utf-8").splitlines()
-    assert len(lines) == 1 + 3 and not (out / "crohme_2014_pred.json").exists()
-    done = {json.loads(line)["index"] for line in lines[1:]}
-    assert done == {0, 1, 2}
+    assert len(lines) == 1 + 1 + 3 and not (out / "crohme_2014_pred.json").exists()
+    # the missing image (record 2) is written before the engine starts, then the first batch: 0, 1, 3
+    assert [json.loads(line)["index"] for line in lines[1:]] == [2, 0, 1, 3]
     with prog.open("a", encoding="utf-8") as fh:  # a record half-written when the process died
-        fh.write('{"index": 3, "record": {"gt": "z", "pr')
+        fh.write('{"index": 4, "record": {"gt": "z", "pr')
     resumed = _ok(_infer(tiny_qwen2_5_vl, data_root, out, *args))
-    assert "crohme_2014: resuming, 3 of 8 records already done" in resumed.stdout
-    assert "done: 8 records generated, 3 resumed" in resumed.stdout  # 5 + 3 (crohme_2016), nothing redone
+    # record 2 (a missing image) failed: not finished work, redone with the 4 left
+    assert "crohme_2014: resuming, 3 of 8 records already done, 1 failed records redone" in resumed.stdout
+    assert "done: 8 records generated, 3 resumed" in resumed.stdout  # 5 + 3 (crohme_2016), nothing finished redone
     assert not prog.exists()
     for stem in STEMS:
         assert (out / f"{stem}_pred.json").read_bytes() == (hf_run[0] / f"{stem}_pred.json").read_bytes()
-    # a complete output is skipped on the next run; --limit applies per file
+    # the next run redoes only the failed records (the missing and the corrupt image: no engine is needed to
+    # find them failing again) and skips a complete output without any; --limit applies per file
     again = _ok(_infer(tiny_qwen2_5_vl, data_root, out, *args))
-    assert "exists with 8 records, skipped" in again.stdout and "done: 0 records generated" in again.stdout
+    assert "crohme_2014_pred.json holds 2 failed records of 8; redoing them" in again.stdout
+    assert "crohme_2016_pred.json exists with 3 records, skipped" in again.stdout
+    assert "done: 2 records generated, 6 resumed" in again.stdout
+    assert (out / "crohme_2014_pred.json").read_bytes() == (hf_run[0] / "crohme_2014_pred.json").read_bytes()
     # predictions of another model or other settings are never reused: one error line naming the difference
     other = _infer(tiny_qwen2_5_vl, data_root, out, *args, "--max-tokens", "8")
     assert other.returncode == 2 and other.stderr.count("\n") == 1, other.stderr

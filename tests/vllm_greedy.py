@@ -22,10 +22,13 @@ def main(model_dir: str, image: str, prompt: str, max_tokens: int, dtype: str, i
     t0 = time.perf_counter()
     llm = LLM(model=model_dir, dtype=dtype, max_model_len=4096, limit_mm_per_prompt={"image": 1}, seed=0)
     t1 = time.perf_counter()
-    params = SamplingParams(temperature=0.0, max_tokens=max_tokens, ignore_eos=ignore_eos)
-    request = {"prompt": text, "multi_modal_data": {"image": load_image(image)}}
-    out = llm.generate([request], params, use_tqdm=False)[0].outputs[0]
-    t2 = time.perf_counter()
+    try:
+        params = SamplingParams(temperature=0.0, max_tokens=max_tokens, ignore_eos=ignore_eos)
+        request = {"prompt": text, "multi_modal_data": {"image": load_image(image)}}
+        out = llm.generate([request], params, use_tqdm=False)[0].outputs[0]
+        t2 = time.perf_counter()
+    finally:
+        llm.llm_engine.engine_core.shutdown()  # the engine-core process ends here, not at interpreter exit
     result = {"token_ids": list(out.token_ids), "text": out.text, "prompt": text,
               "engine_start_s": t1 - t0, "generate_s": t2 - t1}
     print("VLLM_RESULT " + json.dumps(result))

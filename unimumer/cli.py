@@ -14,7 +14,8 @@ def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[
     """Run ``main(argv)`` and map errors to exit codes.
 
     - :class:`~unimumer.errors.UniMuMERError` (bad input) → ``error: <message>`` on stderr, exit code 2;
-    - ``KeyboardInterrupt`` → ``interrupted`` on stderr, exit code 130 (resumable jobs keep their progress files);
+    - ``KeyboardInterrupt`` → ``interrupted`` on stderr, exit code 130, or 128 + signal for SIGTERM / SIGHUP
+      turned into :class:`~unimumer.inference.lifecycle.Terminated` (resumable jobs keep their progress files);
     - otherwise the return value of ``main`` (``None`` → 0).
 
     Returns the exit code; the CLI scripts call ``sys.exit(run_main(main))``.
@@ -24,7 +25,7 @@ def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[
     except UniMuMERError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"interrupted ({exc})" if str(exc) else "interrupted", file=sys.stderr)
+        return getattr(exc, "exit_code", 130)
     return 0 if code is None else int(code)

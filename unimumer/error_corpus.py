@@ -277,7 +277,9 @@ def _llamafactory_cli() -> str:
 
 
 def _child_env() -> dict:
-    env = dict(os.environ)
+    from .inference.lifecycle import child_env
+
+    env = child_env()  # the sampling child stops when this process dies
     env.setdefault("DISABLE_VERSION_CHECK", "1")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     if "CUDA_VISIBLE_DEVICES" not in env:
@@ -298,14 +300,17 @@ def run_logged(cmd: list[str], log_path: Path, what: str, env: dict, cwd: str | 
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.time()
+    from .inference.lifecycle import run_child
+
     with log_path.open("w", encoding="utf-8") as fh:
         fh.write("$ " + " ".join(cmd) + "\n")
         fh.flush()
-        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=cwd)
-    if proc.returncode != 0:
+        # interrupted (Ctrl-C, SIGTERM): the child gets SIGTERM and time to close its engine, not SIGKILL
+        returncode = run_child(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+    if returncode != 0:
         tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-25:]
         print("\n".join(tail), file=sys.stderr)
-        raise StageError(f"{what} failed (exit {proc.returncode}); full log: {log_path}")
+        raise StageError(f"{what} failed (exit {returncode}); full log: {log_path}")
     return time.time() - start
 
 
@@ -453,6 +458,10 @@ def sample_candidates(
 def sample_main(argv: Sequence[str] | None = None) -> int:
     """Child-process entry of the ``sample`` stage (``python -m unimumer.error_corpus ...``): one fold, one engine."""
     from .inference.engines import GenerationSettings
+    from .inference.lifecycle import exit_on_signals, exit_with_parent
+
+    exit_on_signals()  # SIGTERM (the parent's stop, or its watchdog's): the engine is closed, progress kept
+    exit_with_parent()  # and the parent's death (kill -9) is such a SIGTERM
 
     p = argparse.ArgumentParser(prog="python -m unimumer.error_corpus",
                                 description="Sample N candidates per held-out image with vLLM (one fold of "
@@ -689,6 +698,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_outputs(inputs=[a.train, a.base_config], dirs=[a.work_dir],
                   outputs=[edl_dir / f"{dataset_name(a.name, t)}.json" for t in ("error_find", "error_fix")]
                   + [None if a.no_register else a.dataset_info])
+    from .inference.lifecycle import exit_on_signals, guard_descendants
+
+    exit_on_signals()  # SIGTERM unwinds like Ctrl-C: the running training / sampling child is stopped
+    guard_descendants()  # and should this process be killed (kill -9), its children are stopped by a watchdog
     image_root = a.image_root
     if image_root is None:
         image_root = default_image_root(load_base_config(a.base_config, a.train_override))

@@ -528,6 +528,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Raises :class:`InputError` for unusable options or a model that cannot be loaded.
     """
+    from .inference.lifecycle import exit_on_signals
+
+    exit_on_signals()  # SIGTERM: uvicorn stops, then re-raises it; the engine is closed in ``finally`` below
     a = build_parser().parse_args(argv)
     if a.max_upload_mb <= 0 or a.max_images < 1 or a.max_batch < 1:
         raise InputError("--max-upload-mb, --max-images and --max-batch must be positive")

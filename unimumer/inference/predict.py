@@ -118,6 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Raises :class:`InputError` for unusable options or a model that cannot be loaded.
     """
+    from .lifecycle import exit_on_signals
+
+    exit_on_signals()  # SIGTERM unwinds like Ctrl-C: the engine is closed in ``finally``
     a = build_parser().parse_args(argv)
     # stdout is the answer (one line per image): vLLM's log lines go to stderr unless the user routes them
     os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")

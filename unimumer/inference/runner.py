@@ -15,9 +15,11 @@ input order, atomically, followed by its metrics report.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -37,6 +39,7 @@ from .core import (
     PromptItem,
     device_groups,
     error_summary,
+    is_finished,
     list_prompt_files,
     make_record,
     own_outputs,
@@ -48,6 +51,7 @@ from .core import (
     write_predictions,
 )
 from .engines import HF_DEFAULT_BATCH, PREPROCESSING
+from .lifecycle import child_env, exit_on_signals, exit_with_parent, guard_descendants, stop_processes
 
 #: Test / debugging hook: the worker SIGKILLs itself after this many flushed batches (simulates a killed job).
 KILL_AFTER_ENV = "UNIMUMER_INFER_KILL_AFTER_BATCHES"
@@ -68,11 +72,14 @@ Outputs: <output-dir>/<stem><suffix>.json  JSON array (indent 2) of {"gt", "pred
          <output-dir>/<stem>_results.txt  the official metrics report (ExpRate = "Exact Match Rate");
          <output-dir>/<stem><suffix>.run.json  which run made the predictions: {"model", "model_files" (hash of
          the checkpoint's config and weight file names / sizes), "settings", "fingerprint"}.
-         While running, finished records are appended to <output-dir>/.<stem><suffix>.progress.jsonl; a killed
-         run restarted with the same command resumes from it; the final file is written atomically at the end
-         and the progress file removed. An existing complete <stem><suffix>.json whose .run.json names the same
-         model, model files and settings is skipped (--overwrite redoes it); one made by another model / other
-         settings, or without a .run.json, is never reused: "error: ..." naming the difference, exit 2.
+         While running, records are appended to <output-dir>/.<stem><suffix>.progress.jsonl; a killed run
+         restarted with the same command resumes from it; the final file is written atomically at the end
+         and the progress file removed. Records with an "error" are not finished work: a resumed or repeated run
+         redoes them (e.g. after fixing --image-root). An existing complete <stem><suffix>.json without failed
+         records whose .run.json names the same model, model files and settings (image root included) is
+         skipped (--overwrite redoes it); one made by another model / other settings, or without a .run.json, is
+         never reused: "error: ..." naming the difference, exit 2 (a file holding only failed records has nothing
+         to keep and is redone).
 Model input (--preprocessing):
   official (default; reproduces the released numbers, BFlameSwift/Uni-MuMER scripts/vllm_infer.py): system
          "You are a helpful assistant.", user [image, prompt text without <image>] through the checkpoint's chat
@@ -98,7 +105,11 @@ Input folder scan: this tool's own outputs of an earlier run (<stem><suffix>.jso
          the output folder.
 Errors:  a missing / malformed input folder or prompt file, or unusable options -> "error: ..." and exit 2;
          an output that is an input or cannot be written -> "error: ...", exit 2, before the model is touched;
-         a failed worker -> exit 1 (progress kept: rerun to resume); Ctrl-C -> exit 130 (progress kept).
+         a prompt file whose every record failed (e.g. no image found: wrong --image-root or folder) -> its files
+         are written, then "error: ..." and exit 2 (rerun with the cause fixed: the failed records are redone);
+         a failed worker -> exit 1 (progress kept: rerun to resume); Ctrl-C -> exit 130, SIGTERM -> exit 143
+         (engines shut down, progress kept). Engine and worker processes end with this process, also after
+         kill -9 (a watchdog process stops them).
 """
 
 
@@ -149,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-pixels", type=int, default=None,
                    help=f"--preprocessing training: image_min_pixels (default: {TRAIN_MIN_PIXELS}, LLaMA-Factory's)")
     p.add_argument("--limit", type=int, default=None, help="only the first N records of each file")
-    p.add_argument("--image-root", default=None, help="folder relative image paths start from (default: cwd)")
+    p.add_argument("--image-root", default=None,
+                   help="folder relative image paths start from (default: cwd); its resolved path is part of the "
+                        "run's settings (.run.json)")
     p.add_argument("--dtype", default="auto", choices=("auto", "bfloat16", "float16", "float32"),
                    help="model dtype (default: auto = the checkpoint's; the released models are bf16)")
     p.add_argument("--max-model-len", type=int, default=None,
@@ -277,6 +290,8 @@ def run_settings(a: argparse.Namespace) -> dict:
         "preprocessing": a.preprocessing,
         "dtype": a.dtype,
         "save_raw": a.save_raw,
+        # where relative image paths were looked up (None: every path absolute); set by main()
+        "image_root": getattr(a, "resolved_image_root", None),
         # the adapter is part of the model: a progress file of another adapter (or none) is not resumed
         **({"lora": a.lora_info.fingerprint()} if getattr(a, "lora_info", None) else {}),
     }
@@ -336,7 +351,7 @@ def worker_config(a: argparse.Namespace) -> dict:
         max_model_len=a.max_model_len,
         gpu_memory_utilization=a.gpu_memory_utilization,
         enforce_eager=a.enforce_eager,
-        image_root=a.image_root,
+        image_root=getattr(a, "resolved_image_root", None),
         lora_dir=a.lora,
         api_model=a.api_model, api_key_env=a.api_key_env, max_concurrency=a.max_concurrency,
         request_timeout=a.request_timeout, max_retries=a.max_retries,
@@ -347,15 +362,43 @@ def worker_config(a: argparse.Namespace) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------- worker
-def _load(engine, item: PromptItem, image_root: str | None):
-    """``(prepared image, None)`` or ``(None, error text)`` for one record."""
+def image_problem(item: PromptItem, image_root: str | None) -> str | None:
+    """Why the image of ``item`` cannot be read, or ``None`` when it is a regular file. The text names the path
+    as written and where it was looked for: ``image not found: ./a.png (looked for /run/a.png)``; also
+    ``symlink loop``, ``not a file`` (a folder) and ``unreadable image`` (permission, I/O error)."""
     path = resolve_image(item.image_path, image_root)
-    if not path.is_file():
-        return None, f"image not found: {item.image_path}"
+    where = f"{item.image_path} (looked for {os.path.abspath(path)})"
     try:
-        image = load_image(path)
+        st = path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"symlink loop: {where}"
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            dangling = path.is_symlink()
+            return f"image not found: {where}" + (" (a symlink to a missing file)" if dangling else "")
+        return f"unreadable image: {where} ({exc.strerror})"
+    if not stat.S_ISREG(st.st_mode):
+        return f"not a file: {where}"
+    return None
+
+
+def _read_image(item: PromptItem, image_root: str | None):
+    """``(loaded RGB image, None)`` or ``(None, error text)`` for one record (:func:`image_problem`, then
+    :func:`unimumer.images.load_image`)."""
+    problem = image_problem(item, image_root)
+    if problem is not None:
+        return None, problem
+    try:
+        return load_image(resolve_image(item.image_path, image_root)), None
     except InputError as exc:
         return None, f"unreadable image: {item.image_path} ({str(exc).rsplit('(', 1)[-1].rstrip(')')})"
+
+
+def _load(engine, item: PromptItem, image_root: str | None):
+    """``(prepared image, None)`` or ``(None, error text)`` for one record."""
+    image, err = _read_image(item, image_root)
+    if err is not None:
+        return None, err
     try:
         return engine.prepare_image(image, item.prompt), None
     except Exception as exc:  # the pre-processing library refused this image (extreme size / aspect ratio)
@@ -421,9 +464,11 @@ def _generate_batch(engine, batch: list[PromptItem], loaded: list, raw: bool) ->
 def run_worker(config: dict, jobs: Sequence[dict], worker: int = 0, n_workers: int = 1) -> int:
     """Build one engine and run this worker's shard of every job; returns the number of records generated.
 
-    ``jobs``: ``[{"prompt_file", "stem", "progress", "pending": [indices]}]``; the worker takes
-    ``shard(pending, n_workers, worker)`` of each and appends its records to the job's progress file after each
-    batch. Image loading for the next batch overlaps generation of the current one.
+    ``jobs``: ``[{"prompt_file", "stem", "progress", "pending": [indices], "retry": [indices]}]``; the worker
+    takes ``shard(pending, n_workers, worker)`` of each and appends its records to the job's progress file after
+    each batch. Records whose image is missing (for ``retry``, records that failed before: also unreadable) are
+    written before the engine starts, and no engine starts when nothing else is left. Image loading for the next
+    batch overlaps generation of the current one.
     """
     from tqdm import tqdm
 
@@ -435,8 +480,21 @@ def run_worker(config: dict, jobs: Sequence[dict], worker: int = 0, n_workers: i
         min_pixels=config["min_pixels"], max_pixels=config["max_pixels"], template=config["template"],
     )
     mine = [(job, shard(job["pending"], n_workers, worker)) for job in jobs]
+    bs, root, raw = config["batch_size"], config["image_root"], config["save_raw"]
+    done = 0
+    # records whose image is not there need no engine: written first (a run without any image starts none)
+    for k, (job, idx) in enumerate(mine):
+        if not idx:
+            continue
+        items = read_prompt_file(job["prompt_file"], config["task"])
+        retry = set(job.get("retry", ()))
+        problems = {i: (_read_image(items[i], root)[1] if i in retry else image_problem(items[i], root)) for i in idx}
+        failed = [(i, make_record(items[i], None, err, raw=raw)) for i, err in problems.items() if err]
+        ProgressFile(job["progress"]).append(failed)
+        done += len(failed)
+        mine[k] = (job, [i for i in idx if not problems[i]])
     if not any(idx for _, idx in mine):
-        return 0
+        return done
     engine = make_engine(
         config["backend"], config["model"], settings, tensor_parallel_size=config["tensor_parallel_size"],
         dtype=config["dtype"], max_model_len=config["max_model_len"],
@@ -446,8 +504,7 @@ def run_worker(config: dict, jobs: Sequence[dict], worker: int = 0, n_workers: i
         timeout=config.get("request_timeout", 600.0), max_retries=config.get("max_retries", 5),
     )
     kill_after = int(os.environ.get(KILL_AFTER_ENV, "0") or 0)
-    batches = done = 0
-    bs, root, raw = config["batch_size"], config["image_root"], config["save_raw"]
+    batches = 0
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:
             for job, idx in mine:
@@ -479,6 +536,8 @@ def run_worker(config: dict, jobs: Sequence[dict], worker: int = 0, n_workers: i
 
 def worker_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of a data-parallel worker process: ``python -m unimumer.inference.runner JOBFILE K N``."""
+    exit_on_signals()  # SIGTERM (the parent's, or its watchdog's) -> the engine is closed
+    exit_with_parent()  # ... also when the parent dies (kill -9): no orphaned worker goes on generating
     argv = list(sys.argv[1:] if argv is None else argv)
     spec = read_json(argv[0])
     run_worker(spec["config"], spec["jobs"], int(argv[1]), int(argv[2]))
@@ -499,12 +558,13 @@ def _run_data_parallel(config: dict, jobs: list[dict], n: int, tp: int, out_dir:
         except ImportError:
             devices = None
     groups = device_groups(devices, n, tp)
+    guard_descendants()  # the workers (and their engines) end with this process, also after kill -9
     with tempfile.TemporaryDirectory(prefix=".infer-jobs-", dir=out_dir) as tmp:
         spec = Path(tmp) / "jobs.json"
         spec.write_text(json.dumps({"config": config, "jobs": jobs}), encoding="utf-8")
         procs = []
         for k, group in enumerate(groups):
-            env = dict(os.environ)
+            env = child_env()
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
             if group is not None:
                 env["CUDA_VISIBLE_DEVICES"] = group
@@ -512,11 +572,8 @@ def _run_data_parallel(config: dict, jobs: list[dict], n: int, tp: int, out_dir:
             procs.append(subprocess.Popen(cmd, env=env))
         try:
             codes = [p.wait() for p in procs]
-        except KeyboardInterrupt:
-            for p in procs:
-                p.terminate()
-            for p in procs:
-                p.wait()
+        except BaseException:  # Ctrl-C, SIGTERM: each worker closes its engine (SIGKILL after a grace period)
+            stop_processes(procs)
             raise
     bad = [(k, c) for k, c in enumerate(codes) if c != 0]
     if bad:
@@ -540,20 +597,38 @@ def write_report(pred_path: Path, report_path: Path) -> dict:
     return results
 
 
-def _complete_output(path: Path, n: int) -> bool:
+def _read_output(path: Path) -> list | None:
+    """The records of an existing prediction file, or ``None`` when it cannot be read as a JSON array."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return isinstance(data, list) and len(data) == n
+        return None
+    return data if isinstance(data, list) and all(isinstance(r, dict) for r in data) else None
+
+
+def resolved_image_root(image_root: str | None, parsed: Sequence[tuple[Path, list[PromptItem]]]) -> str | None:
+    """The absolute folder relative image paths are looked up in (``--image-root``, default the current
+    folder), or ``None`` when every image path of the prompt files is absolute (the root then plays no part)."""
+    if all(Path(it.image_path).is_absolute() for _, items in parsed for it in items):
+        return None
+    return str(Path(image_root if image_root is not None else os.getcwd()).resolve())
+
+
+def _all_failed_message(stem: str, records: list[dict], image_root: str | None) -> str:
+    """One line for a prompt file whose every record failed: the counts by reason and the first error."""
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(error_summary(records).items()))
+    where = f"image root {image_root}" if image_root else "absolute image paths"
+    return f"{stem}: all {len(records)} records failed ({counts}; {where}; first: {records[0]['error']})"
 
 
 # --------------------------------------------------------------------------------------------------- main
 def main(argv: Sequence[str] | None = None) -> int:
     """``scripts/vllm_infer.py`` (see :data:`DESCRIPTION`). Returns 0, or 1 when a worker failed.
 
-    Raises :class:`InputError` for bad input (folder, prompt files, options, model).
+    Raises :class:`InputError` for bad input (folder, prompt files, options, model), and after writing the
+    outputs when every record of a prompt file failed.
     """
+    exit_on_signals()  # SIGTERM / SIGHUP unwind like Ctrl-C: the engine is closed, progress kept
     a = build_parser().parse_args(argv)
     _check_args(a)
     skipped = own_outputs(a.input_dir, a.suffix) if Path(a.input_dir).is_dir() else []
@@ -572,6 +647,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.backend != "openai":
         check_model_location(a.model)  # before anything is written
     check_dtype(a.dtype)
+    a.resolved_image_root = resolved_image_root(a.image_root, parsed)
     made_dir = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = run_settings(a)
@@ -585,27 +661,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         selected = list(range(len(items)))[: a.limit] if a.limit is not None else list(range(len(items)))
         final = out_dir / f"{stem}{a.suffix}.json"
         progress = ProgressFile(progress_path(out_dir, stem, a.suffix))
+        existing = None  # records of a complete earlier output of the same run
         if final.exists() and not a.overwrite:
-            check_existing_output(final, settings)  # never another model's / other settings' predictions
-        if final.exists() and not a.overwrite and _complete_output(final, len(selected)):
-            print(f"{stem}: {final} exists with {len(selected)} records, skipped (--overwrite to redo)")
-            report = out_dir / f"{stem}_results.txt"
-            if not a.no_report and not report.exists():
-                write_report(final, report)
-            continue
+            old = _read_output(final)
+            if old is None or any(is_finished(r) for r in old):
+                check_existing_output(final, settings)  # never another model's / other settings' predictions
+            if old is not None and len(old) == len(selected):
+                failed = sum(1 for r in old if not is_finished(r))
+                if not failed:
+                    print(f"{stem}: {final} exists with {len(selected)} records, skipped (--overwrite to redo)")
+                    report = out_dir / f"{stem}_results.txt"
+                    if not a.no_report and not report.exists():
+                        write_report(final, report)
+                    continue
+                print(f"{stem}: {final} holds {failed} failed records of {len(selected)}; redoing them")
+                existing = old
         if a.overwrite:
             progress.remove()
-        done = progress.load(items, f.name, settings)
-        if not progress.path.exists():
-            progress.create(f.name, len(items), settings)
+        existed = progress.path.exists()
+        done = progress.resume(items, f.name, settings)
+        if not existed or progress.stale:
             created.append((progress, items, f.name))
-        pending = [i for i in selected if i not in done]
+        if existing is not None:  # the finished records of the earlier output are kept, its failed ones redone
+            keep = [(i, r) for i, r in zip(selected, existing, strict=True)
+                    if is_finished(r) and not (i in done and is_finished(done[i]))]
+            progress.append(keep)
+            done.update(keep)
+        pending = [i for i in selected if i not in done or not is_finished(done[i])]
+        retried = sum(1 for i in pending if i in done)
         resumed += len(selected) - len(pending)
         if done:
-            print(f"{stem}: resuming, {len(selected) - len(pending)} of {len(selected)} records already done")
+            print(f"{stem}: resuming, {len(selected) - len(pending)} of {len(selected)} records already done"
+                  + (f", {retried} failed records redone" if retried else ""))
         plan.append((f.name, stem, items, selected, final, progress))
         if pending:
-            jobs.append({"prompt_file": str(f), "stem": stem, "progress": str(progress.path), "pending": pending})
+            jobs.append({"prompt_file": str(f), "stem": stem, "progress": str(progress.path), "pending": pending,
+                         "retry": [i for i in pending if i in done]})
 
     generated = 0
     if jobs:
@@ -615,7 +706,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 generated = run_worker(config, jobs)
             except InputError:  # the engine could not start: leave no output of this run behind
                 for progress, items, name in created:
-                    if not progress.load(items, name, settings):
+                    if not any(is_finished(r) for r in progress.load(items, name, settings).values()):
                         progress.remove()
                 if made_dir and not any(out_dir.iterdir()):
                     out_dir.rmdir()
@@ -628,6 +719,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 1
             generated = sum(len(j["pending"]) for j in jobs)
 
+    all_failed = []
     for name, stem, items, selected, final, progress in plan:
         done = progress.load(items, name, settings)
         missing = [i for i in selected if i not in done]
@@ -654,7 +746,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             results = write_report(final, report)
             line += f"; ExpRate {results['exact_match_rate']:.2f}% -> {report}"
         print(line)
+        if records and not any(is_finished(r) for r in records):
+            all_failed.append(_all_failed_message(stem, records, a.resolved_image_root))
     print(f"done: {generated} records generated, {resumed} resumed from progress files")
+    if all_failed:
+        raise InputError("; ".join(all_failed) + ". Nothing was predicted there: fix the cause (--image-root, "
+                         "the working folder) and rerun the same command, which redoes the failed records")
     return 0
 
 
