@@ -211,7 +211,8 @@ CASES = [
 ]
 IDS = [c.name for c in CASES]
 #: entry points that write no file (stdout / a server only): predict.py, serve.py, check_config.py
-NO_OUTPUT = {"unimumer.inference.predict:main", "unimumer.serve:main", "unimumer.training.check:main"}
+NO_OUTPUT = {"unimumer.inference.predict:main", "unimumer.serve:main", "unimumer.training.check:main",
+             "unimumer.data_check:main"}
 
 
 def test_the_table_holds_every_cli():
