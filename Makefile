@@ -1,6 +1,7 @@
 # unimumer — the two commands of the README:
 #   make demo   create .venv if needed, then run the whole pipeline offline on the bundled real CROHME sample
-#   make test   create .venv if needed, then run the whole test suite
+#   make test   create .venv if needed, then run the whole test suite (the 25 slowest tests listed at the end)
+#   make test-quick  the pure-Python layer for the edit-test loop: no engine start, no training (-m "not slow")
 # GPU users install with `pip install -r requirements.txt -r requirements_training.txt` instead (see README).
 
 VENV ?= .venv
@@ -15,7 +16,7 @@ export VLLM_CPU_KVCACHE_SPACE ?= 1
 export PIP_CONSTRAINT := $(CURDIR)/env/constraints-cpu.txt
 PYTEST_ARGS ?=
 
-.PHONY: env sysdeps browserdeps test demo lint bench clean-env
+.PHONY: env sysdeps browserdeps test test-quick demo lint bench clean-env
 
 env:
 	@bash env/setup_cpu_env.sh $(VENV)
@@ -28,7 +29,10 @@ browserdeps:
 	@bash env/install_browser_deps.sh
 
 test: env sysdeps browserdeps
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=25 $(PYTEST_ARGS)
+
+test-quick: env
+	$(PY) -m pytest -m "not slow" -q --durations=10 $(PYTEST_ARGS)
 
 demo: env sysdeps
 	$(PY) scripts/demo.py

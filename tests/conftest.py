@@ -38,6 +38,16 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 CROHME2014_FIXTURE = FIXTURES / "images" / "crohme2014"
 TINY_FAMILIES = ("qwen2_5_vl", "qwen3_vl", "qwen3_5")
+#: fixtures that load a model or train: a test using one is ``slow`` (left out of ``make test-quick``)
+HEAVY_FIXTURES = {"tiny_model_dir", "tiny_qwen2_5_vl", "tiny_qwen3_vl", "tiny_qwen3_5", "crohme_train_data"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that uses a model or training fixture ``slow``, so ``-m "not slow"`` (``make test-quick``)
+    never starts an engine or trains."""
+    for item in items:
+        if HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 # ------------------------------------------------------------------------------------------- tiny models

@@ -79,6 +79,7 @@ def test_clean_environment_gets_the_cpu_defaults_and_the_user_wins():
     assert json.loads(out.stdout.rsplit(" ", 1)[0]) == {"VLLM_CPU_KVCACHE_SPACE": "3", "DISABLE_VERSION_CHECK": ""}
 
 
+@pytest.mark.slow
 def test_check_config_runs_with_nothing_exported():
     """LLaMA-Factory 0.9.5 refuses vllm-cpu's transformers unless DISABLE_VERSION_CHECK is set (by the hook)."""
     proc = run(["scripts/check_config.py", "train/Uni-MuMER-train.yaml", "--registry-only"])

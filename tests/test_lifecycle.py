@@ -232,6 +232,7 @@ def _start_tree(tmp_path: Path) -> tuple[subprocess.Popen, list[psutil.Process]]
     return proc, kids
 
 
+@pytest.mark.slow
 def test_watchdog_stops_what_a_killed_process_left(tmp_path):
     proc, kids = _start_tree(tmp_path)
     proc.kill()
@@ -243,6 +244,7 @@ def test_watchdog_stops_what_a_killed_process_left(tmp_path):
     assert f"process {proc.pid} ended; stopping the 3 processes it left" in err
 
 
+@pytest.mark.slow
 def test_sigterm_unwinds_and_exits_143(tmp_path):
     proc, kids = _start_tree(tmp_path)
     proc.send_signal(signal.SIGTERM)
