@@ -7,8 +7,9 @@
   forever, depending on a marker in the prompt: the client retries the first, the second becomes an error record
   counted in the summary while the run completes; the request the stub receives has the official layout;
 - an API key variable that is not set: one ``error:`` line, exit 2, no request sent;
-- a client killed mid-run resumes from its progress file to the uninterrupted result; predict.py and the eval
-  scripts pass the endpoint options through.
+- a client killed mid-run resumes from its progress file to the uninterrupted result; a server killed mid-run
+  leaves error records that the rerun against the restarted server redoes, to the uninterrupted result;
+  predict.py and the eval scripts pass the endpoint options through.
 """
 
 from __future__ import annotations
@@ -48,13 +49,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def api_server(tiny_qwen2_5_vl):
-    """A real vLLM OpenAI-compatible server for the tiny checkpoint (float32, eager, as the local tests run it):
-    ``(base_url, served model name)``. The process group is killed at the end of the module."""
-    port = _free_port()
-    name = "tiny-qwen"
-    cmd = [PY, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_qwen2_5_vl),
+def _start_server(model: Path, port: int, name: str) -> tuple[subprocess.Popen, object]:
+    """A real vLLM OpenAI-compatible server for ``model`` (float32, eager, as the local tests run it) on
+    ``127.0.0.1:port``, in its own process group, once ``/health`` answers: ``(process, log file)``."""
+    cmd = [PY, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
            "--served-model-name", name, "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
            "--enforce-eager", "--max-model-len", "8192", "--seed", "0"]
     log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"unimumer-api-server-{port}.log", "w")
@@ -67,20 +65,39 @@ def api_server(tiny_qwen2_5_vl):
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
                     if r.status == 200:
-                        break
+                        return proc, log
             except OSError:
                 pass
             assert time.monotonic() < deadline, f"the vLLM server did not come up; log: {log.name}"
             time.sleep(1)
+    except BaseException:
+        _stop_server(proc, log)
+        raise
+
+
+def _stop_server(proc: subprocess.Popen, log, sig: int = signal.SIGTERM) -> None:
+    """Stop the server's whole process group (``sig``, then SIGKILL after 60 s) and close its log."""
+    try:
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=60)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def api_server(tiny_qwen2_5_vl):
+    """A real vLLM OpenAI-compatible server for the tiny checkpoint: ``(base_url, served model name)``. The process
+    group is stopped at the end of the module."""
+    port, name = _free_port(), "tiny-qwen"
+    proc, log = _start_server(tiny_qwen2_5_vl, port, name)
+    try:
         yield f"http://127.0.0.1:{port}/v1", name
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=60)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+        _stop_server(proc, log)
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +174,50 @@ def test_killed_run_resumes_to_the_uninterrupted_result(api_server, data_root):
     full = data_root / "out_api_full"
     _ok(_infer(data_root, full, *args))
     assert (out / "crohme_2014_pred.json").read_bytes() == (full / "crohme_2014_pred.json").read_bytes()
+
+
+def test_server_killed_mid_run_then_restarted_resumes_to_the_uninterrupted_result(tiny_qwen2_5_vl, tmp_path):
+    """The server dies (SIGKILL of its process group) while the client runs over the 48 bundled CROHME 2014
+    images: the requests that find no server become error records and the run completes; with the server
+    restarted on the same address, the rerun asks only those again, and the final file equals an uninterrupted
+    run's byte for byte."""
+    sample = REPO / "data/sample/crohme/2014"
+    van = TASKS["vanilla"].prompt()
+    rows = [line.split("\t", 1) for line in (sample / "caption.txt").read_text(encoding="utf-8").splitlines()]
+    write_json(tmp_path / "prompts/crohme_2014.json",
+               [sharegpt_record(str(sample / "img" / f"{i}.png"), van, c) for i, c in rows])
+    port, name = _free_port(), "tiny-qwen"
+    args = ("--backend", "openai", "--base-url", f"http://127.0.0.1:{port}/v1", "--api-model", name,
+            "--batch_size", "1", "--max-concurrency", "1", "--max-retries", "0", *GREEDY)
+    out = tmp_path / "out"
+    proc, log = _start_server(tiny_qwen2_5_vl, port, name)
+    try:
+        cmd = [PY, str(REPO / "scripts/vllm_infer.py"), "--input-dir", str(tmp_path / "prompts"),
+               "--output-dir", str(out), *args]
+        client = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        progress = out / ".crohme_2014_pred.progress.jsonl"
+        deadline = time.monotonic() + 300
+        while not (progress.exists() and len(progress.read_text(encoding="utf-8").splitlines()) >= 1 + 3):
+            assert client.poll() is None and time.monotonic() < deadline, client.communicate()
+            time.sleep(0.05)
+        _stop_server(proc, log, signal.SIGKILL)  # the server dies with requests still to come
+        stdout, stderr = client.communicate(timeout=600)
+        assert client.returncode == 0, stdout[-3000:] + stderr[-3000:]
+        first = read_json(out / "crohme_2014_pred.json")
+        failed = [r for r in first if r.get("error")]
+        assert len(first) == 48 and 0 < len(failed) <= 45  # 3 or more were answered before the kill
+        assert all(r["error"].startswith("API error") for r in failed)
+        assert f"{len(failed)} API error" in stdout
+        proc, log = _start_server(tiny_qwen2_5_vl, port, name)  # the same address again
+        res = _ok(_infer(tmp_path, out, *args, prompts="prompts"))
+        assert f"holds {len(failed)} failed records of 48" in res.stdout + res.stderr
+        full = tmp_path / "full"
+        _ok(_infer(tmp_path, full, *args, prompts="prompts"))
+        assert (out / "crohme_2014_pred.json").read_bytes() == (full / "crohme_2014_pred.json").read_bytes()
+        assert not any(r.get("error") for r in read_json(full / "crohme_2014_pred.json"))
+    finally:
+        if proc.poll() is None:
+            _stop_server(proc, log)
 
 
 # ------------------------------------------------------------------------------------------------ stub server
