@@ -11,6 +11,9 @@
 #   -c / --cdm VERSION      afterwards, ExpRate@CDM of every prediction file with that official CDM toolkit version
 #                           (2025-09 or 2025-03, the paper's): scripts/eval_metrics_calculator.py --cdm --cdm-toolkit
 #                           VERSION on OUTPUT_DIR writes <stem>_cdm.json and adds one ExpRate@CDM line to each report
+#   -k / --canonicalize     afterwards, also the canonical ExpRate of every prediction file (free-form answers of a
+#                           general VLM: formula extracted, spellings unified; docs/analysis.md): one more line in
+#                           each report, next to the raw ExpRate (scripts/eval_metrics_calculator.py --canonicalize)
 #   -- ARGS...              passed unchanged to scripts/vllm_infer.py (e.g. -- --data-parallel-size 4)
 # Environment: PYTHON (interpreter; default: the checkout's .venv/bin/python when present, else python3);
 # CUDA_VISIBLE_DEVICES is honoured as set by the caller and never overwritten (the official scripts forced GPU 0 / 1).
@@ -29,11 +32,11 @@ unimumer_python() {
 
 eval_one_dataset() {
   local name="$1"; shift
-  local input_dir="data/${name}/prompts" output_dir="data/${name}/results" model="" batch="" lora="" cdm=""
+  local input_dir="data/${name}/prompts" output_dir="data/${name}/results" model="" batch="" lora="" cdm="" canonical=""
   local -a extra=()
   local script
   script="$(basename "${BASH_SOURCE[1]:-$0}")"
-  local usage="Usage: ${script} -m MODEL [-l LORA_DIR] [-i INPUT_DIR] [-o OUTPUT_DIR] [-b BATCH] [-c CDM_TOOLKIT] [-- vllm_infer.py options]
+  local usage="Usage: ${script} -m MODEL [-l LORA_DIR] [-i INPUT_DIR] [-o OUTPUT_DIR] [-b BATCH] [-c CDM_TOOLKIT] [-k] [-- vllm_infer.py options]
 Runs scripts/vllm_infer.py on the ${name} prompt files (default ${input_dir}) and writes <stem>_pred.json and
 <stem>_results.txt (official layout) to OUTPUT_DIR (default ${output_dir}). Run from the repository root: the
 prompt files' image paths (./data/...) are relative to it. CUDA_VISIBLE_DEVICES is used as you set it.
@@ -41,6 +44,7 @@ Endpoint: leave -m out and pass -- --backend openai --base-url URL --api-model N
 -l LORA_DIR applies a LoRA adapter (train/lora/ output) on top of MODEL (vllm_infer.py --lora).
 -c CDM_TOOLKIT then adds ExpRate@CDM with that official CDM toolkit version (2025-09, or 2025-03 as in the paper):
 <stem>_cdm.json and one ExpRate@CDM line in each report (needs TeX Live + poppler).
+-k then adds the canonical ExpRate (formula extracted from free-form answers, spellings unified) to each report.
 Resumable: rerun the same command after an interruption."
   while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -49,6 +53,7 @@ Resumable: rerun the same command after an interruption."
       -m|--model)      [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; return 2; }; model="$2"; shift 2 ;;
       -l|--lora)       [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; return 2; }; lora="$2"; shift 2 ;;
       -c|--cdm)        [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; return 2; }; cdm="$2"; shift 2 ;;
+      -k|--canonicalize) canonical=1; shift ;;
       -b|--batch-size|--batch_size)
                        [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; return 2; }; batch="$2"; shift 2 ;;
       -h|--help)       echo "$usage"; return 0 ;;
@@ -76,9 +81,10 @@ Resumable: rerun the same command after an interruption."
   cmd+=("${extra[@]+"${extra[@]}"}")
   echo "[INFO] ${cmd[*]}" >&2
   "${cmd[@]}"
-  if [[ -n "$cdm" ]]; then
-    local -a score=("$(unimumer_python)" "${UNIMUMER_ROOT}/scripts/eval_metrics_calculator.py"
-                    --input "$output_dir" --cdm --cdm-toolkit "$cdm")
+  if [[ -n "$cdm" || -n "$canonical" ]]; then
+    local -a score=("$(unimumer_python)" "${UNIMUMER_ROOT}/scripts/eval_metrics_calculator.py" --input "$output_dir")
+    [[ -n "$cdm" ]] && score+=(--cdm --cdm-toolkit "$cdm")
+    [[ -n "$canonical" ]] && score+=(--canonicalize)
     echo "[INFO] ${score[*]}" >&2
     "${score[@]}"
   fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # eval_all.sh - unified evaluation entry point: every test set present under DATA_ROOT, then the summary table.
 #
-# Usage: bash eval/eval_all.sh -m MODEL [-l LORA_DIR] [-s SUFFIX] [-b BATCH] [-d DATA_ROOT] [-c CDM_TOOLKIT]
+# Usage: bash eval/eval_all.sh -m MODEL [-l LORA_DIR] [-s SUFFIX] [-b BATCH] [-d DATA_ROOT] [-c CDM_TOOLKIT] [-k]
 #                               [-- vllm_infer.py options]
 #   -m / --model MODEL        model folder or Hugging Face id (required)
 #   -l / --lora DIR           LoRA adapter folder applied on top of MODEL (vllm_infer.py --lora)
@@ -13,6 +13,7 @@
 #   -d / --data-root DIR      where the datasets live (default: data)
 #   -c / --cdm VERSION        also ExpRate@CDM with that official CDM toolkit version (2025-09, or 2025-03 as in
 #                             the paper): <stem>_cdm.json per split, the summary's CDM column names the version
+#   -k / --canonicalize       also the canonical ExpRate (free-form answers scored fairly) in each split's report
 #   -- ARGS...                passed unchanged to scripts/vllm_infer.py (e.g. -- --data-parallel-size 4)
 # For each of CROHME, CROHME2023, HME100K, MathWriting, Im2LaTeXv2, MNE: runs eval/eval_<dataset>.sh on
 # DATA_ROOT/<DATASET>/prompts (skipped with a message when that folder has no *.json), writing
@@ -25,9 +26,9 @@ set -euo pipefail
 # shellcheck source=eval/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-usage() { sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
-MODEL="" SUFFIX="" BATCH="" DATA_ROOT="data" LORA="" CDM=""
+MODEL="" SUFFIX="" BATCH="" DATA_ROOT="data" LORA="" CDM="" CANONICAL=""
 EXTRA=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -38,6 +39,7 @@ while [[ $# -gt 0 ]]; do
                      [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; exit 2; }; BATCH="$2"; shift 2 ;;
     -d|--data-root)  [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; exit 2; }; DATA_ROOT="$2"; shift 2 ;;
     -c|--cdm)        [[ $# -ge 2 ]] || { echo "error: $1 needs a value" >&2; exit 2; }; CDM="$2"; shift 2 ;;
+    -k|--canonicalize) CANONICAL=1; shift ;;
     -h|--help)       usage; exit 0 ;;
     --)              shift; EXTRA=("$@"); break ;;
     *)               echo "error: unknown option: $1" >&2; usage >&2; exit 2 ;;
@@ -70,6 +72,7 @@ for i in "${!datasets[@]}"; do
   [[ -n "$BATCH" ]] && args+=(-b "$BATCH")
   [[ -n "$LORA" ]] && args+=(-l "$LORA")
   [[ -n "$CDM" ]] && args+=(-c "$CDM")
+  [[ -n "$CANONICAL" ]] && args+=(-k)
   if bash "${here}/${scripts[i]}" "${args[@]}" -- "${EXTRA[@]+"${EXTRA[@]}"}"; then
     ran+=("$out_dir")
   else

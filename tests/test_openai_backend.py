@@ -365,15 +365,18 @@ def test_predict_openai_backend(stub, crohme_samples):
 
 
 def test_eval_script_passes_the_endpoint_options_through(stub, marker_root):
-    """``eval/eval_<dataset>.sh`` without -m and ``-- --backend openai ...``: the endpoint run, official layout."""
+    """``eval/eval_<dataset>.sh`` without -m and ``-- --backend openai ...``: the endpoint run, official layout;
+    ``-k`` adds the canonical ExpRate line to the report."""
     out = marker_root / "out_eval_sh"
-    res = subprocess.run(["bash", str(REPO / "eval/eval_crohme.sh"), "-i", "prompts", "-o", str(out), "--",
+    res = subprocess.run(["bash", str(REPO / "eval/eval_crohme.sh"), "-i", "prompts", "-o", str(out), "-k", "--",
                           "--backend", "openai", "--base-url", stub.url, "--api-model", "stub", "--task", "vanilla",
                           "--limit", "1"], cwd=marker_root, capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PYTHON": PY})
     assert res.returncode == 0, res.stderr[-3000:]
     assert [r["pred"] for r in read_json(out / "set_pred.json")] == ["x ^ { 2 }"]
-    assert (out / "set_results.txt").is_file() and len(stub.bodies) == 1
+    assert len(stub.bodies) == 1
+    report = (out / "set_results.txt").read_text(encoding="utf-8")
+    assert report.count("Canonical ExpRate:") == 1 and "eval_metrics_calculator.py --input" in res.stderr
     res = subprocess.run(["bash", str(REPO / "eval/eval_crohme.sh"), "-i", "prompts", "-m", "M", "--", "--backend",
                           "openai"], cwd=marker_root, capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and res.stderr.startswith("error: -m/--model names a local model")
