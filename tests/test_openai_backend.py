@@ -150,10 +150,13 @@ def test_greedy_predictions_equal_the_local_vllm_backend(api_server, tiny_qwen2_
     for f in out_api.iterdir():
         assert KEY not in f.read_text(encoding="utf-8"), f
     assert KEY not in res.stdout + res.stderr
-    # a second run with the same endpoint and model is skipped (fingerprint unchanged), another model is refused
+    # a second run with the same endpoint and model (fingerprint unchanged) keeps the finished records and redoes
+    # only the failed one (the missing image, failed again before any request): the file is unchanged
+    before = (out_api / "crohme_2014_pred.json").read_bytes()
     again = _ok(_infer(data_root, out_api, "--backend", "openai", "--base-url", base_url, "--api-model", name,
                        *GREEDY))
-    assert "skipped" in again.stdout
+    assert "holds 1 failed records of 7; redoing them" in again.stdout
+    assert (out_api / "crohme_2014_pred.json").read_bytes() == before
     other = _infer(data_root, out_api, "--backend", "openai", "--base-url", base_url, "--api-model", "other",
                    *GREEDY)
     assert other.returncode == 2 and "made by another run" in other.stderr
@@ -168,7 +171,8 @@ def test_killed_run_resumes_to_the_uninterrupted_result(api_server, data_root):
     killed = _infer(data_root, out, *args, env={"UNIMUMER_INFER_KILL_AFTER_BATCHES": "1"})
     assert killed.returncode != 0 and not (out / "crohme_2014_pred.json").exists()
     progress = list(out.glob(".crohme_2014_pred.progress.jsonl"))
-    assert progress and len(progress[0].read_text(encoding="utf-8").splitlines()) == 1 + 2  # header + one batch
+    # header, the missing image's error record (written before any request), one batch of two
+    assert progress and len(progress[0].read_text(encoding="utf-8").splitlines()) == 1 + 1 + 2
     res = _ok(_infer(data_root, out, *args))
     assert "resuming, 2 of 7 records already done" in res.stdout
     full = data_root / "out_api_full"
