@@ -576,12 +576,7 @@ def test_api_key_server(tiny_qwen2_5_vl, reference, crohme_samples, browser, tmp
         browser.find_element(By.NAME, "key").send_keys(key)
         browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         wait.until(lambda d: d.find_elements(By.ID, "recognize-upload"))
-        browser.find_element(By.CSS_SELECTOR, "#upload-image input[type=file]").send_keys(str(s.path))
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#upload-image img"))
-        browser.find_element(By.ID, "recognize-upload").click()
-        wait.until(lambda d: d.find_element(By.ID, "latency").text.startswith("image:"))
-        shown = browser.find_element(By.CSS_SELECTOR, "#latex textarea").get_attribute("value")
-        assert _one_line(shown) == reference["vanilla"][s.img_id]
+        assert _one_line(_recognize_upload(browser, s.path)) == reference["vanilla"][s.img_id]
     finally:
         _stop(proc)
     assert proc.returncode == 0, log.read_text()[-2000:]
@@ -610,6 +605,20 @@ def browser():
     shutil.rmtree(profile, ignore_errors=True)
 
 
+def _recognize_upload(browser, image) -> str:
+    """On a loaded page: upload ``image``, press the upload tab's button, wait for the answer and return the LaTeX
+    shown in the page's text box."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 120)
+    browser.find_element(By.CSS_SELECTOR, "#upload-image input[type=file]").send_keys(str(image))
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#upload-image img"))
+    browser.find_element(By.ID, "recognize-upload").click()
+    wait.until(lambda d: d.find_element(By.ID, "latency").text.startswith("image:"))
+    return browser.find_element(By.CSS_SELECTOR, "#latex textarea").get_attribute("value")
+
+
 @pytest.mark.slow
 def test_page_in_a_headless_browser(server, running, reference, crohme_samples, browser, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
@@ -622,11 +631,7 @@ def test_page_in_a_headless_browser(server, running, reference, crohme_samples, 
     assert "Uni-MuMER" in browser.title
     # upload a CROHME image, press the button, read the LaTeX shown
     s = crohme_samples[2]
-    browser.find_element(By.CSS_SELECTOR, "#upload-image input[type=file]").send_keys(str(s.path))
-    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#upload-image img"))
-    browser.find_element(By.ID, "recognize-upload").click()
-    wait.until(lambda d: d.find_element(By.ID, "latency").text.startswith("image:"))
-    shown = browser.find_element(By.CSS_SELECTOR, "#latex textarea").get_attribute("value")
+    shown = _recognize_upload(browser, s.path)
     assert _one_line(shown) == reference["vanilla"][s.img_id]
     assert "hf, task vanilla" in browser.find_element(By.ID, "latency").text
     if shown.strip():
