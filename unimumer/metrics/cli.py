@@ -125,9 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also compute ExpRate@CDM (unimumer.cdm; needs TeX); writes <stem>_cdm.json with the report")
     p.add_argument("--cdm-workers", type=int, default=None, metavar="N",
                    help="worker processes for --cdm (default: unimumer.cdm's default)")
-    p.add_argument("--cdm-toolkit", choices=CDM_TOOLKITS, default=CDM_TOOLKITS[0], metavar="VERSION",
+    p.add_argument("--cdm-toolkit", choices=CDM_TOOLKITS, default=DEFAULT_TOOLKIT, metavar="VERSION",
                    help=f"with --cdm: official CDM toolkit version, one of {', '.join(CDM_TOOLKITS)} (default "
-                        f"{CDM_TOOLKITS[0]}; 2025-03 gives the paper's ExpRate@CDM)")
+                        f"{DEFAULT_TOOLKIT}; 2025-03 gives the paper's ExpRate@CDM)")
     p.add_argument("--force", action="store_true", help="with --cdm: recompute an existing <stem>_cdm.json")
     p.add_argument("--canonicalize", action="store_true",
                    help="also report the ExpRate of canonical forms (formula extracted from free-form answers, "
