@@ -161,7 +161,8 @@ def test_killed_runs_leave_no_engine_and_resume_to_the_uninterrupted_file(tiny_q
     code, at_kill, kids, left = _kill_mid_run(_cmd(model, run_root, out, "--data-parallel-size", "2"), run_root,
                                               progress, 2, signal.SIGKILL, tmp_path / "kill.log")
     assert code == -signal.SIGKILL
-    assert "ended; stopping the " in (tmp_path / "kill.log").read_text()  # the watchdog's work    assert sum("unimumer.inference.runner" in t for t in kids) == 2, kids  # the two workers ...
+    assert "ended; stopping the " in (tmp_path / "kill.log").read_text()  # the watchdog's work
+    assert sum("unimumer.inference.runner" in t for t in kids) == 2, kids  # the two workers ...
     assert sum("EngineCore" in t for t in kids) == 2, kids  # ... and their engines
     assert left == [], left
     assert after_term < _n_records(progress) < n_total and not (out / "crohme_pred.json").exists()
