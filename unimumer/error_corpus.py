@@ -692,6 +692,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-model-len", type=int, default=None, help="vLLM max_model_len (default: computed)")
     parser.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vLLM (default 0.9)")
     parser.add_argument("--tensor-parallel-size", type=int, default=1, help="vLLM (default 1)")
+    parser.add_argument("--enforce-eager", action="store_true",
+                        help="vLLM: skip graph compilation / CUDA graphs (faster start, slower decoding; small jobs, "
+                             "CPU)")
     a = parser.parse_args(argv)
     check_dataset_base_name(a.name)
     edl_dir = Path(a.output_dir) if a.output_dir is not None else Path(a.work_dir) / "edl"
@@ -716,6 +719,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "tensor_parallel_size": a.tensor_parallel_size}
     if a.max_model_len:
         engine_kwargs["max_model_len"] = a.max_model_len
+    if a.enforce_eager:
+        engine_kwargs["enforce_eager"] = True
     build_error_corpus(settings, a.work_dir, a.output_dir, None if a.no_register else a.dataset_info,
                        engine_kwargs, a.batch_size)
     return 0
