@@ -3,7 +3,6 @@ moved to unimumer.commands (tests/fixtures/cli_flags.json, recorded from the scr
 import json
 
 import pytest
-
 from cli_help import FIXTURE, PYTHON_PATHS, SHELL_PATHS, help_flags
 
 RECORDED = json.loads(FIXTURE.read_text(encoding="utf-8"))
