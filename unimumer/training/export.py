@@ -21,11 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import InputError
+from ..families import template_for
 from ..files import check_outputs
-
-# model_type of config.json -> the LLaMA-Factory template the configs train with (train/*.yaml, train/lora/*.yaml)
-TEMPLATES = {"qwen2_vl": "qwen2_vl", "qwen2_5_vl": "qwen2_vl", "qwen3_vl": "qwen3_vl_nothink",
-             "qwen3_5": "qwen3_5_nothink"}
 
 DESCRIPTION = """\
 Merge a LoRA adapter (LLaMA-Factory finetuning_type: lora output, PEFT format) into its base model and save a
@@ -68,9 +65,10 @@ def _template_for(model: str) -> str:
         raise InputError(f"{model}: not a local model folder; give --template (qwen2_vl, qwen3_vl_nothink, "
                          "qwen3_5_nothink)")
     model_type = json.loads(cfg.read_text(encoding="utf-8")).get("model_type")
-    if model_type not in TEMPLATES:
+    template = template_for(model_type)
+    if template is None:
         raise InputError(f"{model}: model_type {model_type!r} has no known template; give --template")
-    return TEMPLATES[model_type]
+    return template
 
 
 def export_merged(model: str, lora: str, output: str | os.PathLike, *, template: str | None = None,
