@@ -29,7 +29,8 @@ from unimumer.metrics import (
     load_predictions,
     token_distance,
 )
-from unimumer.metrics.cli import main, stem_of
+from unimumer.layout import stem_of
+from unimumer.metrics.cli import main
 from unimumer.metrics.report import format_cdm_line
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -148,8 +148,8 @@ def _cli(*args):
 
 def test_cli_errors(tmp_path, data_root):
     cases = [
-        ([str(tmp_path / "missing")], "no such file or folder"),
-        ([str(data_root / "CROHME" / "results_paper" / "nothing")], "no such file or folder"),
+        ([str(tmp_path / "missing")], "file not found"),
+        ([str(data_root / "CROHME" / "results_paper" / "nothing")], "file not found"),
         ([str(data_root), "--paper-model", "GPT"], "unknown paper model"),
     ]
     empty = tmp_path / "empty"

@@ -48,6 +48,7 @@ from typing import Any
 
 from .errors import InputError
 from .files import atomic_write_bytes, atomic_write_text, check_outputs, read_json, write_json
+from .layout import find_predictions, stem_of
 
 # --------------------------------------------------------------------------------------------------- constants
 #: Upper edges (inclusive) of the gt-length buckets in tokens; the last bucket is "> last edge".
@@ -679,8 +680,6 @@ def write_plots(analysis: Mapping[str, Any], out_dir: Path, name: str, top: int 
 
 # --------------------------------------------------------------------------------------------------- driver
 def _stem(path: Path) -> str:
-    from .metrics.cli import stem_of
-
     return stem_of(path)
 
 
@@ -688,16 +687,7 @@ def expand_input(path: str | os.PathLike) -> list[Path]:
     """A file → ``[file]``; a folder → its ``*_pred.json`` files, or its ``*.json`` files when it has none
     (the released ``paper_final/`` naming), sorted. Raises :class:`InputError` for a missing path or a folder
     without JSON files."""
-    p = Path(path)
-    if p.is_dir():
-        files = sorted(f for f in p.glob("*_pred.json") if f.is_file()) or \
-            sorted(f for f in p.glob("*.json") if f.is_file())
-        if not files:
-            raise InputError(f"{p}: folder holds no *_pred.json / *.json prediction files")
-        return files
-    if not p.exists():
-        raise InputError(f"{p}: file not found")
-    return [p]
+    return find_predictions(path, any_json=True)
 
 
 def analyze_file(path: Path, *, compare: Path | None = None, top_k: int = DEFAULT_TOP_K, method: str = "auto",

@@ -44,7 +44,7 @@ from pathlib import Path
 
 from .errors import InputError
 from .images import load_image
-from .inference.predict import add_engine_args, engine_from_args
+from .inference.options import add_engine_args, engine_from_args
 from .paths import DATA_DIR
 from .serve_guard import API_KEY_ENV, Guard, log
 from .tasks import GT_TASKS, get_task

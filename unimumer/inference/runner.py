@@ -30,6 +30,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..files import atomic_write_text, check_outputs, read_json, write_json
 from ..images import load_image
+from ..layout import run_record_path
 from ..paths import REPO_ROOT
 from ..tasks import TASKS
 from .core import (
@@ -307,11 +308,6 @@ def settings_fingerprint(settings: dict) -> str:
     import hashlib
 
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def run_record_path(final: Path) -> Path:
-    """``<stem><suffix>.run.json`` next to the prediction file ``<stem><suffix>.json``."""
-    return final.with_name(final.stem + ".run.json")
 
 
 def check_existing_output(final: Path, settings: dict) -> None:

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..cdm.toolkit import DEFAULT_TOOLKIT, TOOLKITS
+from ..cdm.toolkit import CHOICES as CDM_TOOLKITS
+from ..cdm.toolkit import DEFAULT_TOOLKIT
+from ..cli import emit
 from ..errors import InputError
 from ..files import atomic_write_text, check_outputs, read_json, write_json
+from ..layout import CDM_SUFFIX, RESULTS_SUFFIX, find_predictions, stem_of
 from .calculator import duplicate_ids, edit_score, evaluate, evaluate_with_distances, load_predictions
 from .report import (
     cdm_f1_mean,
@@ -25,12 +27,6 @@ from .report import (
     format_report,
     one_line_summary,
 )
-
-PRED_SUFFIX = "_pred"
-RESULTS_SUFFIX = "_results.txt"
-CDM_SUFFIX = "_cdm.json"
-#: the official CDM toolkit versions ``--cdm-toolkit`` accepts, default first (unimumer.cdm.toolkit)
-CDM_TOOLKITS = (DEFAULT_TOOLKIT, *(name for name in TOOLKITS if name != DEFAULT_TOOLKIT))
 
 DESCRIPTION = """\
 Score Uni-MuMER prediction files with the official metrics and write the official text report.
@@ -137,47 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def stem_of(path: str | os.PathLike) -> str:
-    """The split stem of a prediction file: its name without ``.json`` and a trailing ``_pred``.
-
-    ``crohme_2014_pred.json`` → ``crohme_2014`` (official ``vllm_infer.py`` naming); ``crohme_2014.json`` →
-    ``crohme_2014`` (the released ``paper_final/`` naming).
-    """
-    name = Path(path).name
-    stem = name[: -len(".json")] if name.lower().endswith(".json") else Path(name).stem
-    return stem[: -len(PRED_SUFFIX)] if stem.endswith(PRED_SUFFIX) and len(stem) > len(PRED_SUFFIX) else stem
-
-
 def expand_inputs(paths: Sequence[str]) -> list[tuple[Path, bool]]:
-    """Expand ``--input`` values into ``(file, from_directory)`` pairs.
-
-    A directory gives its ``*_pred.json`` files (sorted, not recursive); a file is kept as given. Raises
-    :class:`InputError` for a missing path or a directory without ``*_pred.json`` files.
-    """
-    out: list[tuple[Path, bool]] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            files = sorted(f for f in p.glob(f"*{PRED_SUFFIX}.json") if f.is_file())
-            if not files:
-                raise InputError(f"{p}: directory holds no *{PRED_SUFFIX}.json prediction files")
-            out += [(f, True) for f in files]
-        elif not p.exists():
-            raise InputError(f"{p}: file not found")
-        else:
-            out.append((p, False))
-    return out
-
-
-def emit(text: str) -> None:
-    """Write ``text`` to stdout as UTF-8 bytes (the report holds ``≤``), whatever the locale."""
-    sys.stdout.flush()
-    buf = getattr(sys.stdout, "buffer", None)
-    if buf is not None:
-        buf.write(text.encode("utf-8"))
-        buf.flush()
-    else:
-        sys.stdout.write(text)
+    """``(file, from_directory)`` for every ``--input``: a folder gives its ``*_pred.json`` files
+    (:func:`unimumer.layout.find_predictions`), a file is kept as given."""
+    return [(f, Path(raw).is_dir()) for raw in paths for f in find_predictions(raw)]
 
 
 def _write(path: Path, text: str) -> None:

@@ -18,10 +18,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..cdm.toolkit import CHOICES as CDM_TOOLKITS
+from ..cli import emit
 from ..errors import InputError
 from ..files import atomic_write_bytes, atomic_write_text, check_outputs, read_json
+from ..layout import CDM_SUFFIX, find_predictions, stem_of
 from .calculator import evaluate_file
-from .cli import CDM_SUFFIX, CDM_TOOLKITS, PRED_SUFFIX, emit, stem_of
 from .paper import DEFAULT_MODEL, MODELS, paper_exprate, resolve_model, split_info
 
 DASH = "—"
@@ -66,19 +68,8 @@ def find_prediction_files(paths: Sequence[str | os.PathLike]) -> list[tuple[Path
 
     Raises :class:`InputError` for a missing path or when nothing is found.
     """
-    found: list[tuple[Path, Path | None]] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            files = sorted(f for f in p.rglob(f"*{PRED_SUFFIX}.json") if f.is_file())
-            if not files:
-                raise InputError(f"{p}: no *{PRED_SUFFIX}.json prediction files below this folder")
-            found += [(f, p) for f in files]
-        elif p.is_file():
-            found.append((p, None))
-        else:
-            raise InputError(f"{p}: no such file or folder")
-    return found
+    return [(f, Path(raw) if Path(raw).is_dir() else None)
+            for raw in paths for f in find_predictions(raw, recursive=True)]
 
 
 def read_cdm(path: Path) -> float | None:
