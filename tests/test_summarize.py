@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from unimumer.commands.summary import main
 from unimumer.errors import InputError
 from unimumer.metrics.paper import MODELS, SPLITS, paper_exprate, paper_rows, resolve_model
-from unimumer.metrics.summary import collect_rows, main, markdown_table
+from unimumer.metrics.summary import collect_rows, markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = Path(__file__).resolve().parent / "fixtures" / "reference"

@@ -137,8 +137,9 @@ def build_smoke_data(
     """
     import tempfile
 
-    from ..builders import build_prompts_from_crohme, build_training_set
     from ..edl import write_edl_datasets
+    from ..prompt_files import build_prompts_from_crohme
+    from ..training_sets import build_training_set
 
     src = Path(source) if source is not None else DEFAULT_SOURCE
     captions = read_captions(src)
