@@ -24,6 +24,7 @@ import shutil
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError
@@ -169,6 +170,102 @@ def _tokenize(caption: str) -> str:
         return ""
 
 
+@dataclass
+class _Run:
+    """One ``process`` run: where step files go, how lines are printed, and the rejected records."""
+
+    odir: Path
+    image_base_path: str
+    image_suffix: str
+    out: object
+    invalid: list = field(default_factory=list)
+
+    def say(self, *args) -> None:
+        print(*args, file=self.out)
+
+    def write(self, name: str, text: str, step: str) -> None:
+        atomic_write_text(self.odir / name, text)
+        self.say(f"{step} done")
+
+    def reject(self, image_id: str, caption: str, kind: str) -> None:
+        self.invalid.append({"image_id": image_id, "caption": caption,
+                             "image_path": _image_path(self.image_base_path, image_id, self.image_suffix),
+                             "type": kind})
+
+
+def _steps_1_to_4(run: _Run, records: list) -> list:
+    """Filter invalid captions, tokenize, keep balanced non-empty ones: ``[(tokens, image_id)]``."""
+    run.say("start processing")
+    run.say(f"original caption lines count: {len(records)}")
+    run.write("step1_csv.csv", _csv_text(records, ("caption", "image_id")), "step1")
+    kept = []
+    for cap, iid in records:
+        if is_invalid_caption(cap):
+            run.reject(iid, cap, "1.5invalid_delete")
+        else:
+            kept.append((cap, iid))
+    run.say(f"one_point_five_filter_invalid_caption: {len(records) - len(kept)}")
+    run.write("step1.5_csv.csv", _csv_text(kept, ("caption", "image_id")), "step1.5")
+    run.write("step2_captions.txt", _lines([c for c, _ in kept]), "step2")
+
+    from tqdm import tqdm
+
+    tokenized = [_tokenize(c) for c, _ in tqdm(kept, desc="step3 tokenize", unit="rec", disable=None)]
+    run.write("step3_tokenized.txt", _lines(tokenized), "step3")
+    restored = []
+    for tok, (cap, iid) in zip(tokenized, kept, strict=True):
+        if not check_brackets(tok) or tok == "":
+            run.reject(iid, cap, "4_tokenization_error")
+        else:
+            restored.append((tok, iid))
+    run.write("step4_restored.csv", _csv_text(restored), "step4")
+    return restored
+
+
+def _step_5(run: _Run, restored: list, use_only_c: bool, remove: bool) -> list:
+    """Normalize (clean) every caption: ``[(caption, image_id)]``; prints the official counts."""
+    from tqdm import tqdm
+
+    normalized, dropped_at = [], []
+    for k, (tok, iid) in enumerate(tqdm(restored, desc="step5 normalize", unit="rec", disable=None)):
+        clean = _clean_caption(tok, use_only_c, remove)
+        if clean is None:
+            dropped_at.append(k)
+            run.reject(iid, tok, "5.5_normalize_error")
+        else:
+            normalized.append((clean, iid))
+    run.write("step4_restored_normalized.csv", _csv_text(normalized), "step5")
+    # Official count: the dropped records met before the last kept one (its two-pointer walk stops there).
+    dropped = set(dropped_at)
+    last_kept = max((k for k in range(len(restored)) if k not in dropped), default=-1)
+    run.say(f"catch_cnt: {sum(1 for k in dropped_at if k < last_kept)}")
+    run.say(len(restored) - len(normalized))
+    return normalized
+
+
+def _steps_6_to_7(run: _Run, normalized: list, use_only_c: bool) -> list:
+    """Step-7 records ``{image_path, caption, image_id}`` whose re-normalized caption is balanced and non-empty."""
+    run.write("step6_final.txt", _lines([f"{iid} {cap}" for cap, iid in normalized]), "step6")
+    step7 = [{"image_path": _image_path(run.image_base_path, iid, run.image_suffix),
+              "caption": " ".join(cap.split()), "image_id": iid} for cap, iid in normalized]
+    run.write("step7_final.json", dump_json(step7), "step7")
+    run.write("step7_point_five_caption_only.txt", _lines([r["caption"] for r in step7]), "step7.5")
+    recheck = [_katex_normalize(r["caption"], use_only_c) for r in step7]
+    run.write("step7_point_six_tokenize_txt_only.txt", _lines(recheck), "step7.6")
+    validated, empty = [], 0
+    for line, rec in zip(recheck, step7, strict=True):
+        if not check_brackets(line):
+            run.reject(rec["image_id"], rec["caption"], "7.7_invalid_bracket")
+        elif line.strip() == "":
+            empty += 1
+            run.reject(rec["image_id"], rec["caption"], "7.7_empty_line")
+        else:
+            validated.append(rec)
+    run.say(f"empty_cnt: {empty}")
+    run.write("step7_point_seven_caption_json.json", dump_json(validated), "step7.7")
+    return validated
+
+
 def process(
     input_path: str | Path,
     output_dir: str | Path,
@@ -191,112 +288,31 @@ def process(
     indent 4, no trailing newline) into ``output_dir``; prints the official progress lines and counts to ``out``
     (stdout). Returns ``{"final": path, "kept": n, "invalid": Counter}``. Raises :class:`InputError` for bad input.
     """
-    out = out or sys.stdout
-    say = lambda *a: print(*a, file=out)  # noqa: E731
     records = load_caption_records(input_path, json_image_id_key, json_caption_key)
     odir = Path(output_dir).resolve()
     _prepare_output_dir(odir)
-    invalid: list[dict] = []
-
-    def reject(image_id: str, caption: str, kind: str) -> None:
-        invalid.append({"image_id": image_id, "caption": caption,
-                        "image_path": _image_path(image_base_path, image_id, image_suffix), "type": kind})
-
-    say("start processing")
-    say(f"original caption lines count: {len(records)}")
-    atomic_write_text(odir / "step1_csv.csv", _csv_text(records, ("caption", "image_id")))
-    say("step1 done")
-
-    kept = []
-    for cap, iid in records:
-        if is_invalid_caption(cap):
-            reject(iid, cap, "1.5invalid_delete")
-        else:
-            kept.append((cap, iid))
-    say(f"one_point_five_filter_invalid_caption: {len(records) - len(kept)}")
-    atomic_write_text(odir / "step1.5_csv.csv", _csv_text(kept, ("caption", "image_id")))
-    say("step1.5 done")
-    atomic_write_text(odir / "step2_captions.txt", _lines([c for c, _ in kept]))
-    say("step2 done")
-
-    from tqdm import tqdm
-
-    tokenized = [_tokenize(c) for c, _ in tqdm(kept, desc="step3 tokenize", unit="rec", disable=None)]
-    atomic_write_text(odir / "step3_tokenized.txt", _lines(tokenized))
-    say("step3 done")
-
-    restored = []
-    for tok, (cap, iid) in zip(tokenized, kept, strict=True):
-        if not check_brackets(tok) or tok == "":
-            reject(iid, cap, "4_tokenization_error")
-        else:
-            restored.append((tok, iid))
-    atomic_write_text(odir / "step4_restored.csv", _csv_text(restored))
-    say("step4 done")
-
-    normalized, dropped_at = [], []
-    for k, (tok, iid) in enumerate(tqdm(restored, desc="step5 normalize", unit="rec", disable=None)):
-        clean = _clean_caption(tok, use_only_c, remove)
-        if clean is None:
-            dropped_at.append(k)
-            reject(iid, tok, "5.5_normalize_error")
-        else:
-            normalized.append((clean, iid))
-    atomic_write_text(odir / "step4_restored_normalized.csv", _csv_text(normalized))
-    say("step5 done")
-    # Official count: the dropped records met before the last kept one (its two-pointer walk stops there).
-    dropped = set(dropped_at)
-    last_kept = max((k for k in range(len(restored)) if k not in dropped), default=-1)
-    say(f"catch_cnt: {sum(1 for k in dropped_at if k < last_kept)}")
-    say(len(restored) - len(normalized))
-
-    atomic_write_text(odir / "step6_final.txt", _lines([f"{iid} {cap}" for cap, iid in normalized]))
-    say("step6 done")
-    step7 = [{"image_path": _image_path(image_base_path, iid, image_suffix), "caption": " ".join(cap.split()),
-              "image_id": iid} for cap, iid in normalized]
-    atomic_write_text(odir / "step7_final.json", dump_json(step7))
-    say("step7 done")
-    atomic_write_text(odir / "step7_point_five_caption_only.txt", _lines([r["caption"] for r in step7]))
-    say("step7.5 done")
-    recheck = [_katex_normalize(r["caption"], use_only_c) for r in step7]
-    atomic_write_text(odir / "step7_point_six_tokenize_txt_only.txt", _lines(recheck))
-    say("step7.6 done")
-
-    validated, empty = [], 0
-    for line, rec in zip(recheck, step7, strict=True):
-        if not check_brackets(line):
-            reject(rec["image_id"], rec["caption"], "7.7_invalid_bracket")
-        elif line.strip() == "":
-            empty += 1
-            reject(rec["image_id"], rec["caption"], "7.7_empty_line")
-        else:
-            validated.append(rec)
-    say(f"empty_cnt: {empty}")
-    atomic_write_text(odir / "step7_point_seven_caption_json.json", dump_json(validated))
-    say("step7.7 done")
-
+    run = _Run(odir, image_base_path, image_suffix, out or sys.stdout)
+    restored = _steps_1_to_4(run, records)
+    validated = _steps_6_to_7(run, _step_5(run, restored, use_only_c, remove), use_only_c)
     deleting = set(delete_tokens)
     final = []
     for rec in validated:
         if deleting and any(t in deleting for t in rec["caption"].split()):
-            reject(rec["image_id"], rec["caption"], "8_post_delete")
+            run.reject(rec["image_id"], rec["caption"], "8_post_delete")
         else:
             final.append(rec)
-    atomic_write_text(odir / "step8_post_delete.json", dump_json(final))
-    say("step8 done")
-
+    run.write("step8_post_delete.json", dump_json(final), "step8")
     prompt = TASKS["vanilla"].prompt()
     hmer = dump_json([sharegpt_record(r["image_path"], prompt, r["caption"]) for r in final])
-    atomic_write_text(odir / "step9_hmer_json.json", hmer)
-    say("step9 done")
-    say("all done")
-    say(f"final caption lines count: {len(final)}")
-    say("loss caption lines count: ", len(records) - len(final))
-    atomic_write_text(odir / "invalid_record.json", dump_json(invalid))
-    counts = Counter(r["type"] for r in invalid)
-    say(f"invalid data count: {len(invalid)}")
+    run.write("step9_hmer_json.json", hmer, "step9")
+    run.say("all done")
+    run.say(f"final caption lines count: {len(final)}")
+    run.say("loss caption lines count: ", len(records) - len(final))
+    atomic_write_text(odir / "invalid_record.json", dump_json(run.invalid))
+    counts = Counter(r["type"] for r in run.invalid)
+    run.say(f"invalid data count: {len(run.invalid)}")
     for kind, n in counts.items():
-        say(f"{kind}: {n}")
+        run.say(f"{kind}: {n}")
     final_path = odir / (odir.name + final_name_suffix)
     atomic_write_text(final_path, hmer)
     return {"final": final_path, "kept": len(final), "invalid": counts}

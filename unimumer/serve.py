@@ -305,13 +305,9 @@ def example_images(limit: int = 8) -> list[str]:
     return [str(p) for p in sorted(EXAMPLES_DIR.glob("*.png"))[:limit]]
 
 
-def build_page(predictor: Predictor, *, max_upload_bytes: int):
-    """The Gradio ``Blocks`` of the page (sketch / upload / paste → LaTeX, rendering, reasoning, latency).
-
-    The upload event gets Gradio's raw ``FileData`` (no Gradio preprocessing): the uploaded file's bytes go through
-    :func:`decode_upload` as an API upload does, so a bad file is the API's one-line message on the page and one
-    ``serve:`` log line, not a Gradio traceback.
-    """
+def _page_recognizer(predictor: Predictor, max_upload_bytes: int):
+    """``recognize(image, task, source) -> (latex, rendered Markdown, reasoning, latency line)`` of the page's two
+    buttons; every refusal is a ``gr.Error`` with the API's one-line message and one ``serve:`` log line."""
     import gradio as gr
     from gradio.utils import get_upload_folder
 
@@ -356,6 +352,19 @@ def build_page(predictor: Predictor, *, max_upload_bytes: int):
         latency = f"{source}: {seconds:.2f} s ({predictor.backend}, task {task})"
         return pred.latex, rendered, pred.reasoning, latency
 
+    return recognize
+
+
+def build_page(predictor: Predictor, *, max_upload_bytes: int):
+    """The Gradio ``Blocks`` of the page (sketch / upload / paste → LaTeX, rendering, reasoning, latency).
+
+    The upload event gets Gradio's raw ``FileData`` (no Gradio preprocessing): the uploaded file's bytes go through
+    :func:`decode_upload` as an API upload does, so a bad file is the API's one-line message on the page and one
+    ``serve:`` log line, not a Gradio traceback.
+    """
+    import gradio as gr
+
+    recognize = _page_recognizer(predictor, max_upload_bytes)
     with gr.Blocks(title="Uni-MuMER: handwritten math → LaTeX") as page:
         gr.Markdown(f"## Uni-MuMER: handwritten mathematical expression → LaTeX\n"
                     f"Model `{predictor.model}` · backend `{predictor.backend}`")

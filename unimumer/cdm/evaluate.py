@@ -155,14 +155,7 @@ def evaluate_cdm(records: Iterable[dict], *, workers: int | None = None, timeout
     cdir = None
     if use_cache:
         cdir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    colored: dict[str, object] = {}
-    for rec in recs:
-        for expr in (rec["gt"], rec["pred"]):
-            if expr not in colored:
-                try:
-                    colored[expr] = colorize(expr, tk)
-                except LatexError as exc:
-                    colored[expr] = exc
+    colored = _colorize_all(recs, tk)
     sources = sorted({c.source for c in colored.values() if not isinstance(c, LatexError)})
     rendered = _render_all(sources, workers=workers, timeout=timeout, dpi=dpi, cache_dir=cdir, progress=progress)
 
@@ -175,49 +168,56 @@ def evaluate_cdm(records: Iterable[dict], *, workers: int | None = None, timeout
             return None, col, f"render failed: {res['error']}"
         return clip_to_page(res, len(col.labels), dpi), col, None
 
-    samples, excluded = [], []
-    perfect = evaluated = pred_failures = 0
-    f1_sum = 0.0
-    for i, rec in enumerate(recs):
-        ident = rec.get("img_id", i)
-        sample = {"img_id": ident, "gt": rec["gt"], "pred": rec["pred"], "recall": None, "precision": None,
-                  "f1": None, "status": "ok", "matched": 0, "n_gt": 0, "n_pred": 0, "error": None}
-        g_res, g_col, g_err = outcome(rec["gt"])
-        if g_err is None and not g_res["boxes"]:
-            g_err = "gt renders no visible token"
-        if g_err is not None:
-            sample.update(status="gt_error", error=g_err)
-            excluded.append(ident)
-            samples.append(sample)
-            continue
-        evaluated += 1
-        p_res, p_col, p_err = outcome(rec["pred"])
-        n_gt = len(g_res["boxes"])
-        if p_err is not None:
-            pred_failures += 1
-            sample.update(status="pred_error", error=p_err, recall=0.0, precision=0.0, f1=0.0, n_gt=n_gt)
-            samples.append(sample)
-            continue
-        matched, n_gt, n_pred = _match.match_boxes(g_res["boxes"], g_col.labels, g_res["size"], p_res["boxes"],
-                                                   p_col.labels, p_res["size"], dpi=dpi, mode=mode,
-                                                   gt_spellings=g_col.spellings, pred_spellings=p_col.spellings,
-                                                   toolkit=tk)
-        recall, precision, f1 = (round(x, 3) for x in _match.scores(matched, n_gt, n_pred))
-        sample.update(recall=recall, precision=precision, f1=f1, matched=matched, n_gt=n_gt, n_pred=n_pred)
-        if f1 == 1.0:
-            perfect += 1
-        f1_sum += f1
-        samples.append(sample)
+    samples = [_score_sample(i, rec, outcome, dpi=dpi, mode=mode, tk=tk) for i, rec in enumerate(recs)]
+    scored = [s for s in samples if s["status"] != "gt_error"]
+    evaluated = len(scored)
     return {
-        "exprate_cdm": round(100.0 * perfect / evaluated, 4) if evaluated else 0.0,
+        "exprate_cdm": round(100.0 * sum(s["f1"] == 1.0 for s in scored) / evaluated, 4) if evaluated else 0.0,
         "evaluated": evaluated,
         "total": len(recs),
-        "excluded": excluded,
-        "pred_render_failures": pred_failures,
-        "mean_f1": round(f1_sum / evaluated, 4) if evaluated else 0.0,
+        "excluded": [s["img_id"] for s in samples if s["status"] == "gt_error"],
+        "pred_render_failures": sum(s["status"] == "pred_error" for s in samples),
+        "mean_f1": round(sum(s["f1"] for s in scored) / evaluated, 4) if evaluated else 0.0,
         "samples": samples,
         "settings": _settings(mode, dpi, tk),
     }
+
+
+def _colorize_all(recs: list[dict], tk) -> dict[str, object]:
+    """Every distinct gt / pred expression → its colour-coded form, or the :class:`LatexError` it raised."""
+    colored: dict[str, object] = {}
+    for rec in recs:
+        for expr in (rec["gt"], rec["pred"]):
+            if expr not in colored:
+                try:
+                    colored[expr] = colorize(expr, tk)
+                except LatexError as exc:
+                    colored[expr] = exc
+    return colored
+
+
+def _score_sample(i: int, rec: dict, outcome, *, dpi: int, mode: str, tk) -> dict:
+    """The per-sample result of record ``i`` (see :func:`evaluate_cdm`); ``outcome(expr)`` gives its render."""
+    sample = {"img_id": rec.get("img_id", i), "gt": rec["gt"], "pred": rec["pred"], "recall": None,
+              "precision": None, "f1": None, "status": "ok", "matched": 0, "n_gt": 0, "n_pred": 0, "error": None}
+    g_res, g_col, g_err = outcome(rec["gt"])
+    if g_err is None and not g_res["boxes"]:
+        g_err = "gt renders no visible token"
+    if g_err is not None:
+        sample.update(status="gt_error", error=g_err)
+        return sample
+    p_res, p_col, p_err = outcome(rec["pred"])
+    n_gt = len(g_res["boxes"])
+    if p_err is not None:
+        sample.update(status="pred_error", error=p_err, recall=0.0, precision=0.0, f1=0.0, n_gt=n_gt)
+        return sample
+    matched, n_gt, n_pred = _match.match_boxes(g_res["boxes"], g_col.labels, g_res["size"], p_res["boxes"],
+                                               p_col.labels, p_res["size"], dpi=dpi, mode=mode,
+                                               gt_spellings=g_col.spellings, pred_spellings=p_col.spellings,
+                                               toolkit=tk)
+    recall, precision, f1 = (round(x, 3) for x in _match.scores(matched, n_gt, n_pred))
+    sample.update(recall=recall, precision=precision, f1=f1, matched=matched, n_gt=n_gt, n_pred=n_pred)
+    return sample
 
 
 def _settings(mode: str, dpi: int, tk) -> dict:

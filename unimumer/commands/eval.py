@@ -144,14 +144,8 @@ def _report_path(path: Path, from_dir: bool, args) -> Path | None:
     return None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``scripts/eval_metrics_calculator.py`` (see ``--help``). Returns the exit code (0).
-
-    Raises :class:`InputError` on bad input (``run_main`` turns it into ``error: ...``, exit 2); all inputs are
-    loaded and validated before any file is written.
-    """
-    args = build_parser().parse_args(argv)
-    inputs = expand_inputs(args.input)
+def _check_args(args, inputs: list[tuple[Path, bool]]) -> None:
+    """Refuse option combinations that do not fit the inputs (:class:`InputError`)."""
     if args.output and (len(inputs) != 1 or inputs[0][1]):
         raise InputError("--output takes a single prediction file; use --output-dir (or directory mode) for several")
     if args.output and Path(args.output).is_dir():
@@ -164,19 +158,67 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise InputError(f"{args.canonical_output}: --canonical-output must be a file path, not a directory")
     if args.cdm_workers is not None and args.cdm_workers < 1:
         raise InputError("--cdm-workers must be >= 1")
+
+
+def _warn_duplicates(path: Path, records: list) -> None:
+    extra, ids = duplicate_ids(records)
+    if extra:  # scored all the same, as the official calculator does; only reported
+        shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+        print(f"warning: {path}: {len(ids)} img_id(s) occur more than once ({extra} extra records; first: "
+              f"{shown}); every record is scored, as the official calculator does", file=sys.stderr)
+
+
+def _add_cdm(metrics: dict, records: list, path: Path, report_path: Path | None, args) -> str:
+    """ExpRate@CDM of ``records`` into ``metrics``; returns the report line."""
+    cdm_path = report_path.parent / f"{stem_of(path)}{CDM_SUFFIX}" if report_path else None
+    cdm = cdm_result(records, path, cdm_path, args)
+    excluded = cdm.get("excluded", [])
+    n_excluded = len(excluded) if isinstance(excluded, list) else int(excluded or 0)
+    metrics["exprate_cdm"] = cdm["exprate_cdm"]
+    metrics["cdm_f1"] = cdm_f1_mean(cdm)  # mean per-sample CDM F1 in percent (beside ExpRate@CDM)
+    metrics["cdm_evaluated"] = cdm.get("evaluated")
+    metrics["cdm_excluded"] = n_excluded
+    metrics["cdm_toolkit"] = cdm_toolkit_of(cdm)
+    return format_cdm_line(cdm["exprate_cdm"], cdm.get("evaluated"), n_excluded, metrics["cdm_toolkit"])
+
+
+def _add_canonical(metrics: dict, records: list, results: dict, args) -> str:
+    """Canonical ExpRate of ``records`` into ``metrics`` (and --canonical-output); returns the report line."""
+    canon_recs = canonical_records(records, gt_key=args.gt_key, pred_key=args.pred_key)
+    canon = evaluate(canon_recs)
+    if args.canonical_output:
+        write_json(Path(args.canonical_output), canon_recs, indent=2)
+    metrics["exprate_canonical"] = canon["exact_match_rate"]
+    metrics["canonical"] = canon
+    return format_canonical_line(canon["exact_match_rate"], results["exact_match_rate"])
+
+
+def _write_per_sample(out: Path, records: list, distances: list, args) -> None:
+    lines = []
+    for i, (rec, d) in enumerate(zip(records, distances, strict=True)):
+        gl, pl = len(rec[args.gt_key].split()), len(rec[args.pred_key].split())
+        lines.append(json.dumps({"index": i, "img_id": rec.get("img_id"), "distance": d, "gt_tokens": gl,
+                                 "pred_tokens": pl, "edit_score": edit_score(d, gl, pl)}, ensure_ascii=False))
+    write_report(out, "\n".join(lines) + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``scripts/eval_metrics_calculator.py`` (see ``--help``). Returns the exit code (0).
+
+    Raises :class:`InputError` on bad input (``run_main`` turns it into ``error: ...``, exit 2); all inputs are
+    loaded and validated before any file is written.
+    """
+    args = build_parser().parse_args(argv)
+    inputs = expand_inputs(args.input)
+    _check_args(args, inputs)
     reports = {path: _report_path(path, from_dir, args) for path, from_dir in inputs}
     cdm_files = [r.parent / f"{stem_of(p)}{CDM_SUFFIX}" for p, r in reports.items() if r is not None] if args.cdm else []
     check_outputs(inputs=[p for p, _ in inputs], outputs=[*reports.values(), *cdm_files, args.per_sample])
 
     # 1) load and validate everything first: a bad input leaves no file behind
-    loaded = [(path, from_dir, load_predictions(path, gt_key=args.gt_key, pred_key=args.pred_key))
-              for path, from_dir in inputs]
-    for path, _, records in loaded:
-        extra, ids = duplicate_ids(records)
-        if extra:  # scored all the same, as the official calculator does; only reported
-            shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
-            print(f"warning: {path}: {len(ids)} img_id(s) occur more than once ({extra} extra records; first: "
-                  f"{shown}); every record is scored, as the official calculator does", file=sys.stderr)
+    loaded = [(path, load_predictions(path, gt_key=args.gt_key, pred_key=args.pred_key)) for path, _ in inputs]
+    for path, records in loaded:
+        _warn_duplicates(path, records)
 
     # 2) score, then write
     from tqdm import tqdm
@@ -184,43 +226,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_out: dict[str, dict] = {}
     text_out: list[str] = []
     many = len(loaded) > 1
-    for path, _from_dir, records in tqdm(loaded, desc="scoring", unit="file", disable=not many or None):
+    for path, records in tqdm(loaded, desc="scoring", unit="file", disable=not many or None):
         results, distances = evaluate_with_distances(records, gt_key=args.gt_key, pred_key=args.pred_key,
                                                      progress=f"scoring {path.name}")
         report = format_report(results)
         report_path = reports[path]
-
         metrics = dict(results)
         if args.cdm:
-            cdm_path = report_path.parent / f"{stem_of(path)}{CDM_SUFFIX}" if report_path else None
-            cdm = cdm_result(records, path, cdm_path, args)
-            excluded = cdm.get("excluded", [])
-            n_excluded = len(excluded) if isinstance(excluded, list) else int(excluded or 0)
-            metrics["exprate_cdm"] = cdm["exprate_cdm"]
-            metrics["cdm_f1"] = cdm_f1_mean(cdm)  # mean per-sample CDM F1 in percent (beside ExpRate@CDM)
-            metrics["cdm_evaluated"] = cdm.get("evaluated")
-            metrics["cdm_excluded"] = n_excluded
-            metrics["cdm_toolkit"] = cdm_toolkit_of(cdm)
-            report += format_cdm_line(cdm["exprate_cdm"], cdm.get("evaluated"), n_excluded, metrics["cdm_toolkit"])
-
+            report += _add_cdm(metrics, records, path, report_path, args)
         if args.canonicalize:
-            canon_recs = canonical_records(records, gt_key=args.gt_key, pred_key=args.pred_key)
-            canon = evaluate(canon_recs)
-            if args.canonical_output:
-                write_json(Path(args.canonical_output), canon_recs, indent=2)
-            metrics["exprate_canonical"] = canon["exact_match_rate"]
-            metrics["canonical"] = canon
-            report += format_canonical_line(canon["exact_match_rate"], results["exact_match_rate"])
-
+            report += _add_canonical(metrics, records, results, args)
         if args.per_sample:
-            lines = []
-            for i, (rec, d) in enumerate(zip(records, distances, strict=True)):
-                gl, pl = len(rec[args.gt_key].split()), len(rec[args.pred_key].split())
-                lines.append(json.dumps({"index": i, "img_id": rec.get("img_id"), "distance": d, "gt_tokens": gl,
-                                         "pred_tokens": pl, "edit_score": edit_score(d, gl, pl)},
-                                        ensure_ascii=False))
-            write_report(Path(args.per_sample), "\n".join(lines) + "\n")
-
+            _write_per_sample(Path(args.per_sample), records, distances, args)
         if report_path is not None:
             write_report(report_path, report)
             if not args.json:

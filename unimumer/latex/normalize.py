@@ -215,9 +215,8 @@ def _env_group_name(g: _Group) -> str | None:
     return None
 
 
-def _rewrite_siblings(seq: list, use_only_c: bool = True) -> list:
-    """R3, R4, R7 (names), R8, missing-argument check, then R5, R6 + R10, R7 (folding) on one sibling sequence."""
-    # R3 (\mathrm), R7 environment names, R8 operator names.
+def _rename_pass(seq: list) -> list:
+    """R3 (``\\mathrm`` unwrapped), R7 environment names, R8 operator names."""
     s: list = []
     i = 0
     while i < len(seq):
@@ -243,8 +242,11 @@ def _rewrite_siblings(seq: list, use_only_c: bool = True) -> list:
                 continue
         s.append(it)
         i += 1
+    return s
 
-    # R4 + argument check; record which groups are structural arguments (kept by R5).
+
+def _argument_pass(s: list, use_only_c: bool) -> tuple[list, set[int]]:
+    """R4 + missing-argument check: ``(items, ids of the groups that are structural arguments, kept by R5)``."""
     keep: set[int] = set()  # ids of groups to keep
     out: list = []
     i = 0
@@ -288,16 +290,22 @@ def _rewrite_siblings(seq: list, use_only_c: bool = True) -> list:
                 j += 2
             if it in NORM_BIG_OPERATORS and j < n and isinstance(s[j], _Group):
                 keep.add(id(s[j]))
+    return out, keep
 
-    # R5: unwrap the other groups.
+
+def _unwrap_groups(out: list, keep: set[int]) -> list:
+    """R5: unwrap every group not in ``keep``."""
     s = []
     for it in out:
         if isinstance(it, _Group) and id(it) not in keep:
             s.extend(it)
         else:
             s.append(it)
+    return s
 
-    # R6: ^ A _ B → _ B ^ A, with R10 (prime superscripts merged) before and after it:
+
+def _swap_scripts(s: list) -> list:
+    """R6: ``^ A _ B`` → ``_ B ^ A``, with R10 (prime superscripts merged) before and after it."""
     # ``^ { \prime } ^ { i } _ { j }`` → ``_ { j } ^ { \prime i }``;
     # ``^ { \prime } _ { k } ^ { 2 }`` → ``_ { k } ^ { \prime } ^ { 2 }`` → ``_ { k } ^ { \prime 2 }``.
     s = _merge_prime_superscripts(s)
@@ -308,8 +316,12 @@ def _rewrite_siblings(seq: list, use_only_c: bool = True) -> list:
             i += 4
         else:
             i += 1
-    s = _merge_prime_superscripts(s)
+    return _merge_prime_superscripts(s)
 
+
+def _rewrite_siblings(seq: list, use_only_c: bool = True) -> list:
+    """R3, R4, R7 (names), R8, missing-argument check, then R5, R6 + R10, R7 (folding) on one sibling sequence."""
+    s = _swap_scripts(_unwrap_groups(*_argument_pass(_rename_pass(seq), use_only_c)))
     # R7: trailing \\ before \end, delimiters around a matrix.
     s = [it for k, it in enumerate(s) if not (it == "\\\\" and k + 1 < len(s) and s[k + 1] == "\\end")]
     if "\\begin" in s:
