@@ -1,4 +1,4 @@
-"""Issue 12: the README's CPU commands work with nothing exported, and an engine that cannot start says why.
+"""The README's CPU commands work with nothing exported, and an engine that cannot start says why.
 
 Every command runs as the user runs it: ``.venv/bin/python scripts/...`` in a subprocess whose environment holds
 only ``PATH`` and ``HOME`` (what ``env -i PATH=/usr/bin:/bin HOME=$HOME`` leaves), so nothing the test suite exports

