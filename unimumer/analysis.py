@@ -1,37 +1,11 @@
 """Error analysis of prediction files: where a model fails, and what changed between two models.
 
-Input: prediction files in the official layout (official ``scripts/vllm_infer.py``: a
-JSON array of ``{"gt", "pred", "image_path", "img_id"}``; the released ``paper_final/*.json`` files also fit).
-Definitions (all stated again in the CLI ``--help``):
-
-- **tokens, exact match, edit distance**: the official calculator's (:mod:`unimumer.metrics.calculator`): tokens
-  are ``str.split()``, the distance ``d`` is the token Levenshtein distance, a record is exact when ``d == 0``,
-  "≤ k" when ``d <= k``; so every bucket's exact count adds up to the calculator's ExpRate numerator.
-- **confusions**: the token alignment of the EDL builder (:func:`unimumer.edl.alignment_opcodes`, rapidfuzz
-  ``Levenshtein.opcodes(pred, gt)``). Each ``replace`` opcode contributes one substitution ``gt token → pred
-  token`` per aligned position; a ``delete`` opcode (pred tokens the gt lacks) counts **insertions** (the model
-  inserted a token; EDL's ``DELETE`` fixes it); an ``insert`` opcode (gt tokens the pred lacks) counts
-  **deletions** (the model dropped a token; EDL's ``INSERT`` fixes it). substitutions + insertions + deletions of a
-  record = its distance ``d``.
-- **letter–digit confusion score** (paper Sec. 4, "EDL lowers the top-5 letter–digit confusion score 5.25 → 3.31,
-  3 ↔ z −0.58, 1 ↔ n −0.59"; the paper gives no formula, this is how we read it): a pair is an unordered
-  {Latin letter, digit} pair of single-character tokens; its score is the number of substitutions between them,
-  both directions, per 100 records (expressions) of the file; the top-k score (k = 5) is the sum of the k largest
-  pair scores. A per-pair difference such as "3 ↔ z −0.58" is then 0.58 fewer confusions per 100 expressions.
-- **buckets** (each lists its sample count; all computed on the **gt**): gt length in tokens; structural depth =
-  the largest nesting level of the gt's Tree-CoT tree (:func:`unimumer.latex.tree.tree_lines`, the number of
-  leading tabs; 0 = a flat expression, "unparsable" when the official parser rejects the gt); structure kinds
-  present (fraction, root, scripts, matrix, big operator — overlapping — and "none of these"); maximum symbol
-  repetition = the largest count of the symbol-counting target (:func:`unimumer.latex.counting.symbol_counts`:
-  every token except ``{`` ``}``), bucketed 1 / 2–4 / ≥ 5.
-- **comparison** of A with B (same ``img_id`` set and the same gt per ``img_id``): *fixed* = exact in B, not in A;
-  *broken* = exact in A, not in B; McNemar's test on these discordant counts ``b`` (broken) and ``c`` (fixed):
-  exact two-sided binomial test ``scipy.stats.binomtest(min(b, c), b + c, 0.5)`` when ``b + c < 25``, otherwise
-  the chi-square statistic with continuity correction ``(|b − c| − 1)² / (b + c)`` on 1 degree of freedom
-  (``scipy.stats.chi2.sf``); ``p = 1`` when ``b + c == 0``. ``--mcnemar exact|chi2`` forces one of them.
-
-Public entry points: :func:`analyze_records`, :func:`compare_analyses`, :func:`render_report`, :func:`write_plots`,
-:func:`run` and the CLI :func:`main` (``scripts/analyze_errors.py``).
+Input: prediction files in the official layout (``{"gt", "pred", "image_path", "img_id"}`` records; the released
+``paper_final/*.json`` fit too). Output: :func:`analyze_records` / :func:`compare_analyses` dicts (token
+confusions by the EDL alignment, letter–digit confusion score per 100 records, ExpRate / ≤ 1 / ≤ 2 by gt length,
+Tree-CoT depth, structure kind and symbol repetition, McNemar's test of A vs B), :func:`render_report` Markdown,
+:func:`write_plots` PNGs, :func:`run` all of it for files or folders. Definitions: docs/analysis.md and the
+``unimumer analyze --help`` text (:mod:`unimumer.commands.analyze`).
 """
 
 from __future__ import annotations

@@ -350,21 +350,10 @@ class _Base:
 def seeded_sampling_scheduler_kwargs(max_model_len: int, model_type: str | None = None) -> dict:
     """vLLM scheduler options that make per-request seeded sampling work on this platform (``{}`` on GPUs).
 
-    Every request carries ``SamplingParams.seed`` (children of an ``n=N`` request get ``seed + j``), so vLLM gives
-    it its own ``torch.Generator``: a request's candidates depend only on its seed, not on the batch, the order
-    or an interrupted-and-resumed run. When the scheduler splits a prompt over two steps (chunked prefill: the
-    token budget, ``max_num_batched_tokens``, is used up mid-prompt), vLLM discards the token sampled after the
-    partial prefill and rewinds that request's generator (``gen.set_offset(gen.get_offset() - 4)`` in
-    ``gpu_model_runner._bookkeeping_sync``, vLLM 0.32). CUDA's Philox generator has an offset, so on a GPU
-    the rewind makes the discarded draw invisible and chunked prefill stays on (vLLM's default). A CPU
-    ``torch.Generator`` (Mersenne Twister) has none and raises ``CPU Generator does not use offset``, killing the
-    engine. On CPU this returns ``enable_chunked_prefill=False`` with a token budget of at least
-    ``max_model_len`` (vLLM's CPU default 4096 otherwise): every prompt is then prefilled in one step, no sampled
-    token is ever discarded and the generator is never rewound (see ``docs/edl.md``, "Seeded sampling").
-    For a hybrid linear-attention checkpoint (:func:`unimumer.families.is_hybrid`, Qwen3.5) it also
-    turns prefix caching off: vLLM 0.32 refuses chunked prefill off together with its 'align' recurrent-state
-    cache, which prefix caching selects for these models ("Chunked prefill is required for mamba cache mode
-    'align'"); without prefix caching each request keeps its own state and the engine starts.
+    On CPU: ``enable_chunked_prefill=False`` with ``max_num_batched_tokens >= max(max_model_len, 4096)``, so no
+    prompt is prefilled in two steps (vLLM would rewind the request's CPU generator, which has no offset, and the
+    engine dies); for a hybrid linear-attention family (:func:`unimumer.families.is_hybrid`) also
+    ``enable_prefix_caching=False``, which vLLM requires with chunked prefill off. Why: docs/edl.md, "Seeded sampling".
     """
     from vllm.platforms import current_platform
 
