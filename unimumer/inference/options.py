@@ -1,5 +1,5 @@
 """The model / engine / decoding options of ``predict`` and ``serve``: declared by :func:`add_engine_args`, read
-back into an engine by :func:`engine_from_args`."""
+back into an engine by :func:`engine_from_args`; the ``--backend openai`` options of those and of ``infer``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def add_engine_args(p: argparse.ArgumentParser, *, openai: bool = False) -> None
     (``--model``, ``--lora``, ``--backend``, ``--max-tokens``, ``--temperature``, ``--top-p``, ``--top-k``,
     ``--seed``, ``--preprocessing``, ``--template``, ``--max-pixels``, ``--min-pixels``, ``--dtype``); read them
     back with :func:`engine_from_args`. ``openai=True`` also offers ``--backend openai`` and its options
-    (:func:`unimumer.inference.runner.add_openai_args`; ``--model`` is then optional)."""
+    (:func:`add_openai_args`; ``--model`` is then optional)."""
     p.add_argument("--model", required=not openai, default=None,
                    help="model folder or Hugging Face id (offline cache)"
                         + ("; required except with --backend openai" if openai else ""))
@@ -25,8 +25,6 @@ def add_engine_args(p: argparse.ArgumentParser, *, openai: bool = False) -> None
                    help="engine (default: auto)" + ("; openai: a model behind an OpenAI-compatible endpoint"
                                                     if openai else ""))
     if openai:
-        from .runner import add_openai_args
-
         add_openai_args(p)
     p.add_argument("--max-tokens", type=int, default=2048, help="maximum generated tokens (default: 2048)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default: 0)")
@@ -63,8 +61,6 @@ def engine_from_args(a: argparse.Namespace, *, enforce_eager: bool):
         max_tokens=a.max_tokens, temperature=a.temperature, top_p=a.top_p, top_k=a.top_k, seed=a.seed,
         min_pixels=a.min_pixels, max_pixels=a.max_pixels, preprocessing=a.preprocessing, template=a.template,
     )
-    from .runner import check_openai_args
-
     check_openai_args(a)  # --model for local backends; --base-url / --api-model / the key variable for openai
     if a.backend == "openai":
         engine = make_engine("openai", "", settings, base_url=a.base_url, api_model=a.api_model,
@@ -73,3 +69,44 @@ def engine_from_args(a: argparse.Namespace, *, enforce_eager: bool):
         return engine, "openai"
     backend = default_backend() if a.backend == "auto" else a.backend
     return make_engine(backend, a.model, settings, dtype=a.dtype, enforce_eager=enforce_eager, lora=a.lora), backend
+
+
+def add_openai_args(p: argparse.ArgumentParser) -> None:
+    """The ``--backend openai`` options (shared with ``scripts/predict.py``)."""
+    g = p.add_argument_group("--backend openai (any model behind an OpenAI-compatible chat-completions endpoint)")
+    g.add_argument("--base-url", default=None, help="endpoint up to /v1, e.g. http://127.0.0.1:8000/v1")
+    g.add_argument("--api-model", default=None, help="the served model name sent with every request")
+    g.add_argument("--api-key-env", default=None, metavar="VAR",
+                   help="name of the environment variable holding the API key (the key itself is never a flag "
+                        "and never stored); default: no key (a server started without --api-key)")
+    g.add_argument("--max-concurrency", type=int, default=8, help="requests in flight at once (default: 8)")
+    g.add_argument("--request-timeout", type=float, default=600.0, help="seconds per request (default: 600)")
+    g.add_argument("--max-retries", type=int, default=5,
+                   help="retries per request on 408/409/429/5xx and connection errors, exponential backoff "
+                        "0.5 s .. 8 s (default: 5); a request still failing is an error record")
+
+
+def check_openai_args(a: argparse.Namespace) -> None:
+    """Refuse options that do not fit ``a.backend`` (local backends need ``--model``; ``openai`` needs
+    ``--base-url`` / ``--api-model``, a set ``--api-key-env`` variable and no local-model option). Raises
+    :class:`InputError` naming the option; called before any request or engine start."""
+    if a.backend != "openai":
+        if a.model is None:
+            raise InputError("--model is required (or use --backend openai with --base-url and --api-model)")
+        if any(getattr(a, k, None) is not None for k in ("base_url", "api_model", "api_key_env")):
+            raise InputError("--base-url / --api-model / --api-key-env apply to --backend openai only")
+        return
+    if a.model is not None or a.lora:
+        raise InputError("--backend openai: the endpoint serves the model; pass --api-model, not --model / --lora")
+    if not a.base_url or not a.api_model:
+        raise InputError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1) and --api-model")
+    if a.preprocessing != "official" or a.dtype != "auto" or getattr(a, "tensor_parallel_size", 1) != 1:
+        raise InputError("--backend openai: --preprocessing training, --dtype and --tensor-parallel-size do not "
+                         "apply (the server owns the model; use --max-concurrency for parallel requests)")
+    if getattr(a, "data_parallel_size", 1) != 1:
+        raise InputError("--backend openai: use --max-concurrency instead of --data-parallel-size")
+    if a.max_concurrency < 1 or a.request_timeout <= 0 or a.max_retries < 0:
+        raise InputError("--max-concurrency must be >= 1, --request-timeout > 0, --max-retries >= 0")
+    from .engines import api_key_from_env
+
+    api_key_from_env(a.api_key_env)  # the named variable must be set (its value is not kept here)
