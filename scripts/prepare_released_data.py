@@ -8,7 +8,7 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # run from a checkout without install
 from unimumer.cli import run_main  # noqa: E402
-from unimumer.training.released import main  # noqa: E402
+from unimumer.commands.prepare_data import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(run_main(main))

@@ -22,11 +22,11 @@ from unimumer.analysis import (
     analyze_records,
     confusion_score,
     load_prediction_file,
-    main,
     mcnemar,
     token_operations,
     tree_depth,
 )
+from unimumer.commands.analyze import main
 from unimumer.errors import InputError
 from unimumer.metrics.calculator import evaluate
 

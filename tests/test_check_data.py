@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from unimumer.cli import run_main
-from unimumer.data_check import ALSO_PUBLISHED, EXPECTED, check_data, main, select_sets
+from unimumer.commands.check_data import main
+from unimumer.data_check import ALSO_PUBLISHED, EXPECTED, check_data, select_sets
 from unimumer.files import sharegpt_record
 from unimumer.tasks import TASKS
 from unimumer.training.registry import TEST_DATASETS

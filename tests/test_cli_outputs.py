@@ -137,51 +137,51 @@ def _tiny(tmp: Path):
 
 
 CASES = [
-    Case("eval_metrics_calculator", "unimumer.metrics.cli:main", _pred,
+    Case("eval_metrics_calculator", "unimumer.commands.eval:main", _pred,
          lambda t, o, p: ["--input", str(p["in"]), "--output", str(o)],
          lambda t, o, p: ["--input", str(p["in"]), "--output", str(o)]),
-    Case("eval_metrics_calculator --per-sample", "unimumer.metrics.cli:main", _pred,
+    Case("eval_metrics_calculator --per-sample", "unimumer.commands.eval:main", _pred,
          lambda t, o, p: ["--input", str(p["in"]), "--per-sample", str(o)],
          lambda t, o, p: ["--input", str(p["in"]), "--per-sample", str(o)]),
-    Case("cdm_eval", "unimumer.cdm:main", _pred,
+    Case("cdm_eval", "unimumer.commands.cdm:main", _pred,
          lambda t, o, p: ["--input", str(p["in"]), "--output", str(o)],
          lambda t, o, p: ["--input", str(p["in"]), "--output", str(o)]),
-    Case("summarize_results --output", "unimumer.metrics.summary:main", _pred,
+    Case("summarize_results --output", "unimumer.commands.summary:main", _pred,
          lambda t, o, p: [str(p["in"]), "--output", str(o)],
          lambda t, o, p: [str(p["in"]), "--output", str(o)]),
-    Case("summarize_results --plot", "unimumer.metrics.summary:main", _pred,
+    Case("summarize_results --plot", "unimumer.commands.summary:main", _pred,
          lambda t, o, p: [str(p["in"]), "--plot", str(o)],
          lambda t, o, p: [str(p["in"]), "--plot", str(o)]),
-    Case("analyze_errors", "unimumer.analysis:main", _analysis_input,
+    Case("analyze_errors", "unimumer.commands.analyze:main", _analysis_input,
          lambda t, o, p: ["--input", str(o), "--output-dir", str(o.parent)],
          lambda t, o, p: ["--input", str(p["in"]), "--output-dir", str(o)]),
-    Case("normalize_latex", "unimumer.builders:main_normalize", _pred,
+    Case("normalize_latex", "unimumer.commands.normalize:main", _pred,
          lambda t, o, p: ["--input", str(p["in"]), "--output", str(o)],
          lambda t, o, p: ["--input", str(p["in"]), "--output", str(o)]),
-    Case("make_unimumer_tree_data", "unimumer.builders:main_tree", _vanilla(),
+    Case("make_unimumer_tree_data", "unimumer.commands.tree:main", _vanilla(),
          lambda t, o, p: ["--task", "tree", "--input", str(p["in"]), "--output", str(o)],
          lambda t, o, p: ["--task", "tree", "--input", str(p["in"]), "--output", str(o / "x.json")]),
-    Case("make_unimumer_tree_data (folder, no suffix)", "unimumer.builders:main_tree", _vanilla(),
+    Case("make_unimumer_tree_data (folder, no suffix)", "unimumer.commands.tree:main", _vanilla(),
          lambda t, o, p: ["--task", "can", "--input", str(o.parent), "--suffix", ""],
          lambda t, o, p: ["--task", "can", "--input", str(p["in"].parent), "--output", str(o)], file_output=False),
-    Case("build_training_data", "unimumer.builders:main_build", _vanilla("crohme_train_tree.json"),
+    Case("build_training_data", "unimumer.commands.build_data:main", _vanilla("crohme_train_tree.json"),
          lambda t, o, p: ["--input", str(o), "--name", "crohme_train", "--output-dir", str(o.parent), "--no-register",
                           "--workers", "1"],
          lambda t, o, p: ["--input", str(p["in"]), "--name", "crohme_train", "--output-dir", str(o), "--no-register",
                           "--workers", "1"]),
-    Case("make_hmer_prompts", "unimumer.builders:main_prompts", _captions,
+    Case("make_hmer_prompts", "unimumer.commands.prompts:main", _captions,
          lambda t, o, p: ["--crohme-dir", str(p["dir"]), "--split", "2014", "--data-root", str(t / "data"),
                           "--out", str(o), "--workers", "1"],
          lambda t, o, p: ["--crohme-dir", str(p["dir"]), "--split", "2014", "--data-root", str(t / "data"),
                           "--out", str(o / "p.json"), "--workers", "1"]),
-    Case("make_hmer_prompts --data-root", "unimumer.builders:main_prompts", _captions, None,
+    Case("make_hmer_prompts --data-root", "unimumer.commands.prompts:main", _captions, None,
          lambda t, o, p: ["--crohme-dir", str(p["dir"]), "--split", "2014", "--data-root", str(o),
                           "--out", str(t / "p.json"), "--workers", "1"]),
-    Case("make_error_data", "unimumer.edl:main", _edl_input,
+    Case("make_error_data", "unimumer.commands.error_data:main", _edl_input,
          lambda t, o, p: ["--input", str(o), "--output-dir", str(o.parent), "--name", "crohme_train", "--no-register"],
          lambda t, o, p: ["--input", str(p["in"]), "--output-dir", str(o), "--name", "crohme_train",
                           "--no-register"]),
-    Case("make_mathnet_hmer_data", "unimumer.mathnet:main", _mathnet,
+    Case("make_mathnet_hmer_data", "unimumer.commands.mathnet:main", _mathnet,
          lambda t, o, p: ["prompt-only", "--input", str(p["in"]), "--output-dir", str(p["dir"]),
                           "--image-base-path", "img"],
          lambda t, o, p: ["process", "--input", str(p["in"]), "--output-dir", str(o), "--image-base-path", "img"],
@@ -196,23 +196,23 @@ CASES = [
     Case("vllm_infer", "unimumer.inference.runner:main", _prompts_dir, None,
          lambda t, o, p: ["--model", MISSING_MODEL, "--input-dir", str(p["dir"]), "--output-dir", str(o)],
          loads_model=True),
-    Case("make_tiny_model", "unimumer.tiny_models:main", _tiny, None,
+    Case("make_tiny_model", "unimumer.commands.tiny_model:main", _tiny, None,
          lambda t, o, p: ["--family", "qwen2_5_vl", "--output", str(o / "tiny")], loads_model=True),
-    Case("export_model", "unimumer.training.export:main", _model_dirs,
+    Case("export_model", "unimumer.commands.export:main", _model_dirs,
          lambda t, o, p: ["--model", str(p["model"]), "--lora", str(p["lora"]), "--output", str(p["model"]),
                           "--overwrite"],
          lambda t, o, p: ["--model", MISSING_MODEL, "--lora", str(p["lora"]), "--output", str(o / "merged")],
          file_output=False, loads_model=True),
-    Case("prepare_released_data", "unimumer.training.released:main", _released, None,
+    Case("prepare_released_data", "unimumer.commands.prepare_data:main", _released, None,
          lambda t, o, p: ["--source", str(p["in"]), "--output", str(o), "--no-progress"]),
-    Case("demo", "unimumer.demo:main", _tiny,
+    Case("demo", "unimumer.commands.demo:main", _tiny,
          lambda t, o, p: ["--output-dir", str(REPO / "data")],
          lambda t, o, p: ["--output-dir", str(o)], file_output=False, loads_model=True),
 ]
 IDS = [c.name for c in CASES]
 #: entry points that write no file (stdout / a server only): predict.py, serve.py, check_config.py
-NO_OUTPUT = {"unimumer.inference.predict:main", "unimumer.serve:main", "unimumer.training.check:main",
-             "unimumer.data_check:main"}
+NO_OUTPUT = {"unimumer.inference.predict:main", "unimumer.commands.serve:main", "unimumer.commands.check_config:main",
+             "unimumer.commands.check_data:main"}
 
 
 def test_the_table_holds_every_cli():
@@ -321,7 +321,7 @@ def test_build_training_data_keeps_an_input_that_is_the_vanilla_file_as_it_is(tm
     shutil.copy(VANILLA, src)
     before, inode = src.read_bytes(), src.stat().st_ino
     capsys.readouterr()
-    assert run_main(_main("unimumer.builders:main_build"), ["--input", str(src), "--name", "crohme_train",
+    assert run_main(_main("unimumer.commands.build_data:main"), ["--input", str(src), "--name", "crohme_train",
                                                           "--workers", "1"]) == 0
     out = capsys.readouterr().out
     n = len(read_json(VANILLA))
@@ -355,15 +355,15 @@ def test_eval_scripts_use_the_venv_then_python3(tmp_path):
 
 # ------------------------------------------------------------------------------------------- empty inputs
 @pytest.mark.parametrize("main, argv", [
-    ("unimumer.edl:main", ["--input", "{in}", "--output-dir", "{out}", "--name", "crohme_train", "--no-register"]),
-    ("unimumer.builders:main_tree", ["--task", "tree", "--input", "{in}", "--output", "{out}/t.json"]),
-    ("unimumer.builders:main_tree", ["--task", "can", "--input", "{in}", "--output", "{out}/c.json", "--strict"]),
-    ("unimumer.builders:main_build", ["--input", "{in}", "--name", "x_train", "--output-dir", "{out}",
+    ("unimumer.commands.error_data:main", ["--input", "{in}", "--output-dir", "{out}", "--name", "crohme_train", "--no-register"]),
+    ("unimumer.commands.tree:main", ["--task", "tree", "--input", "{in}", "--output", "{out}/t.json"]),
+    ("unimumer.commands.tree:main", ["--task", "can", "--input", "{in}", "--output", "{out}/c.json", "--strict"]),
+    ("unimumer.commands.build_data:main", ["--input", "{in}", "--name", "x_train", "--output-dir", "{out}",
                                       "--no-register", "--workers", "1"]),
-    ("unimumer.builders:main_normalize", ["--input", "{in}", "--output", "{out}/n.json"]),
-    ("unimumer.metrics.cli:main", ["--input", "{in}", "--output", "{out}/r.txt"]),
-    ("unimumer.cdm:main", ["--input", "{in}", "--output", "{out}/c.json"]),
-    ("unimumer.analysis:main", ["--input", "{in}", "--output-dir", "{out}"]),
+    ("unimumer.commands.normalize:main", ["--input", "{in}", "--output", "{out}/n.json"]),
+    ("unimumer.commands.eval:main", ["--input", "{in}", "--output", "{out}/r.txt"]),
+    ("unimumer.commands.cdm:main", ["--input", "{in}", "--output", "{out}/c.json"]),
+    ("unimumer.commands.analyze:main", ["--input", "{in}", "--output-dir", "{out}"]),
 ], ids=["make_error_data", "tree", "can", "build_training_data", "normalize", "metrics", "cdm", "analysis"])
 def test_an_empty_input_array_is_refused_by_every_builder_and_scorer(main, argv, tmp_path, capsys):
     src = tmp_path / "empty.json"
@@ -386,13 +386,13 @@ def test_duplicate_img_ids_are_reported_and_scored_as_officially(tmp_path, capsy
     src = tmp_path / "dup_pred.json"
     write_json(src, dup, indent=2)
     capsys.readouterr()
-    assert run_main(_main("unimumer.metrics.cli:main"), ["--input", str(src), "--output", str(tmp_path / "r.txt")]) == 0
+    assert run_main(_main("unimumer.commands.eval:main"), ["--input", str(src), "--output", str(tmp_path / "r.txt")]) == 0
     err = capsys.readouterr().err
     ids = [r["img_id"] for r in records[:3]]
     assert f"warning: {src}: 3 img_id(s) occur more than once (4 extra records; first: {', '.join(ids)})" in err
     assert (tmp_path / "r.txt").read_text(encoding="utf-8") == format_report(evaluate(dup))  # numbers unchanged
     capsys.readouterr()
-    run_main(_main("unimumer.metrics.cli:main"), ["--input", str(PRED), "--json"])
+    run_main(_main("unimumer.commands.eval:main"), ["--input", str(PRED), "--json"])
     assert "warning" not in capsys.readouterr().err
 
 
@@ -452,9 +452,10 @@ def test_long_work_shows_progress_on_a_terminal_only(tmp_path):
 import sys
 sys.path.insert(0, {str(REPO)!r})
 from unimumer.cli import run_main
-from unimumer.builders import main_normalize, main_prompts
-from unimumer.analysis import main as analysis
-from unimumer.metrics.cli import main as metrics
+from unimumer.commands.normalize import main as main_normalize
+from unimumer.commands.prompts import main as main_prompts
+from unimumer.commands.analyze import main as analysis
+from unimumer.commands.eval import main as metrics
 t = {str(tmp_path)!r}
 codes = [run_main(main_normalize, ["--input", {str(PRED)!r}, "--output", t + "/n.json"]),
          run_main(analysis, ["--input", {str(PRED)!r}, "--output-dir", t + "/a"]),

@@ -1,4 +1,4 @@
-"""Issue 12: the README's CPU commands work with nothing exported, and an engine that cannot start says why.
+"""The README's CPU commands work with nothing exported, and an engine that cannot start says why.
 
 Every command runs as the user runs it: ``.venv/bin/python scripts/...`` in a subprocess whose environment holds
 only ``PATH`` and ``HOME`` (what ``env -i PATH=/usr/bin:/bin HOME=$HOME`` leaves), so nothing the test suite exports
@@ -48,7 +48,7 @@ def assert_one_error_line(proc: subprocess.CompletedProcess, *needles: str) -> s
 @pytest.fixture(scope="module")
 def prompts_dir(tmp_path_factory) -> tuple[Path, Path]:
     """4 real CROHME training images as a prompt file (the builder's layout); (prompt folder, image root)."""
-    from unimumer.builders import build_prompts_from_crohme
+    from unimumer.prompt_files import build_prompts_from_crohme
 
     root = tmp_path_factory.mktemp("cpu_defaults") / "data"
     path, stats = build_prompts_from_crohme(SAMPLE_TRAIN, root, "CROHME", "train", limit=4, workers=1)

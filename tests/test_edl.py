@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from unimumer.cli import run_main
+from unimumer.commands.error_data import main
 from unimumer.edl import (
     DELETED,
     ERROR_END,
@@ -26,7 +27,6 @@ from unimumer.edl import (
     apply_corrections,
     build_error_find,
     build_error_fix,
-    main,
     make_edl_records,
     mark,
     split_fix_output,

@@ -47,7 +47,7 @@ CPU_OVERRIDES = [
 @pytest.fixture(scope="module")
 def vanilla_train(tmp_path_factory) -> tuple[Path, Path]:
     """24 real CROHME training images → a vanilla ShareGPT file via the project's builder; (file, data root)."""
-    from unimumer.builders import build_prompts_from_crohme
+    from unimumer.prompt_files import build_prompts_from_crohme
 
     root = tmp_path_factory.mktemp("corpus_data") / "data"
     path, stats = build_prompts_from_crohme(SAMPLE_TRAIN, root, "CROHME", "train", limit=24, workers=1)
@@ -275,7 +275,7 @@ def test_cross_fold_pipeline_runs_and_resumes(tmp_path, vanilla_train, tiny_qwen
 @pytest.fixture(scope="module")
 def vanilla_train_48(tmp_path_factory) -> tuple[Path, Path]:
     """All 48 bundled real CROHME training images → a vanilla ShareGPT file; (file, data root)."""
-    from unimumer.builders import build_prompts_from_crohme
+    from unimumer.prompt_files import build_prompts_from_crohme
 
     root = tmp_path_factory.mktemp("corpus_data48") / "data"
     path, stats = build_prompts_from_crohme(SAMPLE_TRAIN, root, "CROHME", "train", workers=1)
@@ -286,7 +286,7 @@ def vanilla_train_48(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.mark.slow
 def test_seeded_sampling_of_four_candidates_for_48_images_is_reproducible(tmp_path, vanilla_train_48,
                                                                           tiny_qwen2_5_vl):
-    """Issue 12: N = 4 candidates for 48 images (192 child requests) overflow vLLM-CPU's 4096-token budget, so a
+    """N = 4 candidates for 48 images (192 child requests) overflow vLLM-CPU's 4096-token budget, so a
     prompt used to be prefilled in two chunks and vLLM's rewind of the request's seeded CPU generator killed the
     engine ('CPU Generator does not use offset'). The sample stage's own child process must finish, and the same
     seed must give the same candidates twice (an ignored seed would give two different random runs)."""

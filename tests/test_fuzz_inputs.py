@@ -26,14 +26,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from unimumer.builders import main_build, main_normalize, main_prompts, main_tree
 from unimumer.cli import run_main
-from unimumer.edl import main as main_edl
+from unimumer.commands.build_data import main as main_build
+from unimumer.commands.error_data import main as main_edl
+from unimumer.commands.eval import main as main_metrics
+from unimumer.commands.mathnet import main as main_mathnet
+from unimumer.commands.normalize import main as main_normalize
+from unimumer.commands.prompts import main as main_prompts
+from unimumer.commands.summary import main as main_summary
+from unimumer.commands.tree import main as main_tree
 from unimumer.errors import InputError
 from unimumer.images import load_image
-from unimumer.mathnet import main as main_mathnet
-from unimumer.metrics.cli import main as main_metrics
-from unimumer.metrics.summary import main as main_summary
 
 KEYS = ["img_id", "label", "gt", "pred", "image", "latex", "images", "messages", "from", "value", "error"]
 LATEX = st.sampled_from(["x + 1", "\\frac { a } { b }", "\\frac { a", "x ^ { 2", "求 x", "\\begin{matrix}a\\end{matrix}",
@@ -202,9 +205,9 @@ def test_extreme_aspect_ratio_is_an_input_error_for_the_model_loader(tmp_path):
 
 @pytest.mark.parametrize("name", ["", "a/b", "a\\b", "a b", " a", "a\t", "x.json"])
 def test_one_dataset_name_check_for_every_builder(tmp_path, name):
-    from unimumer.builders import build_training_set
     from unimumer.edl import write_edl_datasets
     from unimumer.tasks import check_dataset_base_name
+    from unimumer.training_sets import build_training_set
 
     with pytest.raises(InputError, match="plain dataset base name"):
         check_dataset_base_name(name)

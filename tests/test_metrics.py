@@ -20,7 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu
 
+from unimumer.commands.eval import main
 from unimumer.errors import InputError
+from unimumer.layout import stem_of
 from unimumer.metrics import (
     OFFICIAL_KEYS,
     corpus_bleu4,
@@ -29,7 +31,6 @@ from unimumer.metrics import (
     load_predictions,
     token_distance,
 )
-from unimumer.metrics.cli import main, stem_of
 from unimumer.metrics.report import format_cdm_line
 
 ROOT = Path(__file__).resolve().parents[1]

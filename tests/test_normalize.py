@@ -166,7 +166,7 @@ def test_raw_mathwriting_matrix_becomes_the_official_form():
 
 
 def test_normalize_cli_keep_alignments(tmp_path):
-    from unimumer.builders import main_normalize
+    from unimumer.commands.normalize import main as main_normalize
 
     src = tmp_path / "p.json"
     src.write_text(json.dumps([{"gt": "\\begin {array} { l r } a & b \\end {array}", "pred": "x"}]), encoding="utf-8")

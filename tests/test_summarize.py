@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from unimumer.commands.summary import main
 from unimumer.errors import InputError
 from unimumer.metrics.paper import MODELS, SPLITS, paper_exprate, paper_rows, resolve_model
-from unimumer.metrics.summary import collect_rows, main, markdown_table
+from unimumer.metrics.summary import collect_rows, markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = Path(__file__).resolve().parent / "fixtures" / "reference"
@@ -148,8 +149,8 @@ def _cli(*args):
 
 def test_cli_errors(tmp_path, data_root):
     cases = [
-        ([str(tmp_path / "missing")], "no such file or folder"),
-        ([str(data_root / "CROHME" / "results_paper" / "nothing")], "no such file or folder"),
+        ([str(tmp_path / "missing")], "file not found"),
+        ([str(data_root / "CROHME" / "results_paper" / "nothing")], "file not found"),
         ([str(data_root), "--paper-model", "GPT"], "unknown paper model"),
     ]
     empty = tmp_path / "empty"

@@ -1,42 +1,15 @@
 """Error analysis of prediction files: where a model fails, and what changed between two models.
 
-Input: prediction files in the official layout (official ``scripts/vllm_infer.py``: a
-JSON array of ``{"gt", "pred", "image_path", "img_id"}``; the released ``paper_final/*.json`` files also fit).
-Definitions (all stated again in the CLI ``--help``):
-
-- **tokens, exact match, edit distance**: the official calculator's (:mod:`unimumer.metrics.calculator`): tokens
-  are ``str.split()``, the distance ``d`` is the token Levenshtein distance, a record is exact when ``d == 0``,
-  "≤ k" when ``d <= k``; so every bucket's exact count adds up to the calculator's ExpRate numerator.
-- **confusions**: the token alignment of the EDL builder (:func:`unimumer.edl.alignment_opcodes`, rapidfuzz
-  ``Levenshtein.opcodes(pred, gt)``). Each ``replace`` opcode contributes one substitution ``gt token → pred
-  token`` per aligned position; a ``delete`` opcode (pred tokens the gt lacks) counts **insertions** (the model
-  inserted a token; EDL's ``DELETE`` fixes it); an ``insert`` opcode (gt tokens the pred lacks) counts
-  **deletions** (the model dropped a token; EDL's ``INSERT`` fixes it). substitutions + insertions + deletions of a
-  record = its distance ``d``.
-- **letter–digit confusion score** (paper Sec. 4, "EDL lowers the top-5 letter–digit confusion score 5.25 → 3.31,
-  3 ↔ z −0.58, 1 ↔ n −0.59"; the paper gives no formula, this is how we read it): a pair is an unordered
-  {Latin letter, digit} pair of single-character tokens; its score is the number of substitutions between them,
-  both directions, per 100 records (expressions) of the file; the top-k score (k = 5) is the sum of the k largest
-  pair scores. A per-pair difference such as "3 ↔ z −0.58" is then 0.58 fewer confusions per 100 expressions.
-- **buckets** (each lists its sample count; all computed on the **gt**): gt length in tokens; structural depth =
-  the largest nesting level of the gt's Tree-CoT tree (:func:`unimumer.latex.tree.tree_lines`, the number of
-  leading tabs; 0 = a flat expression, "unparsable" when the official parser rejects the gt); structure kinds
-  present (fraction, root, scripts, matrix, big operator — overlapping — and "none of these"); maximum symbol
-  repetition = the largest count of the symbol-counting target (:func:`unimumer.latex.counting.symbol_counts`:
-  every token except ``{`` ``}``), bucketed 1 / 2–4 / ≥ 5.
-- **comparison** of A with B (same ``img_id`` set and the same gt per ``img_id``): *fixed* = exact in B, not in A;
-  *broken* = exact in A, not in B; McNemar's test on these discordant counts ``b`` (broken) and ``c`` (fixed):
-  exact two-sided binomial test ``scipy.stats.binomtest(min(b, c), b + c, 0.5)`` when ``b + c < 25``, otherwise
-  the chi-square statistic with continuity correction ``(|b − c| − 1)² / (b + c)`` on 1 degree of freedom
-  (``scipy.stats.chi2.sf``); ``p = 1`` when ``b + c == 0``. ``--mcnemar exact|chi2`` forces one of them.
-
-Public entry points: :func:`analyze_records`, :func:`compare_analyses`, :func:`render_report`, :func:`write_plots`,
-:func:`run` and the CLI :func:`main` (``scripts/analyze_errors.py``).
+Input: prediction files in the official layout (``{"gt", "pred", "image_path", "img_id"}`` records; the released
+``paper_final/*.json`` fit too). Output: :func:`analyze_records` / :func:`compare_analyses` dicts (token
+confusions by the EDL alignment, letter–digit confusion score per 100 records, ExpRate / ≤ 1 / ≤ 2 by gt length,
+Tree-CoT depth, structure kind and symbol repetition, McNemar's test of A vs B), :func:`render_report` Markdown,
+:func:`write_plots` PNGs, :func:`run` all of it for files or folders. Definitions: docs/analysis.md and the
+``unimumer analyze --help`` text (:mod:`unimumer.commands.analyze`).
 """
 
 from __future__ import annotations
 
-import argparse
 import io
 import math
 import os
@@ -47,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
-from .files import atomic_write_bytes, atomic_write_text, check_outputs, read_json, write_json
+from .files import atomic_write_bytes, atomic_write_text, read_json, write_json
+from .layout import find_predictions, stem_of
 
 # --------------------------------------------------------------------------------------------------- constants
 #: Upper edges (inclusive) of the gt-length buckets in tokens; the last bucket is "> last edge".
@@ -679,8 +653,6 @@ def write_plots(analysis: Mapping[str, Any], out_dir: Path, name: str, top: int 
 
 # --------------------------------------------------------------------------------------------------- driver
 def _stem(path: Path) -> str:
-    from .metrics.cli import stem_of
-
     return stem_of(path)
 
 
@@ -688,16 +660,7 @@ def expand_input(path: str | os.PathLike) -> list[Path]:
     """A file → ``[file]``; a folder → its ``*_pred.json`` files, or its ``*.json`` files when it has none
     (the released ``paper_final/`` naming), sorted. Raises :class:`InputError` for a missing path or a folder
     without JSON files."""
-    p = Path(path)
-    if p.is_dir():
-        files = sorted(f for f in p.glob("*_pred.json") if f.is_file()) or \
-            sorted(f for f in p.glob("*.json") if f.is_file())
-        if not files:
-            raise InputError(f"{p}: folder holds no *_pred.json / *.json prediction files")
-        return files
-    if not p.exists():
-        raise InputError(f"{p}: file not found")
-    return [p]
+    return find_predictions(path, any_json=True)
 
 
 def analyze_file(path: Path, *, compare: Path | None = None, top_k: int = DEFAULT_TOP_K, method: str = "auto",
@@ -773,99 +736,3 @@ def run(inputs: Path, output_dir: Path, *, compare: Path | None = None, plot: bo
         write_outputs(res, d, name, plot=plot, top=top)
         out.append((d, res))
     return out
-
-
-DESCRIPTION = """\
-Error analysis of Uni-MuMER prediction files: confusions, ExpRate breakdowns and an A-vs-B comparison.
-
-Inputs:
-  --input A        a prediction file in the official layout (JSON array of {"gt", "pred", "image_path",
-                   "img_id"}; the released paper_final/*.json files fit too) or a folder of them (its *_pred.json
-                   files, else its *.json files), each analysed on its own into OUTPUT_DIR/<stem>/.
-  --compare B      a second file (or folder, files paired by stem) to compare with A: records paired by img_id
-                   (or the image_path stem); the two files must hold the same img_ids with the same gt.
-Outputs (OUTPUT_DIR):
-  analysis.json    "records", "metrics" (official calculator), "edit_totals", "confusions" [{"gt","pred","count"}]
-                   most frequent first, "insertions" [{"pred","count"}], "deletions" [{"gt","count"}],
-                   "confusion_score", "buckets" {gt_length, depth, structure, repetition: [{"bucket","n","exact",
-                   "le1","le2","exprate","error_le_1_rate","error_le_2_rate"}]}; with --compare also "comparison"
-                   (metrics, per-bucket and per-confusion A/B/difference, "fixed"/"broken" samples
-                   [{"img_id","gt","pred_a","pred_b"}], "mcnemar").
-  report.md        the same as Markdown tables; with --plot it embeds breakdowns.png (ExpRate per bucket) and
-                   confusions.png (top confusions). All files are written atomically, after all computing.
-
-Definitions:
-  tokens / distance   the official calculator's: str.split() tokens, token Levenshtein distance d; exact match
-                      (ExpRate) d = 0, "<=1" / "<=2" d <= 1 / 2. Bucket counts recombine to the calculator's.
-  confusions          the EDL builder's token alignment, rapidfuzz Levenshtein.opcodes(pred, gt): each aligned
-                      replaced position is one substitution gt -> pred; insertions = extra pred tokens (EDL
-                      DELETE), deletions = missing gt tokens (EDL INSERT); subs + ins + dels = d.
-  confusion score     paper Sec. 4 "top-5 letter-digit confusion score" (5.25 -> 3.31 with EDL); no formula is
-                      given, our reading: a pair {digit, Latin letter} of single-character tokens scores its
-                      substitutions in both directions per 100 records; the score is the sum of the top-k pair
-                      scores (--top-k, default 5).
-  gt length           number of gt tokens, buckets <=5, 6-10, 11-20, 21-30, 31-50, >50 (--length-edges).
-  depth               deepest nesting level of the gt's Tree-CoT tree (official parser; 0 = flat, >=4 pooled,
-                      "unparsable" when the parser rejects the gt).
-  structure kinds     present in the gt, overlapping: fraction (\\frac \\dfrac \\tfrac \\cfrac), root (\\sqrt),
-                      scripts (^ _), matrix (any \\begin environment), big operator (\\sum \\lim \\int \\iint
-                      \\oint \\prod \\coprod); "none of these" otherwise.
-  max repetition      largest count in the gt's symbol-counting target (every token except { }): 1, 2-4, >=5.
-  fixed / broken      exact in B but not A / exact in A but not B.
-  McNemar             on the paired exact-match outcomes (b = broken, c = fixed): exact two-sided binomial test
-                      (scipy binomtest) when b + c < 25, else chi-square with continuity correction
-                      (|b-c|-1)^2/(b+c), 1 df (scipy chi2.sf); p = 1 when b + c = 0. --mcnemar forces one.
-
-Errors: a missing file, non-JSON, a wrong layout (not a non-empty array of records with string gt / pred),
-different img_ids or gts between A and B, or an unwritable output folder -> one "error: ..." line, exit 2,
-nothing written for that file.
-"""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``scripts/analyze_errors.py`` argument parser (full ``--help``)."""
-    p = argparse.ArgumentParser(prog="analyze_errors.py", description=DESCRIPTION,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--input", required=True, metavar="A", help="prediction file or folder (model A)")
-    p.add_argument("--compare", metavar="B", help="prediction file or folder of model B to compare with A")
-    p.add_argument("--output-dir", required=True, metavar="DIR", help="folder for analysis.json / report.md / PNGs")
-    p.add_argument("--plot", action="store_true", help="also write breakdowns.png and confusions.png (matplotlib)")
-    p.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="pairs in the confusion score (default 5)")
-    p.add_argument("--top", type=int, default=20, help="rows of confusions / samples in report.md (default 20)")
-    p.add_argument("--mcnemar", choices=("auto", "exact", "chi2"), default="auto",
-                   help="McNemar variant (default auto: exact binomial when fixed + broken < 25)")
-    p.add_argument("--length-edges", default=",".join(map(str, DEFAULT_LENGTH_EDGES)), metavar="E1,E2,...",
-                   help="upper edges (inclusive) of the gt-length buckets, increasing (default %(default)s)")
-    return p
-
-
-def _parse_edges(text: str) -> tuple[int, ...]:
-    try:
-        edges = tuple(int(x) for x in text.split(","))
-    except ValueError:
-        raise InputError(f"--length-edges {text!r}: expected increasing integers like 5,10,20") from None
-    if not edges or any(e <= 0 for e in edges) or list(edges) != sorted(set(edges)):
-        raise InputError(f"--length-edges {text!r}: expected increasing positive integers like 5,10,20")
-    return edges
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI ``scripts/analyze_errors.py`` (see :data:`DESCRIPTION`). Returns 0; raises :class:`InputError`."""
-    args = build_parser().parse_args(argv)
-    if args.top_k < 1 or args.top < 1:
-        raise InputError("--top-k and --top must be at least 1")
-    edges = _parse_edges(args.length_edges)
-    check_outputs(**planned_files(Path(args.input), Path(args.output_dir), Path(args.compare) if args.compare else None,
-                                  plot=args.plot))
-    results = run(Path(args.input), Path(args.output_dir), compare=Path(args.compare) if args.compare else None,
-                  plot=args.plot, top_k=args.top_k, top=args.top, method=args.mcnemar, length_edges=edges)
-    for d, an in results:
-        m = an["metrics"]
-        line = (f"{an['input']}: {an['records']} records, ExpRate {m['exact_match_rate']:.2f} %, "
-                f"confusion score {an['confusion_score']['score']:.2f}")
-        if "comparison" in an:
-            c = an["comparison"]
-            line += (f"; vs {c['against']}: fixed {len(c['fixed'])}, broken {len(c['broken'])}, "
-                     f"McNemar p = {c['mcnemar']['p_value']:.4g}")
-        print(f"{line} -> {d / 'report.md'}")
-    return 0

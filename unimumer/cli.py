@@ -29,3 +29,14 @@ def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[
         print(f"interrupted ({exc})" if str(exc) else "interrupted", file=sys.stderr)
         return getattr(exc, "exit_code", 130)
     return 0 if code is None else int(code)
+
+
+def emit(text: str) -> None:
+    """Write ``text`` to stdout as UTF-8 bytes (the report holds ``≤``), whatever the locale."""
+    sys.stdout.flush()
+    buf = getattr(sys.stdout, "buffer", None)
+    if buf is not None:
+        buf.write(text.encode("utf-8"))
+        buf.flush()
+    else:
+        sys.stdout.write(text)

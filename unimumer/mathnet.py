@@ -18,19 +18,18 @@ All files are written atomically.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import shutil
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError
 from .files import (
     atomic_write_text,
-    check_outputs,
     dump_json,
     read_caption_lines,
     read_json_list,
@@ -44,7 +43,6 @@ __all__ = [
     "check_brackets",
     "is_invalid_caption",
     "load_caption_records",
-    "main",
     "process",
     "prompt_only",
 ]
@@ -58,15 +56,6 @@ INVALID_SUBSTRINGS = FIRST_DELETED + CJK_INVALID
 MARKER = ".unimumer-mathnet-output"
 
 _PAIRS = {")": "(", "]": "[", "}": "{"}
-
-
-def _parse_bool(value: str) -> bool:
-    low = str(value).lower()
-    if low in {"1", "true", "yes", "y"}:
-        return True
-    if low in {"0", "false", "no", "n"}:
-        return False
-    raise argparse.ArgumentTypeError(f"invalid boolean value: {value!r} (use true/false)")
 
 
 def check_brackets(line: str) -> bool:
@@ -181,6 +170,102 @@ def _tokenize(caption: str) -> str:
         return ""
 
 
+@dataclass
+class _Run:
+    """One ``process`` run: where step files go, how lines are printed, and the rejected records."""
+
+    odir: Path
+    image_base_path: str
+    image_suffix: str
+    out: object
+    invalid: list = field(default_factory=list)
+
+    def say(self, *args) -> None:
+        print(*args, file=self.out)
+
+    def write(self, name: str, text: str, step: str) -> None:
+        atomic_write_text(self.odir / name, text)
+        self.say(f"{step} done")
+
+    def reject(self, image_id: str, caption: str, kind: str) -> None:
+        self.invalid.append({"image_id": image_id, "caption": caption,
+                             "image_path": _image_path(self.image_base_path, image_id, self.image_suffix),
+                             "type": kind})
+
+
+def _steps_1_to_4(run: _Run, records: list) -> list:
+    """Filter invalid captions, tokenize, keep balanced non-empty ones: ``[(tokens, image_id)]``."""
+    run.say("start processing")
+    run.say(f"original caption lines count: {len(records)}")
+    run.write("step1_csv.csv", _csv_text(records, ("caption", "image_id")), "step1")
+    kept = []
+    for cap, iid in records:
+        if is_invalid_caption(cap):
+            run.reject(iid, cap, "1.5invalid_delete")
+        else:
+            kept.append((cap, iid))
+    run.say(f"one_point_five_filter_invalid_caption: {len(records) - len(kept)}")
+    run.write("step1.5_csv.csv", _csv_text(kept, ("caption", "image_id")), "step1.5")
+    run.write("step2_captions.txt", _lines([c for c, _ in kept]), "step2")
+
+    from tqdm import tqdm
+
+    tokenized = [_tokenize(c) for c, _ in tqdm(kept, desc="step3 tokenize", unit="rec", disable=None)]
+    run.write("step3_tokenized.txt", _lines(tokenized), "step3")
+    restored = []
+    for tok, (cap, iid) in zip(tokenized, kept, strict=True):
+        if not check_brackets(tok) or tok == "":
+            run.reject(iid, cap, "4_tokenization_error")
+        else:
+            restored.append((tok, iid))
+    run.write("step4_restored.csv", _csv_text(restored), "step4")
+    return restored
+
+
+def _step_5(run: _Run, restored: list, use_only_c: bool, remove: bool) -> list:
+    """Normalize (clean) every caption: ``[(caption, image_id)]``; prints the official counts."""
+    from tqdm import tqdm
+
+    normalized, dropped_at = [], []
+    for k, (tok, iid) in enumerate(tqdm(restored, desc="step5 normalize", unit="rec", disable=None)):
+        clean = _clean_caption(tok, use_only_c, remove)
+        if clean is None:
+            dropped_at.append(k)
+            run.reject(iid, tok, "5.5_normalize_error")
+        else:
+            normalized.append((clean, iid))
+    run.write("step4_restored_normalized.csv", _csv_text(normalized), "step5")
+    # Official count: the dropped records met before the last kept one (its two-pointer walk stops there).
+    dropped = set(dropped_at)
+    last_kept = max((k for k in range(len(restored)) if k not in dropped), default=-1)
+    run.say(f"catch_cnt: {sum(1 for k in dropped_at if k < last_kept)}")
+    run.say(len(restored) - len(normalized))
+    return normalized
+
+
+def _steps_6_to_7(run: _Run, normalized: list, use_only_c: bool) -> list:
+    """Step-7 records ``{image_path, caption, image_id}`` whose re-normalized caption is balanced and non-empty."""
+    run.write("step6_final.txt", _lines([f"{iid} {cap}" for cap, iid in normalized]), "step6")
+    step7 = [{"image_path": _image_path(run.image_base_path, iid, run.image_suffix),
+              "caption": " ".join(cap.split()), "image_id": iid} for cap, iid in normalized]
+    run.write("step7_final.json", dump_json(step7), "step7")
+    run.write("step7_point_five_caption_only.txt", _lines([r["caption"] for r in step7]), "step7.5")
+    recheck = [_katex_normalize(r["caption"], use_only_c) for r in step7]
+    run.write("step7_point_six_tokenize_txt_only.txt", _lines(recheck), "step7.6")
+    validated, empty = [], 0
+    for line, rec in zip(recheck, step7, strict=True):
+        if not check_brackets(line):
+            run.reject(rec["image_id"], rec["caption"], "7.7_invalid_bracket")
+        elif line.strip() == "":
+            empty += 1
+            run.reject(rec["image_id"], rec["caption"], "7.7_empty_line")
+        else:
+            validated.append(rec)
+    run.say(f"empty_cnt: {empty}")
+    run.write("step7_point_seven_caption_json.json", dump_json(validated), "step7.7")
+    return validated
+
+
 def process(
     input_path: str | Path,
     output_dir: str | Path,
@@ -203,112 +288,31 @@ def process(
     indent 4, no trailing newline) into ``output_dir``; prints the official progress lines and counts to ``out``
     (stdout). Returns ``{"final": path, "kept": n, "invalid": Counter}``. Raises :class:`InputError` for bad input.
     """
-    out = out or sys.stdout
-    say = lambda *a: print(*a, file=out)  # noqa: E731
     records = load_caption_records(input_path, json_image_id_key, json_caption_key)
     odir = Path(output_dir).resolve()
     _prepare_output_dir(odir)
-    invalid: list[dict] = []
-
-    def reject(image_id: str, caption: str, kind: str) -> None:
-        invalid.append({"image_id": image_id, "caption": caption,
-                        "image_path": _image_path(image_base_path, image_id, image_suffix), "type": kind})
-
-    say("start processing")
-    say(f"original caption lines count: {len(records)}")
-    atomic_write_text(odir / "step1_csv.csv", _csv_text(records, ("caption", "image_id")))
-    say("step1 done")
-
-    kept = []
-    for cap, iid in records:
-        if is_invalid_caption(cap):
-            reject(iid, cap, "1.5invalid_delete")
-        else:
-            kept.append((cap, iid))
-    say(f"one_point_five_filter_invalid_caption: {len(records) - len(kept)}")
-    atomic_write_text(odir / "step1.5_csv.csv", _csv_text(kept, ("caption", "image_id")))
-    say("step1.5 done")
-    atomic_write_text(odir / "step2_captions.txt", _lines([c for c, _ in kept]))
-    say("step2 done")
-
-    from tqdm import tqdm
-
-    tokenized = [_tokenize(c) for c, _ in tqdm(kept, desc="step3 tokenize", unit="rec", disable=None)]
-    atomic_write_text(odir / "step3_tokenized.txt", _lines(tokenized))
-    say("step3 done")
-
-    restored = []
-    for tok, (cap, iid) in zip(tokenized, kept, strict=True):
-        if not check_brackets(tok) or tok == "":
-            reject(iid, cap, "4_tokenization_error")
-        else:
-            restored.append((tok, iid))
-    atomic_write_text(odir / "step4_restored.csv", _csv_text(restored))
-    say("step4 done")
-
-    normalized, dropped_at = [], []
-    for k, (tok, iid) in enumerate(tqdm(restored, desc="step5 normalize", unit="rec", disable=None)):
-        clean = _clean_caption(tok, use_only_c, remove)
-        if clean is None:
-            dropped_at.append(k)
-            reject(iid, tok, "5.5_normalize_error")
-        else:
-            normalized.append((clean, iid))
-    atomic_write_text(odir / "step4_restored_normalized.csv", _csv_text(normalized))
-    say("step5 done")
-    # Official count: the dropped records met before the last kept one (its two-pointer walk stops there).
-    dropped = set(dropped_at)
-    last_kept = max((k for k in range(len(restored)) if k not in dropped), default=-1)
-    say(f"catch_cnt: {sum(1 for k in dropped_at if k < last_kept)}")
-    say(len(restored) - len(normalized))
-
-    atomic_write_text(odir / "step6_final.txt", _lines([f"{iid} {cap}" for cap, iid in normalized]))
-    say("step6 done")
-    step7 = [{"image_path": _image_path(image_base_path, iid, image_suffix), "caption": " ".join(cap.split()),
-              "image_id": iid} for cap, iid in normalized]
-    atomic_write_text(odir / "step7_final.json", dump_json(step7))
-    say("step7 done")
-    atomic_write_text(odir / "step7_point_five_caption_only.txt", _lines([r["caption"] for r in step7]))
-    say("step7.5 done")
-    recheck = [_katex_normalize(r["caption"], use_only_c) for r in step7]
-    atomic_write_text(odir / "step7_point_six_tokenize_txt_only.txt", _lines(recheck))
-    say("step7.6 done")
-
-    validated, empty = [], 0
-    for line, rec in zip(recheck, step7, strict=True):
-        if not check_brackets(line):
-            reject(rec["image_id"], rec["caption"], "7.7_invalid_bracket")
-        elif line.strip() == "":
-            empty += 1
-            reject(rec["image_id"], rec["caption"], "7.7_empty_line")
-        else:
-            validated.append(rec)
-    say(f"empty_cnt: {empty}")
-    atomic_write_text(odir / "step7_point_seven_caption_json.json", dump_json(validated))
-    say("step7.7 done")
-
+    run = _Run(odir, image_base_path, image_suffix, out or sys.stdout)
+    restored = _steps_1_to_4(run, records)
+    validated = _steps_6_to_7(run, _step_5(run, restored, use_only_c, remove), use_only_c)
     deleting = set(delete_tokens)
     final = []
     for rec in validated:
         if deleting and any(t in deleting for t in rec["caption"].split()):
-            reject(rec["image_id"], rec["caption"], "8_post_delete")
+            run.reject(rec["image_id"], rec["caption"], "8_post_delete")
         else:
             final.append(rec)
-    atomic_write_text(odir / "step8_post_delete.json", dump_json(final))
-    say("step8 done")
-
+    run.write("step8_post_delete.json", dump_json(final), "step8")
     prompt = TASKS["vanilla"].prompt()
     hmer = dump_json([sharegpt_record(r["image_path"], prompt, r["caption"]) for r in final])
-    atomic_write_text(odir / "step9_hmer_json.json", hmer)
-    say("step9 done")
-    say("all done")
-    say(f"final caption lines count: {len(final)}")
-    say("loss caption lines count: ", len(records) - len(final))
-    atomic_write_text(odir / "invalid_record.json", dump_json(invalid))
-    counts = Counter(r["type"] for r in invalid)
-    say(f"invalid data count: {len(invalid)}")
+    run.write("step9_hmer_json.json", hmer, "step9")
+    run.say("all done")
+    run.say(f"final caption lines count: {len(final)}")
+    run.say("loss caption lines count: ", len(records) - len(final))
+    atomic_write_text(odir / "invalid_record.json", dump_json(run.invalid))
+    counts = Counter(r["type"] for r in run.invalid)
+    run.say(f"invalid data count: {len(run.invalid)}")
     for kind, n in counts.items():
-        say(f"{kind}: {n}")
+        run.say(f"{kind}: {n}")
     final_path = odir / (odir.name + final_name_suffix)
     atomic_write_text(final_path, hmer)
     return {"final": final_path, "kept": len(final), "invalid": counts}
@@ -341,78 +345,3 @@ def prompt_only(
     atomic_write_text(final, dump_json([sharegpt_record(r["image_path"], prompt, r["caption"]) for r in mid]))
     print(f"prompt-only output: {final}", file=out or sys.stdout)
     return final
-
-
-_DESCRIPTION = """\
-Build Uni-MuMER vanilla prompt data (LLaMA-Factory ShareGPT JSON) from captions, as the official
-preprocess/make_mathnet_hmer_data.py (BFlameSwift/Uni-MuMER @ 3aea545d) does, without MathNet, KaTeX or Node:
-tokenisation is pylatexenc (unimumer.latex.tokenize), cleaning is unimumer.latex.normalize (the rules behind the
-official *_normalized test sets, docs/data-building.md).
-
-Input (--input): a .json array of objects (keys --json-image-id-key / --json-caption-key) or a text file of lines
-`image_id caption tokens...`. Errors (missing / non-UTF-8 / malformed input, an output folder this tool did not
-create) print one `error:` line and exit 2.
-"""
-
-_PROCESS_EPILOG = """\
-Files written to --output-dir (as the official tool): step1_csv.csv, step1.5_csv.csv, step2_captions.txt,
-step3_tokenized.txt, step4_restored.csv, step4_restored_normalized.csv, step6_final.txt, step7_final.json,
-step7_point_five_caption_only.txt, step7_point_six_tokenize_txt_only.txt, step7_point_seven_caption_json.json,
-step8_post_delete.json, step9_hmer_json.json, invalid_record.json (rejected records with their type:
-1.5invalid_delete, 4_tokenization_error, 5.5_normalize_error, 7.7_invalid_bracket, 7.7_empty_line,
-8_post_delete) and the final copy <output-dir name><--final-name-suffix>. Printed: the official step lines and
-counts. Example (the official README's):
-  python preprocess/make_mathnet_hmer_data.py process --input sample_caption.txt --output-dir processed_output \\
-      --image-base-path preprocess/examples/mathnet_hmer/images --image-suffix .png
-"""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argparse parser of the ``process`` / ``prompt-only`` CLI (official flags and defaults)."""
-    parser = argparse.ArgumentParser(
-        prog="make_mathnet_hmer_data.py", description=_DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    proc = sub.add_parser("process", help="clean captions (steps 1-9) and write the ShareGPT prompt file",
-                          description=_DESCRIPTION, epilog=_PROCESS_EPILOG,
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
-    po = sub.add_parser("prompt-only", help="ShareGPT prompt file from the captions as they are (no cleaning)",
-                        description=_DESCRIPTION + "\nWrites mid_output.json and <output-dir name>.json.",
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    for p, suffix in ((proc, ".jpg"), (po, "")):
-        p.add_argument("--input", required=True, help="input .txt (`image_id caption...` lines) or .json file")
-        p.add_argument("--output-dir", required=True,
-                       help="output folder; deleted and recreated only if this tool created it")
-        p.add_argument("--image-base-path", required=True, help="folder written in front of each image path")
-        p.add_argument("--image-suffix", default=suffix, help=f"suffix appended to image_id (default {suffix!r})")
-        p.add_argument("--json-image-id-key", default="img_id", help="image id key of .json input (default img_id)")
-        p.add_argument("--json-caption-key", default="label", help="caption key of .json input (default label)")
-    proc.add_argument("--mathnet-root", default=None,
-                      help="accepted for compatibility with the official tool and ignored: MathNet is not needed")
-    proc.add_argument("--use-only-c", type=_parse_bool, default=True,
-                      help="rewrite array column alignments (l, r) to c during cleaning (default true)")
-    proc.add_argument("--remove", type=_parse_bool, default=True,
-                      help="drop formulas that fail the cleaning checks (default true; false keeps them as tokenized)")
-    proc.add_argument("--delete-token", action="append", default=[],
-                      help="drop records with this token in step 8 (repeatable; default none)")
-    proc.add_argument("--final-name-suffix", default="_0425_final.json",
-                      help="suffix of the final copy <output-dir name><suffix> (default _0425_final.json)")
-    proc.add_argument("--show-command-output", action="store_true",
-                      help="accepted for compatibility (the official tool streams MathNet's output); no effect")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point of ``preprocess/make_mathnet_hmer_data.py``; returns the exit code (0)."""
-    args = build_parser().parse_args(argv)
-    check_outputs(inputs=[args.input], replaced=[args.output_dir])
-    if args.command == "process":
-        process(args.input, args.output_dir, args.image_base_path, args.image_suffix,
-                json_image_id_key=args.json_image_id_key, json_caption_key=args.json_caption_key,
-                use_only_c=args.use_only_c, remove=args.remove, delete_tokens=args.delete_token,
-                final_name_suffix=args.final_name_suffix)
-    else:
-        prompt_only(args.input, args.output_dir, args.image_base_path, args.image_suffix,
-                    json_image_id_key=args.json_image_id_key, json_caption_key=args.json_caption_key)
-    return 0

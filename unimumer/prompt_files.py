@@ -1,5 +1,5 @@
 """Vanilla prompt files and image conversion: CROHME-style folders or raw-LaTeX JSON/JSONL → ShareGPT JSON with
-black-on-white images in the official layout (split out of :mod:`unimumer.builders`, which re-exports them).
+black-on-white images in the official layout.
 
 Image paths (``path_style``): see :mod:`unimumer.builders`. Sources: paper Sec. 4.1, the official ``data.zip`` layout.
 """

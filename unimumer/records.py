@@ -1,5 +1,5 @@
 """Record conversion: vanilla ShareGPT records → Tree-CoT / symbol-counting records, and LaTeX normalisation of
-prediction / ShareGPT records (split out of :mod:`unimumer.builders`, which re-exports every public name).
+prediction / ShareGPT records.
 
 Sources: paper Sec. 3 (the tasks), the official ``preprocess/make_unimumer_tree_data.py`` (record semantics, skip
 behaviour), its examples ``preprocess/examples/unimumer_tree/`` and the official ``*_normalized`` test sets.

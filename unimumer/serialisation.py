@@ -1,5 +1,5 @@
 """Streaming JSON: records read incrementally (``ijson`` / JSONL) and ShareGPT records serialised fast, byte-identical
-to ``json.dumps(list, ensure_ascii=False, indent=…)`` (split out of :mod:`unimumer.builders`)."""
+to ``json.dumps(list, ensure_ascii=False, indent=…)``."""
 
 from __future__ import annotations
 

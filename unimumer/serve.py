@@ -25,14 +25,10 @@ batch was generating as one ``engine.generate`` call (vLLM continuous batching /
 each caller gets its own outputs back, in order.
 """
 
-import argparse
 import asyncio
 import io
 import os
 import queue
-import shutil
-import signal
-import sys
 import tempfile
 import threading
 import time
@@ -44,9 +40,8 @@ from pathlib import Path
 
 from .errors import InputError
 from .images import load_image
-from .inference.predict import add_engine_args, engine_from_args
 from .paths import DATA_DIR
-from .serve_guard import API_KEY_ENV, Guard, log
+from .serve_guard import Guard, log
 from .tasks import GT_TASKS, get_task
 
 #: Tasks offered by the page and the API, with their labels (paper Sec. 3: vanilla, Tree-CoT, symbol counting).
@@ -310,13 +305,9 @@ def example_images(limit: int = 8) -> list[str]:
     return [str(p) for p in sorted(EXAMPLES_DIR.glob("*.png"))[:limit]]
 
 
-def build_page(predictor: Predictor, *, max_upload_bytes: int):
-    """The Gradio ``Blocks`` of the page (sketch / upload / paste → LaTeX, rendering, reasoning, latency).
-
-    The upload event gets Gradio's raw ``FileData`` (no Gradio preprocessing): the uploaded file's bytes go through
-    :func:`decode_upload` as an API upload does, so a bad file is the API's one-line message on the page and one
-    ``serve:`` log line, not a Gradio traceback.
-    """
+def _page_recognizer(predictor: Predictor, max_upload_bytes: int):
+    """``recognize(image, task, source) -> (latex, rendered Markdown, reasoning, latency line)`` of the page's two
+    buttons; every refusal is a ``gr.Error`` with the API's one-line message and one ``serve:`` log line."""
     import gradio as gr
     from gradio.utils import get_upload_folder
 
@@ -361,6 +352,19 @@ def build_page(predictor: Predictor, *, max_upload_bytes: int):
         latency = f"{source}: {seconds:.2f} s ({predictor.backend}, task {task})"
         return pred.latex, rendered, pred.reasoning, latency
 
+    return recognize
+
+
+def build_page(predictor: Predictor, *, max_upload_bytes: int):
+    """The Gradio ``Blocks`` of the page (sketch / upload / paste → LaTeX, rendering, reasoning, latency).
+
+    The upload event gets Gradio's raw ``FileData`` (no Gradio preprocessing): the uploaded file's bytes go through
+    :func:`decode_upload` as an API upload does, so a bad file is the API's one-line message on the page and one
+    ``serve:`` log line, not a Gradio traceback.
+    """
+    import gradio as gr
+
+    recognize = _page_recognizer(predictor, max_upload_bytes)
     with gr.Blocks(title="Uni-MuMER: handwritten math → LaTeX") as page:
         gr.Markdown(f"## Uni-MuMER: handwritten mathematical expression → LaTeX\n"
                     f"Model `{predictor.model}` · backend `{predictor.backend}`")
@@ -434,64 +438,6 @@ def build_app(predictor: Predictor, *, max_upload_bytes: int, upload_dir: str, m
 
 
 # ------------------------------------------------------------------------------------------------ CLI
-DESCRIPTION = """\
-Serve a Uni-MuMER model: a web page at / and a JSON API on the same port, one engine loaded once.
-
-Page (Gradio): draw a formula on the canvas or upload / paste an image, pick the task (vanilla, Tree-CoT, symbol
-counting), read the LaTeX (copy button), the formula rendered in the browser, the reasoning part of Tree-CoT /
-counting outputs apart from the answer, and the latency; bundled CROHME 2014 test images are one click away.
-
-API:
-  GET  /health        -> {"status": "ok", "model": M, "backend": B, "tasks": [...]}
-  POST /api/predict   multipart/form-data: image=@FILE (repeat the field for several images, generated as one
-                      batch), task=vanilla|tree|can (default vanilla)
-                      -> {"task": T, "seconds": S, "results": [{"filename", "latex", "output"}, ...]}, plus
-                         "latex" and "output" at the top level when one image was sent.
-  "latex" is the final answer (Tree-CoT / counting: the output's last line), "output" the whole model output,
-  "seconds" the wall time of the request. Example:
-      curl -F image=@data/sample/crohme/2014/img/20_em_30.png -F task=vanilla http://127.0.0.1:7860/api/predict
-  Errors are JSON {"error": message}, naming the file: 400 no/empty image field or unknown task, 401 missing or
-  wrong API key, 413 over --max-upload-mb or --max-images (a body over the limit is refused while it arrives,
-  chunked or not), 415 not an image / not multipart, 422 undecodable image or an aspect ratio over 200, 503 the
-  engine failed (the server keeps running).
-
-Exposure: the default --host 127.0.0.1 serves this machine only. Beyond it (--host 0.0.0.0) set an API key:
-UNIMUMER_API_KEY=KEY (or --api-key KEY, visible to other users in the process list); every request then needs
-"Authorization: Bearer KEY" or "X-API-Key: KEY" (curl -H 'X-API-Key: KEY' ...), else 401; a browser gets a key
-form that sets an HttpOnly, SameSite=Strict cookie. Without a key a non-loopback --host prints a WARNING. The
-server reads only files uploaded to it (a private upload folder, mode 0700, removed on exit), never fetches a
-URL, and answers bad requests with one JSON error and one "serve:" log line. No TLS: put a TLS proxy in front
-for use over an untrusted network.
-
-Model options are those of scripts/predict.py (same parser): --preprocessing official (default: the released
-evaluation's requests) or training (LLaMA-Factory's fine-tuning input), images black on white, official task
-instructions, --lora ADAPTER_DIR applied on top of --model (checked before the engine starts); decoding is greedy
-unless --temperature > 0, so the API returns the LaTeX predict.py prints for the same image and options.
-Requests that arrive while a batch is generating are generated together as the next batch.
---backend auto = vLLM when a CUDA GPU and vLLM are present, else transformers (hf).
-Errors: a model that cannot be loaded, a port already taken or unusable options -> "error: ..." and exit 2.
-"""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``scripts/serve.py``."""
-    p = argparse.ArgumentParser(prog="serve.py", description=DESCRIPTION,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_engine_args(p)
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
-    p.add_argument("--api-key", default=None, metavar="KEY",
-                   help=f"require this key on every request (page and API); default: the {API_KEY_ENV} "
-                        "environment variable (preferred: a command line is visible to other users), else none")
-    p.add_argument("--enforce-eager", action="store_true",
-                   help="vLLM: no CUDA graph capture (starts faster, generates slower)")
-    p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
-                   help=f"largest accepted image file, MB (default: {DEFAULT_MAX_UPLOAD_MB:g})")
-    p.add_argument("--max-images", type=int, default=DEFAULT_MAX_IMAGES,
-                   help=f"most images in one API request (default: {DEFAULT_MAX_IMAGES})")
-    p.add_argument("--max-batch", type=int, default=32,
-                   help="most images generated together across concurrent requests (default: 32)")
-    return p
 
 
 def is_loopback(host: str) -> bool:
@@ -504,67 +450,3 @@ def is_loopback(host: str) -> bool:
     except OSError:
         return False
     return bool(infos) and all(ipaddress.ip_address(str(i[4][0]).split("%")[0]).is_loopback for i in infos)
-
-
-def _check_listen(host: str, port: int) -> None:
-    """Raise :class:`InputError` when ``host:port`` cannot be listened on (port taken, unknown address)."""
-    import socket
-
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        with socket.socket(infos[0][0], socket.SOCK_STREAM) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(infos[0][4])
-    except OSError as exc:
-        raise InputError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
-
-
-def _exit_on_sigterm(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
-    raise SystemExit(0)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``scripts/serve.py`` (see :data:`DESCRIPTION`): load the engine, serve until interrupted, return 0.
-
-    Raises :class:`InputError` for unusable options or a model that cannot be loaded.
-    """
-    from .inference.lifecycle import exit_on_signals
-
-    exit_on_signals()  # SIGTERM: uvicorn stops, then re-raises it; the engine is closed in ``finally`` below
-    a = build_parser().parse_args(argv)
-    if a.max_upload_mb <= 0 or a.max_images < 1 or a.max_batch < 1:
-        raise InputError("--max-upload-mb, --max-images and --max-batch must be positive")
-    if not 0 < a.port < 65536:
-        raise InputError(f"--port {a.port}: not a TCP port")
-    api_key = a.api_key if a.api_key is not None else os.environ.get(API_KEY_ENV)
-    if api_key is not None and not api_key.strip():
-        raise InputError(f"--api-key / {API_KEY_ENV}: empty key")
-    _check_listen(a.host, a.port)  # before the engine loads (minutes for a released model on a GPU)
-    if api_key is None and not is_loopback(a.host):
-        print(f"WARNING: serving on {a.host}, beyond this machine, WITHOUT an API key: anyone who reaches port "
-              f"{a.port} can use the page and the API. Set {API_KEY_ENV} (or --api-key) to require a key.",
-              file=sys.stderr, flush=True)
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home
-    engine, backend = engine_from_args(a, enforce_eager=a.enforce_eager)
-    predictor = Predictor(engine, model=a.model, backend=backend, max_batch=a.max_batch)
-    upload_dir = None
-    try:
-        import uvicorn
-
-        upload_dir = tempfile.mkdtemp(prefix="unimumer-serve-")  # mode 0700: private to this user
-        app = build_app(predictor, max_upload_bytes=int(a.max_upload_mb * 1024 * 1024), max_images=a.max_images,
-                        upload_dir=upload_dir, api_key=api_key)
-        print(f"serving {a.model} ({backend}) on http://{a.host}:{a.port}/  (API: /health, /api/predict; "
-              f"{'API key required' if api_key else 'no API key'}; upload cache {upload_dir})", flush=True)
-        # uvicorn stops gracefully on SIGTERM, then raises the signal again: with Python's default action the
-        # process would die there, before the clean-up below; this handler turns it into a normal exit (0)
-        previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
-        try:
-            uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-    finally:
-        if upload_dir is not None:
-            shutil.rmtree(upload_dir, ignore_errors=True)
-        predictor.close()
-    return 0

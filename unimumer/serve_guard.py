@@ -140,18 +140,8 @@ class Guard:
             return await self.app(scope, receive, send)
         path = "/" + scope.get("path", "").lstrip("/")
         headers = dict(scope.get("headers") or [])
-        if self.api_key is not None:
-            if scope["type"] == "http" and path == LOGIN_PATH and scope["method"] == "POST":
-                return await self._login(scope, receive, send)
-            if not self._authorized(headers):
-                log(f"refused: no or wrong API key for {scope.get('method', 'WS')} {path} from {_client(scope)}")
-                if scope["type"] == "websocket":
-                    return await send({"type": "websocket.close", "code": 1008})
-                if scope["method"] == "GET" and b"text/html" in headers.get(b"accept", b""):
-                    return await self._login_page(scope, send, 401, "This server needs its API key.")
-                return await self._error(send, 401, "missing or wrong API key: send 'Authorization: Bearer KEY' "
-                                                    "or 'X-API-Key: KEY'",
-                                         [(b"www-authenticate", b'Bearer realm="unimumer"')])
+        if self.api_key is not None and await self._answered_without_key(scope, receive, send, path, headers):
+            return
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         low = path.lower()
@@ -191,39 +181,61 @@ class Guard:
 
         ctype = headers.get(b"content-type", b"").lower()
         if scope["method"] == "POST" and low.startswith("/gradio_api/") and not ctype.startswith(b"multipart/"):
-            chunks = []
-            while True:  # small JSON bodies: read whole (bounded by the limit), check the files they name
-                msg = await counted_receive()
-                if msg["type"] != "http.request":
-                    return
-                chunks.append(msg.get("body", b""))
-                if not msg.get("more_body"):
-                    break
-            body = b"".join(chunks)
-            try:
-                data = json.loads(body) if body.strip() else None
-            except (ValueError, RecursionError):
-                data = None  # not JSON (or nested beyond the parser): Gradio answers it (422)
-            bad = foreign_file(data, self.upload_dir) if data is not None else None
-            if bad is not None:
-                what = "a URL (the server fetches no URLs)" if "://" in bad else "not a file uploaded to this server"
-                log(f"refused: {path} names {bad[:200]!r}: {what}")
-                return await self._error(send, 400, f"file {bad[:200]!r}: {what}; upload the image instead")
-            replayed = False
-
-            async def replay():
-                nonlocal replayed
-                if not replayed:
-                    replayed = True
-                    return {"type": "http.request", "body": body, "more_body": False}
-                return await receive()
-
-            return await self.app(scope, replay, tracked_send)
+            return await self._checked_json_call(scope, path, receive, counted_receive, tracked_send, send)
         try:
             await self.app(scope, counted_receive, tracked_send)
         except Exception:
             if not state["refused"]:  # the app failed on a body cut short by us: already answered 413
                 raise
+
+    async def _answered_without_key(self, scope, receive, send, path: str, headers: dict) -> bool:
+        """Answer a login-form post, or refuse a request without the API key; ``False`` when it may go on."""
+        if scope["type"] == "http" and path == LOGIN_PATH and scope["method"] == "POST":
+            await self._login(scope, receive, send)
+            return True
+        if self._authorized(headers):
+            return False
+        log(f"refused: no or wrong API key for {scope.get('method', 'WS')} {path} from {_client(scope)}")
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+        elif scope["method"] == "GET" and b"text/html" in headers.get(b"accept", b""):
+            await self._login_page(scope, send, 401, "This server needs its API key.")
+        else:
+            await self._error(send, 401, "missing or wrong API key: send 'Authorization: Bearer KEY' "
+                                         "or 'X-API-Key: KEY'", [(b"www-authenticate", b'Bearer realm="unimumer"')])
+        return True
+
+    async def _checked_json_call(self, scope, path: str, receive, counted_receive, tracked_send, send):
+        """A Gradio API call with a small JSON body: read it whole (bounded by the limit), refuse one that names a
+        file not uploaded here or a URL, else replay it to the app."""
+        chunks = []
+        while True:  # small JSON bodies: read whole (bounded by the limit), check the files they name
+            msg = await counted_receive()
+            if msg["type"] != "http.request":
+                return
+            chunks.append(msg.get("body", b""))
+            if not msg.get("more_body"):
+                break
+        body = b"".join(chunks)
+        try:
+            data = json.loads(body) if body.strip() else None
+        except (ValueError, RecursionError):
+            data = None  # not JSON (or nested beyond the parser): Gradio answers it (422)
+        bad = foreign_file(data, self.upload_dir) if data is not None else None
+        if bad is not None:
+            what = "a URL (the server fetches no URLs)" if "://" in bad else "not a file uploaded to this server"
+            log(f"refused: {path} names {bad[:200]!r}: {what}")
+            return await self._error(send, 400, f"file {bad[:200]!r}: {what}; upload the image instead")
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, tracked_send)
 
 
 def _client(scope) -> str:

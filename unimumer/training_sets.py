@@ -1,5 +1,5 @@
 """Training sets: a vanilla ShareGPT file → ``NAME.json``, ``NAME_tree.json``, ``NAME_can.json`` registered in
-``dataset_info.json``, streamed on all cores (split out of :mod:`unimumer.builders`, which re-exports it)."""
+``dataset_info.json``, streamed on all cores."""
 
 from __future__ import annotations
 
@@ -146,20 +146,8 @@ def build_training_set(
             total += n
             bar.update(n)
 
-        if workers <= 1:
-            for job in jobs:
-                consume(_build_chunk(job))
-        else:
-            import multiprocessing
-
-            with multiprocessing.get_context("spawn").Pool(workers) as pool:
-                inflight: deque = deque()
-                for job in jobs:
-                    inflight.append(pool.apply_async(_build_chunk, (job,)))
-                    if len(inflight) >= 2 * workers:
-                        consume(inflight.popleft().get())
-                while inflight:
-                    consume(inflight.popleft().get())
+        for result in _map_chunks(jobs, workers):
+            consume(result)
         bar.close()
         if total == 0:
             raise InputError(f"{src}: no records")
@@ -168,17 +156,41 @@ def build_training_set(
     if register:
         register_datasets(info, {names[t]: relative_file_name(paths[t], info.parent) for t in tasks})
         _warn_unresolved_images(src, info.parent)
-    detail = " ".join(f"{k}={v}" for k, v in sorted(skipped.items()))
     for t in tasks:
         if t in writers:
             print(f"{names[t]}: {writers[t].n} records -> {paths[t]}")
         else:
-            print(f"{names[t]}: the input {src} itself, kept as it is ({total} records)")
-            if skipped.get("bad_record"):
-                print(f"warning: {src}: {skipped['bad_record']} malformed records stay in it (left out of the "
-                      "other files); give --output-dir to write a cleaned copy", file=sys.stderr)
+            _print_in_place(names[t], src, total, skipped)
+    detail = " ".join(f"{k}={v}" for k, v in sorted(skipped.items()))
     print(f"{name}: input records={total} skipped: {detail or 'none'}")
     return {names[t]: paths[t] for t in tasks}
+
+
+def _print_in_place(name: str, src: Path, total: int, skipped: Counter) -> None:
+    """The count line of a vanilla dataset that is the input itself (and the warning when it holds bad records)."""
+    print(f"{name}: the input {src} itself, kept as it is ({total} records)")
+    if skipped.get("bad_record"):
+        print(f"warning: {src}: {skipped['bad_record']} malformed records stay in it (left out of the "
+              "other files); give --output-dir to write a cleaned copy", file=sys.stderr)
+
+
+def _map_chunks(jobs, workers: int):
+    """``_build_chunk(job)`` of every job, in order: in-process with one worker, else on a spawn pool with at most
+    ``2 * workers`` chunks in flight (memory stays bounded)."""
+    if workers <= 1:
+        for job in jobs:
+            yield _build_chunk(job)
+        return
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        inflight: deque = deque()
+        for job in jobs:
+            inflight.append(pool.apply_async(_build_chunk, (job,)))
+            if len(inflight) >= 2 * workers:
+                yield inflight.popleft().get()
+        while inflight:
+            yield inflight.popleft().get()
 
 
 def _warn_unresolved_images(src: Path, dataset_dir: Path) -> None:

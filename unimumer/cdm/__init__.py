@@ -2,7 +2,7 @@
 decisions (TeX Live + poppler, no ImageMagick/KaTeX/Node).
 
 - :func:`evaluate_cdm` (:mod:`unimumer.cdm.evaluate`): records with ``gt``/``pred`` → ExpRate@CDM, per-sample
-  recall / precision / F1; also the ``scripts/cdm_eval.py`` CLI (:func:`main`);
+  recall / precision / F1 (the ``scripts/cdm_eval.py`` CLI: :mod:`unimumer.commands.cdm`);
 - :mod:`unimumer.cdm.latex`: colour-coding of every visible token (the token rules are documented there);
 - :mod:`unimumer.cdm.render`: batched pdflatex + pdftoppm rendering, per-token boxes by exact colour;
 - :mod:`unimumer.cdm.match`: Hungarian assignment + the official iterative RANSAC spatial check (``mode="official"``,
@@ -14,9 +14,9 @@ Definition: paper Sec. 4 (ExpRate@CDM), after UniMERNet's CDM (arXiv 2409.03643)
 torch; scipy, scikit-image and tqdm are imported lazily.
 """
 
-from .evaluate import default_cache_dir, evaluate_cdm, main
+from .evaluate import default_cache_dir, evaluate_cdm
 from .latex import LatexError, colorize
 from .toolkit import DEFAULT_TOOLKIT, PAPER_TOOLKIT, TOOLKITS, Toolkit, get_toolkit
 
 __all__ = ["DEFAULT_TOOLKIT", "PAPER_TOOLKIT", "TOOLKITS", "LatexError", "Toolkit", "colorize", "default_cache_dir",
-           "evaluate_cdm", "get_toolkit", "main"]
+           "evaluate_cdm", "get_toolkit"]

@@ -10,20 +10,19 @@ poppler (no ImageMagick, Node or KaTeX).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import InputError
-from ..files import atomic_write_text, check_outputs, read_json_or_jsonl, write_json
+from ..files import atomic_write_text
 from . import match as _match
 from .latex import LatexError, colorize
 from .render import DPI, RENDER_VERSION, check_tools, clip_to_page, render_sources
-from .toolkit import DEFAULT_TOOLKIT, TOOLKITS, get_toolkit
+from .toolkit import get_toolkit
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -156,14 +155,7 @@ def evaluate_cdm(records: Iterable[dict], *, workers: int | None = None, timeout
     cdir = None
     if use_cache:
         cdir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    colored: dict[str, object] = {}
-    for rec in recs:
-        for expr in (rec["gt"], rec["pred"]):
-            if expr not in colored:
-                try:
-                    colored[expr] = colorize(expr, tk)
-                except LatexError as exc:
-                    colored[expr] = exc
+    colored = _colorize_all(recs, tk)
     sources = sorted({c.source for c in colored.values() if not isinstance(c, LatexError)})
     rendered = _render_all(sources, workers=workers, timeout=timeout, dpi=dpi, cache_dir=cdir, progress=progress)
 
@@ -176,49 +168,56 @@ def evaluate_cdm(records: Iterable[dict], *, workers: int | None = None, timeout
             return None, col, f"render failed: {res['error']}"
         return clip_to_page(res, len(col.labels), dpi), col, None
 
-    samples, excluded = [], []
-    perfect = evaluated = pred_failures = 0
-    f1_sum = 0.0
-    for i, rec in enumerate(recs):
-        ident = rec.get("img_id", i)
-        sample = {"img_id": ident, "gt": rec["gt"], "pred": rec["pred"], "recall": None, "precision": None,
-                  "f1": None, "status": "ok", "matched": 0, "n_gt": 0, "n_pred": 0, "error": None}
-        g_res, g_col, g_err = outcome(rec["gt"])
-        if g_err is None and not g_res["boxes"]:
-            g_err = "gt renders no visible token"
-        if g_err is not None:
-            sample.update(status="gt_error", error=g_err)
-            excluded.append(ident)
-            samples.append(sample)
-            continue
-        evaluated += 1
-        p_res, p_col, p_err = outcome(rec["pred"])
-        n_gt = len(g_res["boxes"])
-        if p_err is not None:
-            pred_failures += 1
-            sample.update(status="pred_error", error=p_err, recall=0.0, precision=0.0, f1=0.0, n_gt=n_gt)
-            samples.append(sample)
-            continue
-        matched, n_gt, n_pred = _match.match_boxes(g_res["boxes"], g_col.labels, g_res["size"], p_res["boxes"],
-                                                   p_col.labels, p_res["size"], dpi=dpi, mode=mode,
-                                                   gt_spellings=g_col.spellings, pred_spellings=p_col.spellings,
-                                                   toolkit=tk)
-        recall, precision, f1 = (round(x, 3) for x in _match.scores(matched, n_gt, n_pred))
-        sample.update(recall=recall, precision=precision, f1=f1, matched=matched, n_gt=n_gt, n_pred=n_pred)
-        if f1 == 1.0:
-            perfect += 1
-        f1_sum += f1
-        samples.append(sample)
+    samples = [_score_sample(i, rec, outcome, dpi=dpi, mode=mode, tk=tk) for i, rec in enumerate(recs)]
+    scored = [s for s in samples if s["status"] != "gt_error"]
+    evaluated = len(scored)
     return {
-        "exprate_cdm": round(100.0 * perfect / evaluated, 4) if evaluated else 0.0,
+        "exprate_cdm": round(100.0 * sum(s["f1"] == 1.0 for s in scored) / evaluated, 4) if evaluated else 0.0,
         "evaluated": evaluated,
         "total": len(recs),
-        "excluded": excluded,
-        "pred_render_failures": pred_failures,
-        "mean_f1": round(f1_sum / evaluated, 4) if evaluated else 0.0,
+        "excluded": [s["img_id"] for s in samples if s["status"] == "gt_error"],
+        "pred_render_failures": sum(s["status"] == "pred_error" for s in samples),
+        "mean_f1": round(sum(s["f1"] for s in scored) / evaluated, 4) if evaluated else 0.0,
         "samples": samples,
         "settings": _settings(mode, dpi, tk),
     }
+
+
+def _colorize_all(recs: list[dict], tk) -> dict[str, object]:
+    """Every distinct gt / pred expression → its colour-coded form, or the :class:`LatexError` it raised."""
+    colored: dict[str, object] = {}
+    for rec in recs:
+        for expr in (rec["gt"], rec["pred"]):
+            if expr not in colored:
+                try:
+                    colored[expr] = colorize(expr, tk)
+                except LatexError as exc:
+                    colored[expr] = exc
+    return colored
+
+
+def _score_sample(i: int, rec: dict, outcome, *, dpi: int, mode: str, tk) -> dict:
+    """The per-sample result of record ``i`` (see :func:`evaluate_cdm`); ``outcome(expr)`` gives its render."""
+    sample = {"img_id": rec.get("img_id", i), "gt": rec["gt"], "pred": rec["pred"], "recall": None,
+              "precision": None, "f1": None, "status": "ok", "matched": 0, "n_gt": 0, "n_pred": 0, "error": None}
+    g_res, g_col, g_err = outcome(rec["gt"])
+    if g_err is None and not g_res["boxes"]:
+        g_err = "gt renders no visible token"
+    if g_err is not None:
+        sample.update(status="gt_error", error=g_err)
+        return sample
+    p_res, p_col, p_err = outcome(rec["pred"])
+    n_gt = len(g_res["boxes"])
+    if p_err is not None:
+        sample.update(status="pred_error", error=p_err, recall=0.0, precision=0.0, f1=0.0, n_gt=n_gt)
+        return sample
+    matched, n_gt, n_pred = _match.match_boxes(g_res["boxes"], g_col.labels, g_res["size"], p_res["boxes"],
+                                               p_col.labels, p_res["size"], dpi=dpi, mode=mode,
+                                               gt_spellings=g_col.spellings, pred_spellings=p_col.spellings,
+                                               toolkit=tk)
+    recall, precision, f1 = (round(x, 3) for x in _match.scores(matched, n_gt, n_pred))
+    sample.update(recall=recall, precision=precision, f1=f1, matched=matched, n_gt=n_gt, n_pred=n_pred)
+    return sample
 
 
 def _settings(mode: str, dpi: int, tk) -> dict:
@@ -237,79 +236,3 @@ def _settings(mode: str, dpi: int, tk) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------- CLI
-HELP = """\
-ExpRate@CDM (Character Detection Matching) of a prediction file.
-
-Input: --input PRED.json — a JSON array (or .jsonl) of records with string "gt" and "pred" (space-tokenized
-LaTeX, as written by scripts/vllm_infer.py / the official *_pred.json) and optionally "img_id".
-Default (--mode official): the decisions of the official UniMERNet CDM toolkit, of the version --toolkit names:
-2025-09 (default; commit 5a2c80d9) or 2025-03 (commit 415d534, the version the Uni-MuMER paper's ExpRate@CDM
-figures come from). Values below as 2025-09 / 2025-03. Each expression is colour-coded token by token, rendered with pdflatex (TeX Live from Debian, 12pt) and
-rasterised with pdftoppm at 200 dpi (anti-aliasing off), cropped to the ink with 8 px padding; a token's box is
-the extent of its exact colour +- 1 px. gt and pred boxes are assigned by the Hungarian algorithm (cost =
-1.0 token + 0.05 position + 0.15 order; token equivalences of the toolkit version such as \\le = \\leq,
-\\cdot = ., cost 0.005 / 0.05; order positions over the longer / each list); the spatial check is iterative
-RANSAC on box centres (translation + isotropic scale, 20 / 25 px, min_samples 2 / 3, up to 5 / 3 rounds, each
-on the pairs not yet accepted, seed 42); accepted pairs of different tokens do not count. Per sample:
-recall, precision, F1 = 2*matched / (gt boxes + pred boxes), rounded to 3 decimals.
-ExpRate@CDM = % of evaluated samples with F1 = 1.
-A gt that fails to render is excluded (listed in "excluded"); a pred that fails to render scores F1 = 0.
-
-Output: a summary line on stdout; with --output, a JSON object {"exprate_cdm", "evaluated", "total",
-"excluded", "pred_render_failures", "mean_f1", "samples": [{"img_id", "gt", "pred", "recall", "precision",
-"f1", "status", "matched", "n_gt", "n_pred", "error"}], "settings"} written atomically (what
-unimumer.cdm.evaluate_cdm returns; settings.toolkit names the version). The summary line names it too.
-Renders are cached by content hash (default ~/.cache/unimumer/cdm, or $UNIMUMER_CDM_CACHE), so a re-run is fast.
-
-Errors: missing/invalid input file, records without string gt/pred, an --output that cannot be written, or
-pdflatex/pdftoppm not installed (`make sysdeps`) -> "error: ..." and exit code 2. An expression that cannot be
-rendered (bad LaTeX, nested too deeply, TeX capacity exceeded) is reported per sample, never a crash.
-Source: Uni-MuMER paper (ExpRate@CDM); CDM, UniMERNet arXiv 2409.03643 (re-implemented, not the
-official toolkit, which needs ImageMagick 7, Node/KaTeX and texlive-full).
-"""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``scripts/cdm_eval.py`` argument parser."""
-    parser = argparse.ArgumentParser(prog="cdm_eval.py", description=HELP,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--input", required=True, help="prediction file (.json array or .jsonl) with gt/pred")
-    parser.add_argument("--output", help="write the full result (totals + per-sample scores) to this JSON file")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="parallel pdflatex/pdftoppm pipelines (default: all cores)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
-                        help=f"seconds allowed per expression render (default {DEFAULT_TIMEOUT:g})")
-    parser.add_argument("--cache-dir", default=None, help="render cache folder (default ~/.cache/unimumer/cdm)")
-    parser.add_argument("--no-cache", action="store_true", help="do not read or write the render cache")
-    parser.add_argument("--mode", choices=_match.MODES, default="official",
-                        help="official (default): the official UniMERNet CDM toolkit's decisions, comparable with "
-                             "published ExpRate@CDM; strict: a stricter layout-aware variant (a token moved into a "
-                             "script always counts as an error), for analysis only")
-    parser.add_argument("--toolkit", choices=tuple(TOOLKITS), default=DEFAULT_TOOLKIT,
-                        help=f"official CDM toolkit version reproduced (default {DEFAULT_TOOLKIT}; 2025-03: the "
-                             "version the Uni-MuMER paper's ExpRate@CDM figures come from)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``scripts/cdm_eval.py``: ExpRate@CDM of ``--input``; writes ``--output`` JSON. Returns the exit code."""
-    args = build_parser().parse_args(argv)
-    if args.workers is not None and args.workers < 1:
-        raise InputError("--workers must be >= 1")
-    if args.timeout <= 0:
-        raise InputError("--timeout must be > 0")
-    check_outputs(inputs=[args.input], outputs=[args.output])
-    records = read_json_or_jsonl(args.input)
-    result = evaluate_cdm(records, workers=args.workers, timeout=args.timeout, cache_dir=args.cache_dir,
-                          progress=not args.quiet, use_cache=not args.no_cache, mode=args.mode,
-                          toolkit=args.toolkit)
-    if args.output:
-        try:
-            write_json(args.output, result, indent=2)
-        except OSError as exc:
-            raise InputError(f"cannot write --output {args.output}: {exc.strerror or exc}") from None
-    print(f"ExpRate@CDM ({args.toolkit}): {result['exprate_cdm']:.4f} % ({result['evaluated']} evaluated, "
-          f"{len(result['excluded'])} excluded (gt not renderable), {result['pred_render_failures']} pred not "
-          f"renderable, mean F1 {result['mean_f1']:.4f})")
-    return 0

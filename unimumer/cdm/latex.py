@@ -1,43 +1,11 @@
 """Colour-coding of LaTeX for Character Detection Matching: tokens → one LaTeX page with one colour per visible token.
 
-Input: a LaTeX math string as the HMER data sets write it (space-tokenized, e.g. ``\\frac { 1 } { x ^ { 2 } }``).
-Tokens are ``str.split()`` of it; a whitespace chunk that is not a single LaTeX token (``x^{2}``, ``ab``) is split
-further with ``pylatexenc``'s tokenizer (never a regex). Output (:func:`colorize`): a :class:`ColoredLatex` holding
-the math-mode LaTeX source in which every *visible* token is wrapped in its own exact RGB colour, and the
-canonical label of each colour.
-
-Choices (after the CDM paper, UniMERNet arXiv 2409.03643, §3; documented because CDM's toolkit is not copied):
-
-- **Visible tokens** are the tokens that put ink on the page: letters, digits, symbols, delimiters, the bar of
-  ``\\frac``, the radical of ``\\sqrt``, accents (``\\hat``, ``\\overline``…), the delimiters of ``\\left``/``\\right``,
-  ``\\big``… and of delimiter environments (``pmatrix``, ``cases``…). Structure is invisible: ``{ } ^ _ & \\\\``,
-  ``\\left`` / ``\\right`` themselves, ``\\limits``, spacing commands, font commands (``\\mathrm``, ``\\mathbf``…),
-  ``\\begin{…}``/``\\end{…}``.
-- **Commands with arguments** (``\\frac``, ``\\sqrt``, accents, environments) are wrapped as a whole,
-  ``\\mathcolor[RGB]{c}{\\frac{A}{B}}``, with every token of ``A`` and ``B`` re-coloured inside, so only the command's
-  own ink (bar, radical, accent) keeps colour ``c``. A command whose own ink is empty simply yields no box.
-- ``\\boldsymbol`` / ``\\bm`` cannot take coloured content, so they are applied to each coloured token of their
-  argument instead (``\\boldsymbol{a b}`` → ``\\mathcolor{c1}{\\boldsymbol{a}}\\mathcolor{c2}{\\boldsymbol{b}}``).
-- **Operator names** (``\\sin``, ``\\lim``, ``\\max``…) are split into their letters, each its own token, so
-  ``\\max`` and ``m a x`` match letter by letter, as the official toolkit counts them.
-- **Math classes are kept**: relations, binary operators, openings, closings, punctuation and large operators are
-  wrapped in ``\\mathrel`` / ``\\mathbin`` / ``\\mathopen`` / ``\\mathclose`` / ``\\mathpunct`` / ``\\mathop`` around
-  the coloured token, so the coloured render has TeX's normal spacing and limits.
-- **Equivalent spellings** get one canonical label (:meth:`unimumer.cdm.toolkit.Toolkit.label` of the toolkit
-  version ``colorize`` is given; :data:`EQUIVALENT` is the 2025-09 table): ``\\le``≡``\\leq``, ``\\ge``≡``\\geq``,
-  ``\\ne``≡``\\neq``, ``\\to``≡``\\rightarrow``, every ellipsis (``\\dots``, ``\\ldots``, ``\\cdots``…) is three
-  ``.`` tokens and ``\\cdot``≡``.`` (as the official toolkit writes them), ``\\var…``/``\\wide…`` prefixes
-  dropped, ``\\lbrace``≡``\\{``, ``'``≡``\\prime``,
-  ``\\dfrac``≡``\\frac``, ``\\left(``≡``(`` …; the label is what the matcher compares.
-- **Version-dependent tokens**: the 2025-03 toolkit writes ``\\not =`` (``\\not`` before a relation, ``+``, ``-``)
-  as one token and only ``\\ldots \\cdots \\dots \\dotsb`` as three ``.`` (other ellipses are one token); 2025-09
-  keeps ``\\not`` a token of its own and splits every ellipsis.
-- Unsafe or unrenderable input (``\\def``, ``\\input``, ``%``, ``$``, unbalanced braces, a script without
-  argument…) raises :class:`LatexError`, which the evaluator reports as a render failure of that expression.
-
-Colours: token ``k`` (1-based) gets the RGB triple of the base-31 digits of ``k`` times 8 (``(8·d2, 8·d1, 8·d0)``),
-so a pixel decodes back to its token index exactly; pure black is index 0 (ink of nothing coloured) and white is
-the background. Up to 29,790 visible tokens per expression.
+Input: a LaTeX math string as the HMER data sets write it (space-tokenized, e.g. ``\\frac { 1 } { x ^ { 2 } }``);
+a whitespace chunk that is not one LaTeX token is split with ``pylatexenc``. Output (:func:`colorize`): a
+:class:`ColoredLatex`, the math-mode source with every visible token in its own exact RGB colour (token ``k`` →
+base-31 digits of ``k`` times 8) and the canonical label of each colour. Unsafe or unrenderable input raises
+:class:`LatexError`. The token rules (visible tokens, arguments, operator names, math classes, equivalent
+spellings, version-dependent tokens): docs/cdm.md, "Colour-coding".
 """
 
 from __future__ import annotations

@@ -4,33 +4,8 @@ Input: the boxes of the gt and of the pred render (``[[k, x0, y0, x1, y1], ...]`
 :mod:`unimumer.cdm.render`), their labels (canonical tokens, :mod:`unimumer.cdm.latex`) and image sizes.
 Output (:func:`match_boxes`): ``(matched, n_gt, n_pred)``; recall = matched / n_gt, precision = matched / n_pred,
 F1 = 2·matched / (n_gt + n_pred) (:func:`scores`, rounded to 3 decimals like the official toolkit).
-
-Two modes (``mode=``):
-
-``"official"`` (default) — the decisions of the official UniMERNet CDM toolkit (steps 2–3 of its
-ExpRate@CDM; our own implementation), of the version ``toolkit=`` names
-(:mod:`unimumer.cdm.toolkit`: ``2025-09`` by default, ``2025-03`` the paper's); values below as
-``2025-09`` / ``2025-03``:
-
-1. **Cost matrix** ``C[i, j] = 1.0·token + 0.05·position + 0.15·order``: token cost 0 for the same token,
-   0.005 / 0.05 for two spellings of one label (the toolkit's ``norm_same_token`` equivalences,
-   :meth:`unimumer.cdm.toolkit.Toolkit.label`: ``\\le`` / ``\\leq``, ``\\cdot`` / ``.``…), else 1;
-   position = L1 distance of the two boxes, each divided by its own image's width / height, divided by 4;
-   order = ``|i/max(n, m) − j/max(n, m)|`` / ``|i/n − j/m|``. Assignment:
-   :func:`scipy.optimize.linear_sum_assignment` over *all* pairs (pairs of different tokens are assigned too and
-   take part in the spatial check).
-2. **Spatial check, iterative**: on the assigned pairs' box centres ``(y, x)``; ≤ min_samples (2 / 3) pairs are
-   all accepted; otherwise up to 5 / 3 rounds of :func:`skimage.measure.ransac` (min_samples 2 / 3,
-   residual_threshold 20 / 25 px at 200 dpi, max_trials 50, rng 42) with :class:`TranslationScale` (translation +
-   isotropic scale about the centroid of the points it is applied to), each round on the pairs not yet accepted,
-   adding its inliers; it stops when ≤ min_samples pairs remain, a round finds no inlier, or all pairs are
-   accepted. A group of tokens that moved (into a script, onto another line) can therefore still count.
-3. Accepted pairs of different tokens are dropped; ``matched`` is the number left.
-
-``"strict"`` — a stricter layout-aware variant (not the official metric; for analysis only): only pairs of equal
-labels are candidates, the model is fitted on both box corners so a box that changes size is inconsistent, the
-threshold is :data:`TAU_EM` em, and later groups may only be shifted along the baseline (:data:`SECONDARY_DY_EM`,
-scale within ±10 %), so ``x ^ { 2 }`` vs ``x _ { 2 }`` or a block moved into a script always count as errors.
+``mode="official"`` (default) reproduces the official toolkit version ``toolkit=`` names; ``"strict"`` is a
+layout-aware variant for analysis. Cost matrix, RANSAC rounds and the strict variant: docs/cdm.md, "Matching".
 """
 
 from __future__ import annotations

@@ -4,22 +4,7 @@ Input: colour-coded math sources (:func:`unimumer.cdm.latex.colorize`). Output: 
 source, ``{"ok": bool, "error": str | None, "size": [width, height], "boxes": [[k, x0, y0, x1, y1], ...]}`` with
 pixel boxes of colour index ``k`` at :data:`DPI`; a colour without pixels has no box. As in the official toolkit
 the page is cropped to its ink with :data:`CROP_PAD` px of padding (``size`` is the cropped size) and a box is the
-extent of its colour ± 1 px in that frame (``x0 = first column − 1``, ``x1 = last column + 1``).
-
-How (the fast path of ExpRate@CDM):
-
-- many expressions go into ONE ``pdflatex`` run, one ``preview`` page each (``\\hbox{$\\displaystyle …$}``: one line,
-  never broken, as the official ``displaymath``; the official page width is applied afterwards by
-  :func:`clip_to_page`), then ONE
-  ``pdftoppm -r 200 -aa no -aaVector no`` call rasterises all pages to PPM, parsed with numpy (no PNG decoding);
-  anti-aliasing is off so every inked pixel carries its token's exact colour;
-- one bad expression never kills the batch: pdflatex runs in ``nonstopmode`` and every error is mapped to its
-  source line (one expression per line). The batch is rendered again without the implicated expressions, and each
-  of those is rendered alone with ``-halt-on-error`` (a failure is only ever declared from a solo run). A run that
-  cannot be attributed (no PDF, wrong page count, time-out) is bisected;
-- every run has a time limit (``timeout`` seconds for one expression, ``timeout + 0.5·n`` for a batch of ``n``,
-  which is bisected when it runs out); all files live in a
-  :class:`tempfile.TemporaryDirectory` that is removed whatever happens.
+extent of its colour ± 1 px in that frame. Batching, error attribution and time limits: docs/cdm.md, "Rendering".
 
 Raises :class:`~unimumer.errors.InputError` when ``pdflatex`` or ``pdftoppm`` is missing (``make sysdeps``).
 """

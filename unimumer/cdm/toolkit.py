@@ -111,6 +111,8 @@ TOOLKITS: Mapping[str, Toolkit] = MappingProxyType({
 })
 #: the version used unless ``--toolkit`` / ``toolkit=`` says otherwise
 DEFAULT_TOOLKIT = "2025-09"
+#: the version names a ``--cdm-toolkit`` option accepts, default first
+CHOICES = (DEFAULT_TOOLKIT, *(name for name in TOOLKITS if name != DEFAULT_TOOLKIT))
 #: the version the Uni-MuMER paper's ExpRate@CDM figures were computed with
 PAPER_TOOLKIT = "2025-03"
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..files import read_json_list, sharegpt_fields, write_json
+from ..layout import RUN_RECORD_SUFFIX, progress_path  # noqa: F401  (progress_path: re-exported)
 from ..tasks import Task, get_task, task_for_prompt
 
 SYSTEM_MESSAGE = "You are a helpful assistant."
@@ -116,8 +117,8 @@ def is_own_output(path: Path, suffix: str) -> bool:
     """Whether ``path`` is an output of ``scripts/vllm_infer.py``: ``<stem><suffix>.json``, a run record
     ``*.run.json``, or a prediction file with its run record beside it (made with another ``--suffix``)."""
     name = path.name
-    return (name.endswith(f"{suffix}.json") or name.endswith(".run.json")
-            or path.with_name(path.stem + ".run.json").is_file())
+    return (name.endswith(f"{suffix}.json") or name.endswith(RUN_RECORD_SUFFIX)
+            or path.with_name(path.stem + RUN_RECORD_SUFFIX).is_file())
 
 
 def own_outputs(input_dir: str | os.PathLike, suffix: str) -> list[Path]:
@@ -350,11 +351,6 @@ class ProgressFile:
     def remove(self) -> None:
         """Delete the progress file (after the final output is written)."""
         self.path.unlink(missing_ok=True)
-
-
-def progress_path(output_dir: str | os.PathLike, stem: str, suffix: str) -> Path:
-    """``<output_dir>/.<stem><suffix>.progress.jsonl``."""
-    return Path(output_dir) / f".{stem}{suffix}.progress.jsonl"
 
 
 def write_predictions(path: str | os.PathLike, records: Sequence[dict]) -> Path:

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from ..families import is_hybrid, template_for
 from ..files import IMAGE_TOKEN
 from .adapters import check_adapter, vllm_max_lora_rank
 from .core import SYSTEM_MESSAGE, TRAIN_MAX_PIXELS, TRAIN_MIN_PIXELS
@@ -47,9 +48,6 @@ from .core import SYSTEM_MESSAGE, TRAIN_MAX_PIXELS, TRAIN_MIN_PIXELS
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
 #: ``--preprocessing`` choices; the first is the default.
 PREPROCESSING = ("official", "training")
-#: LLaMA-Factory template the configs in ``train/`` use for each checkpoint ``model_type``.
-TRAINING_TEMPLATES = {"qwen2_5_vl": "qwen2_vl", "qwen2_vl": "qwen2_vl", "qwen3_vl": "qwen3_vl_nothink",
-                      "qwen3_5": "qwen3_5_nothink"}
 #: ``hf`` backend's default records per ``generate`` call (see docs/inference.md for the memory arithmetic).
 HF_DEFAULT_BATCH = 16
 
@@ -62,7 +60,7 @@ class GenerationSettings:
     before each batch). ``preprocessing``: ``official`` or ``training`` (see the module docstring).
     ``min_pixels`` / ``max_pixels``: LLaMA-Factory's ``image_min_pixels`` / ``image_max_pixels`` (training mode
     only; the official path has none). ``template``: LLaMA-Factory template of training mode (``None`` → from the
-    checkpoint's ``model_type``, :data:`TRAINING_TEMPLATES`).
+    checkpoint's ``model_type``, :func:`unimumer.families.template_for`).
     """
 
     max_tokens: int = 2048
@@ -249,7 +247,7 @@ class _Base:
     def _init_training_template(self) -> None:
         import copy
 
-        name = self.settings.template or TRAINING_TEMPLATES.get(self.model_type or "")
+        name = self.settings.template or template_for(self.model_type)
         if name is None:
             raise InputError(
                 f"{self.model_name}: no known LLaMA-Factory template for model_type {self.model_type!r}; pass --template"
@@ -349,36 +347,20 @@ class _Base:
         """Release the engine (frees the accelerator memory)."""
 
 
-#: checkpoint ``model_type`` values of hybrid linear-attention (Gated DeltaNet / Mamba-style) models: vLLM caches
-#: their recurrent state per block ('align' mode) only with chunked prefill on when prefix caching is on.
-HYBRID_MODEL_TYPES = ("qwen3_5", "qwen3_5_moe", "qwen3_next")
-
-
 def seeded_sampling_scheduler_kwargs(max_model_len: int, model_type: str | None = None) -> dict:
     """vLLM scheduler options that make per-request seeded sampling work on this platform (``{}`` on GPUs).
 
-    Every request carries ``SamplingParams.seed`` (children of an ``n=N`` request get ``seed + j``), so vLLM gives
-    it its own ``torch.Generator``: a request's candidates depend only on its seed, not on the batch, the order
-    or an interrupted-and-resumed run. When the scheduler splits a prompt over two steps (chunked prefill: the
-    token budget, ``max_num_batched_tokens``, is used up mid-prompt), vLLM discards the token sampled after the
-    partial prefill and rewinds that request's generator (``gen.set_offset(gen.get_offset() - 4)`` in
-    ``gpu_model_runner._bookkeeping_sync``, vLLM 0.32). CUDA's Philox generator has an offset, so on a GPU
-    the rewind makes the discarded draw invisible and chunked prefill stays on (vLLM's default). A CPU
-    ``torch.Generator`` (Mersenne Twister) has none and raises ``CPU Generator does not use offset``, killing the
-    engine. On CPU this returns ``enable_chunked_prefill=False`` with a token budget of at least
-    ``max_model_len`` (vLLM's CPU default 4096 otherwise): every prompt is then prefilled in one step, no sampled
-    token is ever discarded and the generator is never rewound (see ``docs/edl.md``, "Seeded sampling").
-    For a hybrid linear-attention checkpoint (``model_type`` in :data:`HYBRID_MODEL_TYPES`, Qwen3.5) it also
-    turns prefix caching off: vLLM 0.32 refuses chunked prefill off together with its 'align' recurrent-state
-    cache, which prefix caching selects for these models ("Chunked prefill is required for mamba cache mode
-    'align'"); without prefix caching each request keeps its own state and the engine starts.
+    On CPU: ``enable_chunked_prefill=False`` with ``max_num_batched_tokens >= max(max_model_len, 4096)``, so no
+    prompt is prefilled in two steps (vLLM would rewind the request's CPU generator, which has no offset, and the
+    engine dies); for a hybrid linear-attention family (:func:`unimumer.families.is_hybrid`) also
+    ``enable_prefix_caching=False``, which vLLM requires with chunked prefill off. Why: docs/edl.md, "Seeded sampling".
     """
     from vllm.platforms import current_platform
 
     if not current_platform.is_cpu():
         return {}
     kwargs = {"enable_chunked_prefill": False, "max_num_batched_tokens": max(int(max_model_len), 4096)}
-    if model_type in HYBRID_MODEL_TYPES:
+    if is_hybrid(model_type):
         kwargs["enable_prefix_caching"] = False
     return kwargs
 

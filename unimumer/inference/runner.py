@@ -30,6 +30,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..files import atomic_write_text, check_outputs, read_json, write_json
 from ..images import load_image
+from ..layout import run_record_path
 from ..paths import REPO_ROOT
 from ..tasks import TASKS
 from .core import (
@@ -52,6 +53,7 @@ from .core import (
 )
 from .engines import HF_DEFAULT_BATCH, PREPROCESSING
 from .lifecycle import child_env, exit_on_signals, exit_with_parent, guard_descendants, stop_processes
+from .options import add_openai_args, check_openai_args
 
 #: Test / debugging hook: the worker SIGKILLs itself after this many flushed batches (simulates a killed job).
 KILL_AFTER_ENV = "UNIMUMER_INFER_KILL_AFTER_BATCHES"
@@ -176,47 +178,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def add_openai_args(p: argparse.ArgumentParser) -> None:
-    """The ``--backend openai`` options (shared with ``scripts/predict.py``)."""
-    g = p.add_argument_group("--backend openai (any model behind an OpenAI-compatible chat-completions endpoint)")
-    g.add_argument("--base-url", default=None, help="endpoint up to /v1, e.g. http://127.0.0.1:8000/v1")
-    g.add_argument("--api-model", default=None, help="the served model name sent with every request")
-    g.add_argument("--api-key-env", default=None, metavar="VAR",
-                   help="name of the environment variable holding the API key (the key itself is never a flag "
-                        "and never stored); default: no key (a server started without --api-key)")
-    g.add_argument("--max-concurrency", type=int, default=8, help="requests in flight at once (default: 8)")
-    g.add_argument("--request-timeout", type=float, default=600.0, help="seconds per request (default: 600)")
-    g.add_argument("--max-retries", type=int, default=5,
-                   help="retries per request on 408/409/429/5xx and connection errors, exponential backoff "
-                        "0.5 s .. 8 s (default: 5); a request still failing is an error record")
-
-
-def check_openai_args(a: argparse.Namespace) -> None:
-    """Refuse options that do not fit ``a.backend`` (local backends need ``--model``; ``openai`` needs
-    ``--base-url`` / ``--api-model``, a set ``--api-key-env`` variable and no local-model option). Raises
-    :class:`InputError` naming the option; called before any request or engine start."""
-    if a.backend != "openai":
-        if a.model is None:
-            raise InputError("--model is required (or use --backend openai with --base-url and --api-model)")
-        if any(getattr(a, k, None) is not None for k in ("base_url", "api_model", "api_key_env")):
-            raise InputError("--base-url / --api-model / --api-key-env apply to --backend openai only")
-        return
-    if a.model is not None or a.lora:
-        raise InputError("--backend openai: the endpoint serves the model; pass --api-model, not --model / --lora")
-    if not a.base_url or not a.api_model:
-        raise InputError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1) and --api-model")
-    if a.preprocessing != "official" or a.dtype != "auto" or getattr(a, "tensor_parallel_size", 1) != 1:
-        raise InputError("--backend openai: --preprocessing training, --dtype and --tensor-parallel-size do not "
-                         "apply (the server owns the model; use --max-concurrency for parallel requests)")
-    if getattr(a, "data_parallel_size", 1) != 1:
-        raise InputError("--backend openai: use --max-concurrency instead of --data-parallel-size")
-    if a.max_concurrency < 1 or a.request_timeout <= 0 or a.max_retries < 0:
-        raise InputError("--max-concurrency must be >= 1, --request-timeout > 0, --max-retries >= 0")
-    from .engines import api_key_from_env
-
-    api_key_from_env(a.api_key_env)  # the named variable must be set (its value is not kept here)
-
-
 def _check_args(a: argparse.Namespace) -> None:
     check_openai_args(a)
     if a.preprocessing == "official" and (a.min_pixels, a.max_pixels, a.template) != (None, None, None):
@@ -307,11 +268,6 @@ def settings_fingerprint(settings: dict) -> str:
     import hashlib
 
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def run_record_path(final: Path) -> Path:
-    """``<stem><suffix>.run.json`` next to the prediction file ``<stem><suffix>.json``."""
-    return final.with_name(final.stem + ".run.json")
 
 
 def check_existing_output(final: Path, settings: dict) -> None:

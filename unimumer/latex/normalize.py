@@ -7,42 +7,9 @@ and normalized ground truth (docs/data-building.md names the evidence per rule) 
 
 Input is space-tokenized LaTeX (use :func:`unimumer.latex.tokenize.tokenize_latex` first for raw LaTeX).
 
-Record filters (:data:`DROP_REASONS`, checked in this order; a failing record is dropped):
-
-- ``delete_chars``: a token of the official ``delete_chars`` list (:data:`~unimumer.latex.categories.DELETE_CHARS`);
-- ``cjk``: a CJK character (HME100K captions);
-- ``unbalanced_braces``: ``{ }`` not balanced;
-- ``unbalanced_brackets``: ``( )``, ``[ ]`` and ``{ }`` not properly nested together (half-open intervals such as
-  ``[ 0 , 1 )`` are dropped too, as the official sets do);
-- ``missing_argument``: a two-argument command (``\\frac`` …) without two arguments, or a one-argument command
-  (``\\sqrt``, accents …) without its argument (dangling at the end of a group).
-
-Rewrites of kept records, applied bottom-up on the brace tree (innermost groups first):
-
-- R1 ``\\dots → \\ldots``, ``\\le → \\leq``, ``\\ge → \\geq``;
-- R2 ``\\left`` / ``\\right`` dropped, the delimiter kept (``\\left .`` / ``\\right .`` are dropped entirely);
-- R3 ``\\mathrm`` / ``\\operatorname`` and their braces dropped (``\\mathrm { V } f → V f``,
-  ``\\operatorname { m a x } → m a x``: operator names spelled letter by letter);
-- R4 single-token arguments of ``\\frac``-like commands and ``\\sqrt`` braced (``\\sqrt 3 → \\sqrt { 3 }``);
-- R5 braces that group nothing removed; kept after ``^`` / ``_``, as arguments of one-/two-argument commands,
-  after a big operator (``\\int``, ``\\sum`` …, also after its scripts) and as ``\\begin {array}`` column specs;
-- R6 subscript before superscript: ``A ^ { x } _ { y } → A _ { y } ^ { x }``;
-- R7 environments as two tokens (``\\begin { m a t r i x }`` or ``\\begin{matrix}`` → ``\\begin {matrix}``), a
-  trailing ``\\\\`` before ``\\end`` removed, outer delimiters folded: ``( \\begin {matrix} … \\end {matrix} ) →
-  \\begin {pmatrix} …`` (``[ ]`` → ``bmatrix``, ``\\{ \\}`` → ``Bmatrix``, ``| |`` → ``vmatrix``, ``\\| \\|`` →
-  ``Vmatrix``; also ``\\lbrack``, ``\\lbrace``, ``\\vert``, ``\\Vert`` …); an ``array`` column spec is braced
-  (``\\begin {array} c`` → ``{ c }``) and, with ``use_only_c`` (official default), its ``l`` / ``r`` become ``c``;
-  cell braces go by R5;
-- R8 a brace group of letters spelling one of exactly five names becomes the command: ``\\Pr``, ``\\log``,
-  ``\\sin``, ``\\cos``, ``\\ln`` (``{ l o g } → \\log``, :data:`~unimumer.latex.categories.NORM_OPERATOR_NAMES`);
-  any other spelled name stays letters (``R _ { m a x }`` stays: the official normalised sets gain no other
-  operator command);
-- R9 an empty ``\\sqrt`` index is dropped (``\\sqrt [ ] x → \\sqrt { x }``, the official example output);
-- R10 a prime superscript followed by a second superscript merges into one superscript, as KaTeX reads
-  ``x'^{2}``: ``x ^ { \\prime } ^ { i } → x ^ { \\prime i }``, applied after R5 and around R6, so
-  ``{ \\chi ^ { \\prime } } _ { k } ^ { 2 } → \\chi _ { k } ^ { \\prime 2 }``; a prime followed by a subscript
-  (``x ^ { \\prime } _ { i } → x _ { i } ^ { \\prime }``) or a non-prime superscript followed by another
-  (``x ^ { 2 } ^ { 3 }``) is left as it is.
+Record filters (:data:`DROP_REASONS`: ``delete_chars``, ``cjk``, ``unbalanced_braces``, ``unbalanced_brackets``,
+``missing_argument``) and rewrites R1–R10 of kept records, applied bottom-up on the brace tree: the rules with
+their evidence are in docs/data-building.md ("Normalization rules").
 
 Everything is iterative (no recursion), linear in the number of tokens apart from R7's environment search.
 """
@@ -215,9 +182,8 @@ def _env_group_name(g: _Group) -> str | None:
     return None
 
 
-def _rewrite_siblings(seq: list, use_only_c: bool = True) -> list:
-    """R3, R4, R7 (names), R8, missing-argument check, then R5, R6 + R10, R7 (folding) on one sibling sequence."""
-    # R3 (\mathrm), R7 environment names, R8 operator names.
+def _rename_pass(seq: list) -> list:
+    """R3 (``\\mathrm`` unwrapped), R7 environment names, R8 operator names."""
     s: list = []
     i = 0
     while i < len(seq):
@@ -243,8 +209,11 @@ def _rewrite_siblings(seq: list, use_only_c: bool = True) -> list:
                 continue
         s.append(it)
         i += 1
+    return s
 
-    # R4 + argument check; record which groups are structural arguments (kept by R5).
+
+def _argument_pass(s: list, use_only_c: bool) -> tuple[list, set[int]]:
+    """R4 + missing-argument check: ``(items, ids of the groups that are structural arguments, kept by R5)``."""
     keep: set[int] = set()  # ids of groups to keep
     out: list = []
     i = 0
@@ -288,16 +257,22 @@ def _rewrite_siblings(seq: list, use_only_c: bool = True) -> list:
                 j += 2
             if it in NORM_BIG_OPERATORS and j < n and isinstance(s[j], _Group):
                 keep.add(id(s[j]))
+    return out, keep
 
-    # R5: unwrap the other groups.
+
+def _unwrap_groups(out: list, keep: set[int]) -> list:
+    """R5: unwrap every group not in ``keep``."""
     s = []
     for it in out:
         if isinstance(it, _Group) and id(it) not in keep:
             s.extend(it)
         else:
             s.append(it)
+    return s
 
-    # R6: ^ A _ B → _ B ^ A, with R10 (prime superscripts merged) before and after it:
+
+def _swap_scripts(s: list) -> list:
+    """R6: ``^ A _ B`` → ``_ B ^ A``, with R10 (prime superscripts merged) before and after it."""
     # ``^ { \prime } ^ { i } _ { j }`` → ``_ { j } ^ { \prime i }``;
     # ``^ { \prime } _ { k } ^ { 2 }`` → ``_ { k } ^ { \prime } ^ { 2 }`` → ``_ { k } ^ { \prime 2 }``.
     s = _merge_prime_superscripts(s)
@@ -308,8 +283,12 @@ def _rewrite_siblings(seq: list, use_only_c: bool = True) -> list:
             i += 4
         else:
             i += 1
-    s = _merge_prime_superscripts(s)
+    return _merge_prime_superscripts(s)
 
+
+def _rewrite_siblings(seq: list, use_only_c: bool = True) -> list:
+    """R3, R4, R7 (names), R8, missing-argument check, then R5, R6 + R10, R7 (folding) on one sibling sequence."""
+    s = _swap_scripts(_unwrap_groups(*_argument_pass(_rename_pass(seq), use_only_c)))
     # R7: trailing \\ before \end, delimiters around a matrix.
     s = [it for k, it in enumerate(s) if not (it == "\\\\" and k + 1 < len(s) and s[k + 1] == "\\end")]
     if "\\begin" in s:

@@ -4,8 +4,9 @@
 - :func:`evaluate` (``unimumer.metrics.calculator``): ``evaluate(records) -> dict`` with the official keys;
 - :func:`format_report` (``unimumer.metrics.report``): the official text report;
 - :mod:`unimumer.metrics.paper`: released ExpRate numbers of the official README as data;
-- :mod:`unimumer.metrics.summary`: ``scripts/summarize_results.py`` (Markdown table + bar chart);
-- :mod:`unimumer.metrics.cli`: ``scripts/eval_metrics_calculator.py``.
+- :mod:`unimumer.metrics.summary`: the cross-dataset table + bar chart (``unimumer summary``);
+- :mod:`unimumer.metrics.cli`: inputs, CDM and canonical results of ``unimumer eval`` (parser:
+  :mod:`unimumer.commands.eval`).
 
 Nothing here imports torch (nor nltk: BLEU-4 is computed bit-identically without it); rapidfuzz, tqdm and
 matplotlib are imported lazily.

@@ -10,7 +10,6 @@ ExpRate per split against the paper (matplotlib, Agg backend, imported lazily).
 
 from __future__ import annotations
 
-import argparse
 import io
 import math
 import os
@@ -19,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from ..files import atomic_write_bytes, atomic_write_text, check_outputs, read_json
+from ..files import atomic_write_bytes, read_json
+from ..layout import CDM_SUFFIX, find_predictions, stem_of
 from .calculator import evaluate_file
-from .cli import CDM_SUFFIX, CDM_TOOLKITS, PRED_SUFFIX, emit, stem_of
 from .paper import DEFAULT_MODEL, MODELS, paper_exprate, resolve_model, split_info
 
 DASH = "—"
@@ -66,19 +65,8 @@ def find_prediction_files(paths: Sequence[str | os.PathLike]) -> list[tuple[Path
 
     Raises :class:`InputError` for a missing path or when nothing is found.
     """
-    found: list[tuple[Path, Path | None]] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            files = sorted(f for f in p.rglob(f"*{PRED_SUFFIX}.json") if f.is_file())
-            if not files:
-                raise InputError(f"{p}: no *{PRED_SUFFIX}.json prediction files below this folder")
-            found += [(f, p) for f in files]
-        elif p.is_file():
-            found.append((p, None))
-        else:
-            raise InputError(f"{p}: no such file or folder")
-    return found
+    return [(f, Path(raw) if Path(raw).is_dir() else None)
+            for raw in paths for f in find_predictions(raw, recursive=True)]
 
 
 def read_cdm(path: Path) -> float | None:
@@ -259,75 +247,3 @@ def plot_exprate(rows: Sequence[Row], out: str | os.PathLike, model: str = DEFAU
     except OSError as exc:
         raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from None
     return path
-
-
-DESCRIPTION = """\
-Summarize Uni-MuMER results across datasets: one Markdown table of every test split found, next to the paper.
-
-Inputs (PATH, one or more):
-  DATA_ROOT   a folder searched recursively for *_pred.json, laid out as data/<DATASET>/results[_<suffix>]/
-              <stem>_pred.json (the official eval/eval_all.sh layout; stems crohme_2014, crohme2023_test_normalized,
-              hme100k_test, N1, ...).
-  FILE.json   an explicit prediction file (e.g. the released paper_final/crohme_2014.json).
-  Each file is scored with the official metrics (same as scripts/eval_metrics_calculator.py). ExpRate@CDM is read
-  from <stem>_cdm.json beside the prediction file when present (eval_metrics_calculator.py --cdm writes it);
-  --cdm-toolkit VERSION keeps only those of that CDM toolkit version (2025-09 or 2025-03).
-
-Outputs:
-  stdout      the Markdown table: Dataset, Split, Run (results folder), Records, ExpRate, <=1, <=2, <=3, BLEU-4,
-              ExpRate@CDM and CDM F1 (mean per-sample F1, %; when any split has them; the header names the CDM
-              toolkit version, or each cell does when several are mixed), the paper's ExpRate and the difference,
-              and a note where the
-              paper measured another split (CROHME 2023 and HME100K paper numbers are on the normalized splits).
-  --output summary.md   the same Markdown, written atomically.
-  --plot chart.png      bar chart of ExpRate per split (one bar per results folder) against the paper.
-
-Paper numbers: the released Uni-MuMER results (ExpRate %, vLLM, temperature 0.2; unimumer/metrics/paper.py);
---paper-model chooses the column: 3B (default, the paper model Qwen2.5-VL-3B), Qwen3.5-2B, Qwen3.5-4B,
-Qwen3-VL-2B, Qwen3-VL-4B.
-
-Errors: missing path, no prediction files found, a malformed prediction or CDM file, unknown --paper-model ->
-"error: ..." on stderr, exit code 2, nothing written.
-"""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``scripts/summarize_results.py`` (see :data:`DESCRIPTION`)."""
-    p = argparse.ArgumentParser(prog="summarize_results.py", description=DESCRIPTION,
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="example: scripts/summarize_results.py data --output data/summary.md "
-                                       "--plot data/summary.png")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="data root folder(s) and/or prediction JSON files")
-    p.add_argument("--paper-model", default=DEFAULT_MODEL, metavar="MODEL",
-                   help=f"paper column to compare with: {', '.join(MODELS)} (default: {DEFAULT_MODEL})")
-    p.add_argument("--output", "-o", metavar="summary.md", help="also write the Markdown table to this file")
-    p.add_argument("--plot", metavar="chart.png", help="write a bar chart of ExpRate per split vs the paper")
-    p.add_argument("--cdm-toolkit", choices=CDM_TOOLKITS, default=None, metavar="VERSION",
-                   help=f"show ExpRate@CDM only from <stem>_cdm.json files of this CDM toolkit version "
-                        f"({', '.join(CDM_TOOLKITS)}; default: any, the column names it)")
-    p.add_argument("--gt-key", default="gt", help="record key of the ground truth (default: gt)")
-    p.add_argument("--pred-key", default="pred", help="record key of the prediction (default: pred)")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``scripts/summarize_results.py`` (see ``--help``). Returns 0; raises :class:`InputError`
-    on bad input (exit code 2 through ``run_main``)."""
-    args = build_parser().parse_args(argv)
-    model = resolve_model(args.paper_model)
-    files = [f for f, _ in find_prediction_files(args.paths)]
-    check_outputs(inputs=[*files, *(f.with_name(stem_of(f) + CDM_SUFFIX) for f in files)],
-                  outputs=[args.output, args.plot])
-    rows = collect_rows(args.paths, model=model, gt_key=args.gt_key, pred_key=args.pred_key,
-                        cdm_toolkit=args.cdm_toolkit)
-    text = markdown_table(rows, model)
-    png = render_exprate_png(rows, model) if args.plot else None  # render everything before writing anything
-    try:
-        if args.output:
-            atomic_write_text(args.output, text)
-        if png is not None:
-            atomic_write_bytes(Path(args.plot), png)
-    except OSError as exc:
-        raise InputError(f"cannot write {exc.filename or 'output'} ({exc.strerror or exc})") from None
-    emit(text)
-    return 0

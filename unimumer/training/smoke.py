@@ -7,7 +7,7 @@ project's own builders, the five task datasets of the official ``crohme_train`` 
 root's own ``dataset_info.json``:
 
 - ``crohme_train`` (vanilla), ``crohme_train_tree`` (Tree-CoT), ``crohme_train_can`` (symbol counting):
-  :mod:`unimumer.builders` (``preprocess/make_hmer_prompts.py`` + ``preprocess/build_training_data.py``);
+  :mod:`unimumer.prompt_files` / :mod:`unimumer.training_sets` (``preprocess/make_hmer_prompts.py`` + ``preprocess/build_training_data.py``);
 - ``crohme_train_error_find`` / ``crohme_train_error_fix`` (EDL): :func:`unimumer.edl.write_edl_datasets` on a
   prediction file. **Test data only:** the paper's wrong candidates come from a model's own cross-fold predictions
   (:mod:`unimumer.error_corpus`), far too slow here; the candidates are instead the ground truth with one real
@@ -126,9 +126,9 @@ def build_smoke_data(
 
     Inputs: the output data root, a CROHME-style folder (default :data:`DEFAULT_SOURCE`), the number of
     images (``seed=None``: the first ``n`` of ``caption.txt``; an int: ``random.Random(seed).sample`` of the sorted
-    ids), the prediction file the EDL confusions are mined from. Steps, all with the project's builders: :func:`unimumer.builders.build_prompts_from_crohme`
+    ids), the prediction file the EDL confusions are mined from. Steps, all with the project's builders: :func:`unimumer.prompt_files.build_prompts_from_crohme`
     (images → ``output/CROHME/train/images/`` black on white, vanilla file ``output/CROHME/train/crohme_train.json``),
-    :func:`unimumer.builders.build_training_set` (``crohme_train_tree`` / ``crohme_train_can``),
+    :func:`unimumer.training_sets.build_training_set` (``crohme_train_tree`` / ``crohme_train_can``),
     :func:`unimumer.edl.write_edl_datasets` (``crohme_train_error_find`` / ``crohme_train_error_fix`` from the
     prediction file ``output/CROHME/train/smoke_pred.json``); all registered in ``output/dataset_info.json``.
     Image paths in the records are relative to ``output`` (the builders' convention: LLaMA-Factory finds them
@@ -137,8 +137,9 @@ def build_smoke_data(
     """
     import tempfile
 
-    from ..builders import build_prompts_from_crohme, build_training_set
     from ..edl import write_edl_datasets
+    from ..prompt_files import build_prompts_from_crohme
+    from ..training_sets import build_training_set
 
     src = Path(source) if source is not None else DEFAULT_SOURCE
     captions = read_captions(src)
