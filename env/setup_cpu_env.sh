@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 VENV=${1:-.venv}
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
-STAMP_FILES="env/requirements-cpu.txt env/constraints-cpu.txt env/setup_cpu_env.sh env/unimumer_torchvision_fix.py env/unimumer_cpu_defaults.py"
+STAMP_FILES="pyproject.toml env/requirements-cpu.txt env/constraints-cpu.txt env/setup_cpu_env.sh env/unimumer_torchvision_fix.py env/unimumer_cpu_defaults.py"
 want=$(cat $STAMP_FILES | sha256sum | cut -d' ' -f1)
 if [ -f "$VENV/.unimumer-env-stamp" ] && [ "$(cat "$VENV/.unimumer-env-stamp")" = "$want" ] && [ -x "$VENV/bin/python" ]; then
     echo "[env] $VENV is up to date (stamp $want); nothing to install"
