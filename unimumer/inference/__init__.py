@@ -8,7 +8,9 @@ Modules (torch / transformers / vLLM are imported only inside the functions that
   built with the model's own processor chat template and images through ``qwen-vl-utils``;
 - :mod:`unimumer.inference.runner`  the ``scripts/vllm_infer.py`` command (one engine for every file of an input
   folder, data-parallel worker processes, progress bars, reports);
-- :mod:`unimumer.inference.predict` the ``scripts/predict.py`` quick check (LaTeX of a few images).
+- :mod:`unimumer.inference.predict` the ``scripts/predict.py`` quick check (LaTeX of a few images);
+- :mod:`unimumer.inference.ray_executor` ``--executor ray``: the same engines as Ray Data actors over a cluster
+  (manifest, checkpointed resume, merge into the local output path).
 
 Output layout follows the released evaluation (official ``scripts/vllm_infer.py`` and ``example_data/*/results/``).
 """

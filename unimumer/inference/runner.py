@@ -54,6 +54,7 @@ from .core import (
 from .engines import HF_DEFAULT_BATCH, PREPROCESSING
 from .lifecycle import child_env, exit_on_signals, exit_with_parent, guard_descendants, stop_processes
 from .options import add_openai_args, check_openai_args
+from .ray_executor import RayRunFailed, add_executor_args, ray_options
 
 #: Test / debugging hook: the worker SIGKILLs itself after this many flushed batches (simulates a killed job).
 KILL_AFTER_ENV = "UNIMUMER_INFER_KILL_AFTER_BATCHES"
@@ -102,6 +103,12 @@ Endpoint: --backend openai --base-url URL --api-model NAME [--api-key-env VAR] s
 Parallelism: --data-parallel-size N starts N independent engines (one per group of --tensor-parallel-size GPUs
          taken from CUDA_VISIBLE_DEVICES, which is only ever subset), each on an interleaved shard of every file;
          results are merged in input order and equal a single-engine run (greedy).
+Cluster: --executor ray [--ray-address HEAD:6379] [--replicas N|MIN,MAX] [--work-dir SHARED_DIR] runs the same
+         engine and input mode in Ray Data actors (--tensor-parallel-size GPUs each) over every node of a Ray
+         cluster; a manifest of the requests, Ray Data's checkpoint and the settings live in --work-dir (default
+         <output-dir>/.ray; storage every node sees), so a killed run resumes where it stopped; the merged records
+         go through the local path above (same files, byte for byte). A shortfall after the run -> "error: ...
+         rows missing (...)", exit 1. Details and a throughput model: docs/inference.md.
 Input folder scan: this tool's own outputs of an earlier run (<stem><suffix>.json, *.run.json and any prediction
          file with its .run.json beside it) are skipped and counted on stderr, so the input folder may also be
          the output folder.
@@ -175,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-raw", action="store_true", help="also keep the untouched model output as \"output\"")
     p.add_argument("--overwrite", action="store_true", help="redo files whose predictions already exist")
     p.add_argument("--no-report", action="store_true", help="do not write <stem>_results.txt")
+    add_executor_args(p)
     return p
 
 
@@ -201,6 +209,13 @@ def _check_args(a: argparse.Namespace) -> None:
         raise InputError("--suffix must be a non-empty file-name part")
     if a.backend == "hf" and a.tensor_parallel_size != 1:
         raise InputError("--tensor-parallel-size applies to --backend vllm only")
+    if a.executor == "ray" and a.backend == "openai":
+        raise InputError("--executor ray runs engines on a cluster; --backend openai sends requests to an endpoint "
+                         "(use --max-concurrency)")
+    if a.executor == "ray" and a.data_parallel_size != 1:
+        raise InputError("--executor ray: use --replicas (engine actors) instead of --data-parallel-size")
+    a.ray = ray_options(a, a.work_dir if a.work_dir is not None else Path(a.output_dir) / ".ray", a.batch_size,
+                        a.tensor_parallel_size, own_work_dir_flag=True)
     if a.lora:
         from .adapters import check_adapter, print_warnings
 
@@ -417,6 +432,33 @@ def _generate_batch(engine, batch: list[PromptItem], loaded: list, raw: bool) ->
     return result
 
 
+def engine_from_config(config: dict):
+    """The engine of a :func:`worker_config` (``make_engine`` with the run's generation settings and engine
+    options); used by the local workers and by the Ray actors. Raises :class:`InputError` when it cannot start."""
+    from .engines import GenerationSettings, make_engine
+
+    settings = GenerationSettings(
+        max_tokens=config["max_tokens"], temperature=config["temperature"], top_p=config["top_p"],
+        top_k=config["top_k"], seed=config["seed"], preprocessing=config["preprocessing"],
+        min_pixels=config["min_pixels"], max_pixels=config["max_pixels"], template=config["template"],
+    )
+    return make_engine(
+        config["backend"], config["model"], settings, tensor_parallel_size=config["tensor_parallel_size"],
+        dtype=config["dtype"], max_model_len=config["max_model_len"],
+        gpu_memory_utilization=config["gpu_memory_utilization"], enforce_eager=config["enforce_eager"],
+        lora=config.get("lora_dir"), base_url=config.get("base_url"), api_model=config.get("api_model"),
+        api_key_env=config.get("api_key_env"), max_concurrency=config.get("max_concurrency", 8),
+        timeout=config.get("request_timeout", 600.0), max_retries=config.get("max_retries", 5),
+    )
+
+
+def batch_records(engine, batch: Sequence[PromptItem], image_root: str | None, raw: bool) -> list[tuple[int, dict]]:
+    """``(index, record)`` of every item of ``batch``, exactly as a local worker makes them: each image read and
+    prepared (:func:`_load`: missing / unreadable / unusable images become error records), then one generate call
+    (:func:`_generate_batch`). Raises the engine's error when the engine itself is broken."""
+    return _generate_batch(engine, list(batch), [_load(engine, it, image_root) for it in batch], raw)
+
+
 def run_worker(config: dict, jobs: Sequence[dict], worker: int = 0, n_workers: int = 1) -> int:
     """Build one engine and run this worker's shard of every job; returns the number of records generated.
 
@@ -428,13 +470,6 @@ def run_worker(config: dict, jobs: Sequence[dict], worker: int = 0, n_workers: i
     """
     from tqdm import tqdm
 
-    from .engines import GenerationSettings, make_engine
-
-    settings = GenerationSettings(
-        max_tokens=config["max_tokens"], temperature=config["temperature"], top_p=config["top_p"],
-        top_k=config["top_k"], seed=config["seed"], preprocessing=config["preprocessing"],
-        min_pixels=config["min_pixels"], max_pixels=config["max_pixels"], template=config["template"],
-    )
     mine = [(job, shard(job["pending"], n_workers, worker)) for job in jobs]
     bs, root, raw = config["batch_size"], config["image_root"], config["save_raw"]
     done = 0
@@ -451,14 +486,7 @@ def run_worker(config: dict, jobs: Sequence[dict], worker: int = 0, n_workers: i
         mine[k] = (job, [i for i in idx if not problems[i]])
     if not any(idx for _, idx in mine):
         return done
-    engine = make_engine(
-        config["backend"], config["model"], settings, tensor_parallel_size=config["tensor_parallel_size"],
-        dtype=config["dtype"], max_model_len=config["max_model_len"],
-        gpu_memory_utilization=config["gpu_memory_utilization"], enforce_eager=config["enforce_eager"],
-        lora=config.get("lora_dir"), base_url=config.get("base_url"), api_model=config.get("api_model"),
-        api_key_env=config.get("api_key_env"), max_concurrency=config.get("max_concurrency", 8),
-        timeout=config.get("request_timeout", 600.0), max_retries=config.get("max_retries", 5),
-    )
+    engine = engine_from_config(config)
     kill_after = int(os.environ.get(KILL_AFTER_ENV, "0") or 0)
     batches = 0
     try:
@@ -593,7 +621,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{a.input_dir}: skipped {len(skipped)} file(s) this tool wrote in an earlier run "
               f"(*{a.suffix}.json predictions and *.run.json records), e.g. {skipped[0].name}", file=sys.stderr)
     out_dir = Path(a.output_dir)
-    check_outputs(inputs=files, dirs=[out_dir], outputs=[
+    check_outputs(inputs=files, dirs=[out_dir] + ([a.ray.work_dir] if a.ray else []), outputs=[
         p for f in files for p in (out_dir / f"{f.stem}{a.suffix}.json", run_record_path(out_dir / f"{f.stem}{a.suffix}.json"),
                                    progress_path(out_dir, f.stem, a.suffix),
                                    None if a.no_report else out_dir / f"{f.stem}_results.txt")])
@@ -657,23 +685,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     generated = 0
     if jobs:
         config = worker_config(a)
-        if a.data_parallel_size == 1:
-            try:
+        try:
+            if a.ray is not None:  # engine actors on a Ray cluster; the records land in the same progress files
+                from .ray_executor import run_inference
+
+                run_inference(config, jobs, a.ray)
+                generated = sum(len(j["pending"]) for j in jobs)
+            elif a.data_parallel_size == 1:
                 generated = run_worker(config, jobs)
-            except InputError:  # the engine could not start: leave no output of this run behind
-                for progress, items, name in created:
-                    if not any(is_finished(r) for r in progress.load(items, name, settings).values()):
-                        progress.remove()
-                if made_dir and not any(out_dir.iterdir()):
-                    out_dir.rmdir()
-                raise
-        else:
-            try:
+            else:
                 _run_data_parallel(config, jobs, a.data_parallel_size, a.tensor_parallel_size, out_dir)
-            except WorkerFailed as exc:
-                print(f"error: {exc}", file=sys.stderr)
-                return 1
-            generated = sum(len(j["pending"]) for j in jobs)
+                generated = sum(len(j["pending"]) for j in jobs)
+        except InputError:  # the engine (or the cluster) could not start: leave no output of this run behind
+            for progress, items, name in created:
+                if not any(is_finished(r) for r in progress.load(items, name, settings).values()):
+                    progress.remove()
+            if made_dir and not any(out_dir.iterdir()):
+                out_dir.rmdir()
+            raise
+        except (WorkerFailed, RayRunFailed) as exc:  # finished records are kept: a rerun resumes
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
 
     all_failed = []
     for name, stem, items, selected, final, progress in plan:
