@@ -1,32 +1,12 @@
 """``--executor ray``: batch inference and error-corpus sampling on a Ray cluster, with the records of a local run.
 
-Ray Data does the scheduling (its offline batch-inference pattern; vLLM's own docs point to it): the requests of
-a run are written as a **manifest** (Parquet shards, one row per request with a stable ``row_id``), read back with
-``ray.data.read_parquet``, cut into blocks of ``--batch-size`` rows and sent through ``Dataset.map_batches`` to a
-pool of engine actors (``ActorPoolStrategy``, ``--replicas N`` or ``MIN,MAX``; each actor asks for
-``num_gpus = --tensor-parallel-size`` on a cluster with GPUs and holds this project's own engine and input mode,
-so a record is made by the same code as locally: :func:`unimumer.inference.runner.batch_records` for
-``scripts/vllm_infer.py``, :func:`unimumer.error_corpus.sample_batch` for the error-corpus sampler). The results go
-to a Parquet sink under the run folder, with Ray Data's checkpointing (``CheckpointConfig`` on the ``row_id``
-column, two-phase commit per block): a killed run restarted with the same command skips every row already
-written. ``ray.data.llm`` is not used: it keeps only ``outputs[0]`` (``n`` candidates would be lost) and does not
-build this project's requests.
-
-Run folder (``<work-dir>/<label>-<key>/``, on storage every node sees): ``run.json`` (label, settings, row count,
-``key`` = sha256 of the settings and the manifest rows, so two different runs never share a folder),
-``manifest/`` (the requests), ``checkpoint/`` (Ray Data's), ``output/`` (one Parquet file per finished block:
-``row_id``, ``payload`` = the records as JSON, ``ok``, ``node``, ``run``).
-
-Merge (:func:`execute`): every output row of the manifest's ``row_id`` s is read back; for a row written twice (a
-retried block) a success beats an error and duplicates are dropped; the count is checked against the manifest (a
-shortfall raises :class:`RayRunFailed` naming the missing rows). The caller stores the payloads in its progress
-file and writes the official outputs with its local code path (byte-identical files); the run folder is then
-removed.
-
-Failures: an actor whose engine dies exits (``os._exit``), Ray restarts it (``max_restarts``) and retries its
-batch (``max_task_retries``); a bad image is an ``error`` record made by the local code, never a lost block.
-Progress: ``ray: D/T rows done (R rows/s)`` on stderr every :data:`PROGRESS_SECONDS` while running.
-Nothing here imports Ray at module level (the local executor never needs it).
+Input: the manifest rows of a run (one request each, stable ``row_id``), an engine-actor class and its arguments,
+:class:`RayOptions`. A Ray Data pipeline (``read_parquet`` → ``map_batches`` over an ``ActorPoolStrategy`` pool,
+checkpointed on ``row_id`` → ``write_parquet``) runs them in ``<work-dir>/<label>-<key>/``; :func:`execute` merges
+the output (a success beats an error retry, duplicates dropped, the count checked) and hands the records to the
+caller, which writes the official files with its local code (byte-identical). Errors: :class:`InputError` for
+bad options (exit 2), :class:`RayRunFailed` for a failed run or missing rows (exit 1). Design, run-folder layout,
+failures and the cluster recipe: ``docs/inference.md`` ("On a Ray cluster"). Ray is imported lazily.
 """
 
 from __future__ import annotations
