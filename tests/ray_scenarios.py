@@ -8,10 +8,9 @@ ROOT holds ``prompts/crohme.json`` (inference prompt file, image paths relative 
 
 1. local reference: ``scripts/vllm_infer.py`` (``--executor local``) → ``ROOT/local``;
 2. a 2-node ``ray.cluster_utils.Cluster`` (no dashboard, small object store);
-3. ``--executor ray --replicas 1`` on the cluster → ``ROOT/ray_b``, SIGKILLed once Ray Data has committed
-   checkpoint rows;
-4. the same command with ``--replicas 2`` (one engine actor per node) run to the end with the crash hook set (an
-   actor kills its own engine once; Ray restarts the actor);
+3. ``--executor ray --replicas 2`` on the cluster → ``ROOT/ray_a`` (one engine actor per node);
+4. ``--executor ray --replicas 1`` → ``ROOT/ray_b``, SIGKILLed once Ray Data has committed checkpoint rows, then
+   rerun to the end with the crash hook set (the actor kills its own engine once; Ray restarts the actor);
 5. error-corpus sampler, N = 2: local, then ``--executor ray`` (one replica) on the cluster → ``ROOT/sample_{local,ray}``.
 
 Writes REPORT_JSON: the cluster's node ids, per step the return code, wall time and output tails, the rows
@@ -116,10 +115,11 @@ def main(model: str, root: Path, report_path: Path) -> None:
         ray.shutdown()
         report["cluster_start_s"] = round(time.monotonic() - t0, 1)
         addr = ["--executor", "ray", "--ray-address", cluster.address]
-        b_cmd = infer_cmd(model, root, "ray_b", "--batch_size", "3", *addr, "--work-dir", str(root / "work_b"))
-        report["b_kill"] = kill_mid_run([*b_cmd, "--replicas", "1"], root, root / "work_b", 6, root / "b_kill.log")
-        report["b_resume"] = run([*b_cmd, "--replicas", "2"], root,
-                                 env={"UNIMUMER_RAY_CRASH_ONCE": str(root / "crashed")})
+        report["a"] = run(infer_cmd(model, root, "ray_a", "--batch_size", "3", *addr, "--replicas", "2"), root)
+        b_cmd = infer_cmd(model, root, "ray_b", "--batch_size", "3", *addr, "--replicas", "1",
+                          "--work-dir", str(root / "work_b"))
+        report["b_kill"] = kill_mid_run(b_cmd, root, root / "work_b", 6, root / "b_kill.log")
+        report["b_resume"] = run(b_cmd, root, env={"UNIMUMER_RAY_CRASH_ONCE": str(root / "crashed")})
         report["crash_marker"] = (root / "crashed").exists()
         py = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
         report["c_local"] = run(sample_cmd(model, root, "sample_local", "--batch-size", "64"), root, py)

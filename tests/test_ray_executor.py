@@ -199,21 +199,26 @@ def test_ray_cluster_runs_match_the_local_executor(scenarios):
     assert recs[2]["error"].startswith("image not found: imgs/does_not_exist.png")
     assert recs[5]["error"].startswith("unreadable image: imgs/corrupt.png")
 
-    # (b) one engine actor, killed after some rows were checkpointed; the rerun with two actors, one per node, runs
-    # only the missing rows (one engine killed on the way and its actor restarted by Ray) and writes the local
-    # executor's files byte for byte; both nodes did work
+    # (a) two nodes, one engine actor each: the same files byte for byte, and both nodes did work
+    a = _ok(report["a"])
+    for name in ("crohme_pred.json", "crohme_pred.run.json", "crohme_results.txt"):
+        assert (root / "ray_a" / name).read_bytes() == (root / "local" / name).read_bytes(), name
+    assert sorted(p.name for p in (root / "ray_a").iterdir()) == sorted(p.name for p in (root / "local").iterdir())
+    [m] = a["merged"]
+    assert m["rows"] == 50 and m["generated"] == 50 and m["resumed"] == 0
+    assert len(report["nodes"]) == 2 and sorted(m["nodes"]) == report["nodes"], (m, report["nodes"])
+    assert all(n > 0 for n in m["nodes"].values()) and sum(m["nodes"].values()) == 50
+    assert "ray: " in a["stderr"] and "rows done (" in a["stderr"]  # progress: rows done / total, rate
+
+    # (b) killed after some rows were checkpointed; the rerun runs only the missing rows (its engine killed once
+    # and the actor restarted by Ray on the way) and ends with the uninterrupted file
     kill = report["b_kill"]
     assert kill["killed"] and kill["rc"] == -9 and 6 <= kill["at_kill"] < 50, kill
     b = _ok(report["b_resume"])
-    for name in ("crohme_pred.json", "crohme_pred.run.json", "crohme_results.txt"):
-        assert (root / "ray_b" / name).read_bytes() == (root / "local" / name).read_bytes(), name
-    assert sorted(p.name for p in (root / "ray_b").iterdir()) == sorted(p.name for p in (root / "local").iterdir())
     [m] = b["merged"]
-    assert m["rows"] == 50 and m["resumed"] >= kill["at_kill"] and m["generated"] == 50 - m["resumed"] > 0, m
-    assert len(report["nodes"]) == 2 and sorted(m["nodes"]) == report["nodes"], (m, report["nodes"])
-    assert all(n > 0 for n in m["nodes"].values()), m
+    assert m["resumed"] >= kill["at_kill"] and m["generated"] == 50 - m["resumed"] and m["generated"] > 0, m
     assert report["crash_marker"] and "this replica exits, Ray restarts it" in b["stderr"]
-    assert "ray: " in b["stderr"] and "rows done (" in b["stderr"]  # progress: rows done / total, rate
+    assert (root / "ray_b" / "crohme_pred.json").read_bytes() == reference
     assert not (root / "work_b").exists()  # the run folder (and the then empty work dir) is gone after the merge
 
     # (c) the error-corpus sampler on the cluster: the same N = 2 candidates as the local sampler, same seeds
