@@ -446,27 +446,26 @@ def sample_candidates(
     if not progress.path.exists():
         progress.create(heldout.name, len(items), prog_settings)
     todo = [it for it in items if it.index not in done]
+
+    def store(finished):
+        progress.append(finished)
+        done.update(finished)
+
+    if todo:
+        base, lora = _model_and_adapter(model)
     if todo and ray is not None:
         from .inference.ray_executor import run_sampling
 
-        def store(finished):
-            progress.append(finished)
-            done.update(finished)
-
-        base, lora = _model_and_adapter(model)
         run_sampling(todo, heldout, base, lora, settings, n, str(image_root) if image_root is not None else None,
                      engine_kwargs or {}, ray, store)
         todo = []
     if todo:
-        base, lora = _model_and_adapter(model)
         engine = make_engine("vllm", base, settings, lora=lora, **(engine_kwargs or {}))
         try:
             bar = tqdm(total=len(items), initial=len(done), desc=f"sampling {heldout.stem}", unit="img")
             for b in range(0, len(todo), batch_size):
                 batch = todo[b:b + batch_size]
-                finished = sample_batch(engine, batch, n, image_root)
-                progress.append(finished)
-                done.update(finished)
+                store(sample_batch(engine, batch, n, image_root))
                 bar.update(len(batch))
             bar.close()
         finally:
@@ -733,11 +732,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-model-len", type=int, default=None, help="vLLM max_model_len (default: computed)")
     parser.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vLLM (default 0.9)")
     parser.add_argument("--tensor-parallel-size", type=int, default=1, help="vLLM (default 1)")
-    parser.add_argument("--enforce-eager", action="store_true",
-                        help="vLLM: skip graph compilation / CUDA graphs (faster start, slower decoding; small jobs, "
-                             "CPU)")
+    from .inference.options import add_enforce_eager_arg
     from .inference.ray_executor import add_executor_args, ray_options
 
+    add_enforce_eager_arg(parser)
     add_executor_args(parser, work_dir=False)
     a = parser.parse_args(argv)
     check_dataset_base_name(a.name)

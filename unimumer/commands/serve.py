@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Sequence
 
 from ..errors import InputError
-from ..inference.options import add_engine_args, engine_from_args
+from ..inference.options import add_enforce_eager_arg, add_engine_args, engine_from_args
 from ..serve import DEFAULT_MAX_IMAGES, DEFAULT_MAX_UPLOAD_MB, Predictor, build_app, is_loopback
 from ..serve_guard import API_KEY_ENV
 from .common import command_parser
@@ -64,8 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", default=None, metavar="KEY",
                    help=f"require this key on every request (page and API); default: the {API_KEY_ENV} "
                         "environment variable (preferred: a command line is visible to other users), else none")
-    p.add_argument("--enforce-eager", action="store_true",
-                   help="vLLM: no CUDA graph capture (starts faster, generates slower)")
+    add_enforce_eager_arg(p)
     p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
                    help=f"largest accepted image file, MB (default: {DEFAULT_MAX_UPLOAD_MB:g})")
     p.add_argument("--max-images", type=int, default=DEFAULT_MAX_IMAGES,

@@ -9,6 +9,13 @@ from ..errors import InputError
 from .core import TRAIN_MAX_PIXELS, TRAIN_MIN_PIXELS
 
 
+def add_enforce_eager_arg(p: argparse.ArgumentParser) -> None:
+    """Add ``--enforce-eager`` (store_true; vLLM ``enforce_eager``), the one declaration of ``vllm_infer.py``,
+    ``serve.py`` and ``build_error_corpus.py``."""
+    p.add_argument("--enforce-eager", action="store_true",
+                   help="vLLM: skip graph compilation / CUDA graphs (faster start, slower decoding; small jobs, CPU)")
+
+
 def add_engine_args(p: argparse.ArgumentParser, *, openai: bool = False) -> None:
     """Add the model / engine / decoding options shared by ``scripts/predict.py`` and ``scripts/serve.py``
     (``--model``, ``--lora``, ``--backend``, ``--max-tokens``, ``--temperature``, ``--top-p``, ``--top-k``,

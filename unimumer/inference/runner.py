@@ -53,7 +53,7 @@ from .core import (
 )
 from .engines import HF_DEFAULT_BATCH, PREPROCESSING
 from .lifecycle import child_env, exit_on_signals, exit_with_parent, guard_descendants, stop_processes
-from .options import add_openai_args, check_openai_args
+from .options import add_enforce_eager_arg, add_openai_args, check_openai_args
 from .ray_executor import RayRunFailed, add_executor_args, ray_options
 
 #: Test / debugging hook: the worker SIGKILLs itself after this many flushed batches (simulates a killed job).
@@ -177,8 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-model-len", type=int, default=None,
                    help="vLLM context length (default: max-tokens + image tokens at max-pixels + 1024)")
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vLLM (default: 0.9)")
-    p.add_argument("--enforce-eager", action="store_true",
-                   help="vLLM: skip graph compilation / CUDA graphs (faster start, slower decoding; small jobs, CPU)")
+    add_enforce_eager_arg(p)
     p.add_argument("--save-raw", action="store_true", help="also keep the untouched model output as \"output\"")
     p.add_argument("--overwrite", action="store_true", help="redo files whose predictions already exist")
     p.add_argument("--no-report", action="store_true", help="do not write <stem>_results.txt")
