@@ -186,14 +186,14 @@ CASES = [
                           "--image-base-path", "img"],
          lambda t, o, p: ["process", "--input", str(p["in"]), "--output-dir", str(o), "--image-base-path", "img"],
          file_output=False),
-    Case("build_error_corpus", "unimumer.error_corpus:main", _error_corpus,
+    Case("build_error_corpus", "unimumer.commands.error_corpus:main", _error_corpus,
          lambda t, o, p: ["--train", str(o), "--name", "crohme_train", "--output-dir", str(o.parent), "--no-register",
                           "--base-config", str(REPO / "train" / "Uni-MuMER-train.yaml"), "--model", MISSING_MODEL,
                           "--work-dir", str(t / "work")],
          lambda t, o, p: ["--train", str(p["in"]), "--name", "crohme_train", "--no-register",
                           "--base-config", str(REPO / "train" / "Uni-MuMER-train.yaml"), "--model", MISSING_MODEL,
                           "--work-dir", str(o)], loads_model=True),
-    Case("vllm_infer", "unimumer.inference.runner:main", _prompts_dir, None,
+    Case("vllm_infer", "unimumer.commands.infer:main", _prompts_dir, None,
          lambda t, o, p: ["--model", MISSING_MODEL, "--input-dir", str(p["dir"]), "--output-dir", str(o)],
          loads_model=True),
     Case("make_tiny_model", "unimumer.commands.tiny_model:main", _tiny, None,
@@ -211,7 +211,7 @@ CASES = [
 ]
 IDS = [c.name for c in CASES]
 #: entry points that write no file (stdout / a server only): predict.py, serve.py, check_config.py
-NO_OUTPUT = {"unimumer.inference.predict:main", "unimumer.commands.serve:main", "unimumer.commands.check_config:main",
+NO_OUTPUT = {"unimumer.commands.predict:main", "unimumer.commands.serve:main", "unimumer.commands.check_config:main",
              "unimumer.commands.check_data:main"}
 
 
@@ -427,7 +427,7 @@ def test_predict_names_the_file_of_an_image_the_processor_refuses(tmp_path, tiny
     wide = tmp_path / "wide.png"
     Image.new("L", (4000, 10), 255).save(wide)
     capsys.readouterr()
-    code = run_main(_main("unimumer.inference.predict:main"),
+    code = run_main(_main("unimumer.commands.predict:main"),
                     [str(wide), "--model", str(tiny_qwen2_5_vl), "--backend", "hf", "--max-tokens", "4",
                      "--dtype", "float32"])
     err = capsys.readouterr().err

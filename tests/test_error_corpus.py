@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from unimumer.cli import run_main
+from unimumer.commands.error_corpus import main
 from unimumer.edl import apply_corrections, split_fix_output
 from unimumer.error_corpus import (
     CorpusSettings,
@@ -26,7 +27,6 @@ from unimumer.error_corpus import (
     fold_train_config,
     kfold_split,
     load_base_config,
-    main,
     read_vanilla,
     resolve_image_path,
 )

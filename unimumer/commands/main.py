@@ -32,7 +32,7 @@ STAGES: dict[str, dict[str, tuple[str, str, str]]] = {
     "error-driven learning": {
         "error-data": ("unimumer.commands.error_data", "preprocess/make_error_data.py",
                        "error_find / error_fix datasets from prediction files"),
-        "error-corpus": ("unimumer.error_corpus", "preprocess/build_error_corpus.py",
+        "error-corpus": ("unimumer.commands.error_corpus", "preprocess/build_error_corpus.py",
                          "cross-fold error corpus: K-fold training, sampling, EDL datasets"),
     },
     "training": {
@@ -44,9 +44,9 @@ STAGES: dict[str, dict[str, tuple[str, str, str]]] = {
                        "a tiny offline Qwen VLM checkpoint for tests"),
     },
     "inference": {
-        "infer": ("unimumer.inference.runner", "scripts/vllm_infer.py",
+        "infer": ("unimumer.commands.infer", "scripts/vllm_infer.py",
                   "batch inference on a folder of prompt files"),
-        "predict": ("unimumer.inference.predict", "scripts/predict.py", "print the LaTeX read from a few images"),
+        "predict": ("unimumer.commands.predict", "scripts/predict.py", "print the LaTeX read from a few images"),
         "serve": ("unimumer.commands.serve", "scripts/serve.py", "web page and JSON API of a model"),
     },
     "evaluation": {

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from ..errors import InputError
 from ..inference.options import add_enforce_eager_arg, add_engine_args, engine_from_args
+from ..inference.settings import Default
 from ..serve import DEFAULT_MAX_IMAGES, DEFAULT_MAX_UPLOAD_MB, Predictor, build_app, is_loopback
 from ..serve_guard import API_KEY_ENV
 from .common import command_parser
@@ -58,7 +59,8 @@ Errors: a model that cannot be loaded, a port already taken or unusable options 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``scripts/serve.py``."""
     p = command_parser("serve.py", DESCRIPTION)
-    add_engine_args(p)
+    add_engine_args(p, temperature=Default(0.0, "greedy here: the API returns what scripts/predict.py prints "
+                                                "(scripts/vllm_infer.py keeps the released script's 0.2)"))
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     p.add_argument("--api-key", default=None, metavar="KEY",

@@ -6,9 +6,10 @@ Modules (torch / transformers / vLLM are imported only inside the functions that
   extraction, sharding, GPU groups, the resumable progress file, the atomic final write;
 - :mod:`unimumer.inference.engines` the two engines (``vllm`` and ``hf``) behind one ``generate`` call, prompts
   built with the model's own processor chat template and images through ``qwen-vl-utils``;
-- :mod:`unimumer.inference.runner`  the ``scripts/vllm_infer.py`` command (one engine for every file of an input
-  folder, data-parallel worker processes, progress bars, reports);
-- :mod:`unimumer.inference.predict` the ``scripts/predict.py`` quick check (LaTeX of a few images);
+- :mod:`unimumer.inference.settings` the settings dataclasses (decoding, engine, endpoint) with their flags;
+- :mod:`unimumer.inference.inputs`  the input modes (``official``, ``training``), one class each;
+- :mod:`unimumer.inference.runner`  the run of ``scripts/vllm_infer.py`` (one engine for every file of an input
+  folder, data-parallel worker processes, progress bars, reports; its parser: :mod:`unimumer.commands.infer`);
 - :mod:`unimumer.inference.ray_executor` ``--executor ray``: the same engines as Ray Data actors over a cluster
   (manifest, checkpointed resume, merge into the local output path).
 

@@ -36,57 +36,21 @@ a :class:`Generation` with ``error``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from ..families import is_hybrid, template_for
-from ..files import IMAGE_TOKEN
+from ..families import is_hybrid
 from .adapters import check_adapter, vllm_max_lora_rank
-from .core import SYSTEM_MESSAGE, TRAIN_MAX_PIXELS, TRAIN_MIN_PIXELS
+from .core import SYSTEM_MESSAGE
+from .inputs import chat_messages, input_mode, official_image, official_text
+from .settings import DTYPES, PREPROCESSING, GenerationSettings
+
+__all__ = ["DTYPES", "PREPROCESSING", "GenerationSettings", "chat_messages", "official_text"]
 
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
-#: ``--preprocessing`` choices; the first is the default.
-PREPROCESSING = ("official", "training")
 #: ``hf`` backend's default records per ``generate`` call (see docs/inference.md for the memory arithmetic).
 HF_DEFAULT_BATCH = 16
-
-
-@dataclass
-class GenerationSettings:
-    """Sampling and pre-processing settings shared by both engines.
-
-    ``temperature == 0`` → greedy. ``seed`` seeds sampling (vLLM: per request; transformers: ``torch``'s RNG
-    before each batch). ``preprocessing``: ``official`` or ``training`` (see the module docstring).
-    ``min_pixels`` / ``max_pixels``: LLaMA-Factory's ``image_min_pixels`` / ``image_max_pixels`` (training mode
-    only; the official path has none). ``template``: LLaMA-Factory template of training mode (``None`` → from the
-    checkpoint's ``model_type``, :func:`unimumer.families.template_for`).
-    """
-
-    max_tokens: int = 2048
-    temperature: float = 0.2
-    top_p: float = 0.8
-    top_k: int = 50
-    seed: int | None = 0
-    min_pixels: int = TRAIN_MIN_PIXELS
-    max_pixels: int = TRAIN_MAX_PIXELS
-    extra: dict = field(default_factory=dict)
-    preprocessing: str = "official"
-    template: str | None = None
-
-    def as_dict(self) -> dict:
-        """The settings that change outputs (stored in progress files to refuse mixing two runs)."""
-        d = {
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "top_k": self.top_k,
-            "seed": self.seed,
-            "preprocessing": self.preprocessing,
-        }
-        if self.preprocessing == "training":
-            d.update(min_pixels=self.min_pixels, max_pixels=self.max_pixels, template=self.template)
-        return d
 
 
 @dataclass(frozen=True)
@@ -98,24 +62,6 @@ class Generation:
     text: str
     truncated: bool = False
     error: str | None = None
-
-
-def chat_messages(image, prompt: str) -> list[dict]:
-    """The released evaluation's chat: system message, then one user turn holding the image and the prompt text."""
-    return [
-        {"role": "system", "content": SYSTEM_MESSAGE},
-        {"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": prompt}]},
-    ]
-
-
-def official_text(prompt: str) -> str:
-    """The text part of the official script's user turn: the ShareGPT human value stripped, i.e. ``"<image>"``
-    followed by the prompt (the official script keeps the literal ``<image>`` string in the text and adds the image
-    as a separate content item). ``prompt`` is the prompt without ``<image>`` (a leading one is not doubled)."""
-    return prompt if prompt.startswith(IMAGE_TOKEN) else IMAGE_TOKEN + prompt
-
-
-DTYPES = ("auto", "bfloat16", "float16", "float32")
 
 
 def check_model_location(model: str) -> None:
@@ -214,8 +160,7 @@ class _Base:
         self.lora_info = check_adapter(lora, model) if lora else None
         self.model_name = model
         self.settings = settings
-        if settings.preprocessing not in PREPROCESSING:
-            raise InputError(f"unknown preprocessing {settings.preprocessing!r} (choose official or training)")
+        self.input_mode = input_mode(settings.preprocessing)
         if settings.min_pixels < 1 or settings.max_pixels < settings.min_pixels:
             raise InputError(
                 f"invalid pixel bounds --min-pixels {settings.min_pixels} --max-pixels {settings.max_pixels}"
@@ -240,85 +185,17 @@ class _Base:
         ]
         self._template = None
         self._prompt_cache: dict[str, str] = {}
-        if settings.preprocessing == "training":
-            self._init_training_template()
+        self.input_mode.setup(self)
 
-    # ------------------------------------------------------------------ training mode (LLaMA-Factory)
-    def _init_training_template(self) -> None:
-        import copy
-
-        name = self.settings.template or template_for(self.model_type)
-        if name is None:
-            raise InputError(
-                f"{self.model_name}: no known LLaMA-Factory template for model_type {self.model_type!r}; pass --template"
-            )
-        try:
-            from llamafactory.data.template import TEMPLATES, get_template_and_fix_tokenizer
-            from llamafactory.hparams import DataArguments
-        except ImportError as exc:
-            raise InputError(
-                f"--preprocessing training needs LLaMA-Factory (pip install -r requirements_training.txt): {exc}"
-            ) from None
-        if name not in TEMPLATES:
-            raise InputError(f"unknown LLaMA-Factory template {name!r}")
-        self._lf_tokenizer = copy.deepcopy(self.tokenizer)  # the template may set eos / pad on its tokenizer
-        self._template = get_template_and_fix_tokenizer(self._lf_tokenizer, DataArguments(template=name))
-        self.template_name = name
-
-    def training_messages(self, prompt: str) -> list[dict]:
-        """The ShareGPT human turn as LLaMA-Factory's converter hands it to the template (``<image>`` + prompt)."""
-        return [{"role": "user", "content": IMAGE_TOKEN + prompt}, {"role": "assistant", "content": ""}]
-
-    def _training_prompt_text(self, prompt: str) -> str:
-        """LLaMA-Factory's prompt for ``prompt`` with one unexpanded ``<|image_pad|>`` (the engines expand it)."""
-        plugin = self._template.mm_plugin
-        expand = plugin.expand_mm_tokens
-        plugin.expand_mm_tokens = False  # one placeholder: the processor / vLLM expand it from the image
-        try:
-            messages = plugin.process_messages(self.training_messages(prompt), [None], [], [], self.processor)
-        finally:
-            plugin.expand_mm_tokens = expand
-        ids, _ = self._template.encode_oneturn(self._lf_tokenizer, messages, None, None)
-        return self._lf_tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-
-    # ------------------------------------------------------------------ both modes
     def prompt_text(self, image, prompt: str) -> str:
-        """The prompt text of one request (one vision placeholder, expanded by the processor / vLLM).
-
-        official: the checkpoint's chat template over :func:`chat_messages` (system turn, image, text), verbatim;
-        the text is the record's human turn as the official script passes it (:func:`official_text`).
-        training: LLaMA-Factory's template for the human turn ``"<image>" + prompt`` (its default system message,
-        no thinking block).
-        """
-        if self.settings.preprocessing == "training":
-            if prompt not in self._prompt_cache:
-                self._prompt_cache[prompt] = self._training_prompt_text(prompt)
-            return self._prompt_cache[prompt]
-        return self.processor.apply_chat_template(
-            chat_messages(image, official_text(prompt)), tokenize=False, add_generation_prompt=True
-        )
+        """The prompt text of one request (one vision placeholder, expanded by the processor / vLLM), built by the
+        input mode (:mod:`unimumer.inference.inputs`)."""
+        return self.input_mode.prompt_text(self, image, prompt)
 
     def prepare_image(self, image, prompt: str = ""):
-        """The image the engine hands to the checkpoint's processor, from a loaded RGB ``PIL.Image``.
-
-        official: ``qwen_vl_utils.process_vision_info`` over the official chat (its own ``smart_resize``, factor
-        28, 3,136 … 12,845,056 pixels). training: LLaMA-Factory's ``mm_plugin`` resize into
-        [``min_pixels``, ``max_pixels``]. Raises :class:`InputError` for an image the path refuses (official:
-        aspect ratio above 200).
-        """
-        if self.settings.preprocessing == "training":
-            s = self.settings
-            out = self._template.mm_plugin._regularize_images(
-                [image], image_max_pixels=s.max_pixels, image_min_pixels=s.min_pixels
-            )
-            return out["images"][0]
-        from qwen_vl_utils import process_vision_info
-
-        try:
-            images, _ = process_vision_info(chat_messages(image, prompt))
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
-        return images[0]
+        """The image the engine hands to the checkpoint's processor, from a loaded RGB ``PIL.Image``, prepared by
+        the input mode. Raises :class:`InputError` for an image the mode refuses (official: aspect ratio > 200)."""
+        return self.input_mode.prepare_image(self, image, prompt)
 
     def model_inputs(self, images: Sequence, prompts: Sequence[str]):
         """What the checkpoint's processor makes of prepared images + prompts (``input_ids``, ``pixel_values``,
@@ -455,6 +332,17 @@ class VLLMEngine(_Base):
         outputs = self.llm.generate(requests, self.sampling, use_tqdm=False, lora_request=self.lora_request)
         texts = self.decode([o.outputs[0].token_ids for o in outputs])
         return [Generation(t, o.outputs[0].finish_reason == "length") for t, o in zip(texts, outputs, strict=True)]
+
+    def sample_outputs(self, images: Sequence, prompts: Sequence[str], n: int) -> list[list[str]]:
+        """``n`` sampled texts per (image from :meth:`prepare_image`, prompt text), in order: one vLLM request per
+        image with this engine's sampling parameters and ``n = n`` (vLLM seeds child ``j`` with ``seed + j``), the
+        adapter's LoRA request applied. Raises the engine's errors."""
+        params = self.sampling.clone()
+        params.n = n
+        requests = [{"prompt": self.prompt_text(img, p), "multi_modal_data": {"image": [img]}}
+                    for img, p in zip(images, prompts, strict=True)]
+        outputs = self.llm.generate(requests, params, use_tqdm=False, lora_request=self.lora_request)
+        return [self.decode([c.token_ids for c in o.outputs]) for o in outputs]
 
     def close(self) -> None:
         """Shut the engine-core process down."""
@@ -597,13 +485,7 @@ class OpenAIEngine:
     def prepare_image(self, image, prompt: str = ""):
         """The image of the official path (``qwen_vl_utils.process_vision_info`` over the official chat), as the
         local engines prepare it. Raises :class:`InputError` for an image the path refuses."""
-        from qwen_vl_utils import process_vision_info
-
-        try:
-            images, _ = process_vision_info(chat_messages(image, prompt))
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
-        return images[0]
+        return official_image(image, prompt)
 
     @staticmethod
     def image_url(image) -> str:

@@ -1,4 +1,4 @@
-"""``scripts/predict.py``: print the LaTeX a Uni-MuMER model reads from a few images (the quick check).
+"""``unimumer predict`` / ``scripts/predict.py``: print the LaTeX a Uni-MuMER model reads from a few images.
 
 Same model input and answer extraction as ``scripts/vllm_infer.py`` (:mod:`unimumer.inference.engines`), no
 prompt file needed: the prompt is the task's official instruction (:mod:`unimumer.tasks`).
@@ -13,8 +13,10 @@ from collections.abc import Sequence
 
 from ..errors import InputError
 from ..images import load_image
+from ..inference.options import add_engine_args, engine_from_args
+from ..inference.settings import Default
 from ..tasks import GT_TASKS, get_task
-from .options import add_engine_args, engine_from_args
+from .common import command_parser
 
 DESCRIPTION = """\
 Print the LaTeX that a Uni-MuMER model reads from each image, one line per image: IMAGE<TAB>LATEX
@@ -34,13 +36,16 @@ and errors go to stderr.
 """
 
 
+#: predict / serve read the model's most likely answer; vllm_infer.py keeps the released script's 0.2
+GREEDY = Default(0.0, "greedy here: a quick check shows the model's most likely reading (scripts/vllm_infer.py "
+                      "keeps the released script's 0.2)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``scripts/predict.py``."""
-    p = argparse.ArgumentParser(
-        prog="predict.py", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = command_parser("predict.py", DESCRIPTION)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
-    add_engine_args(p, openai=True)
+    add_engine_args(p, openai=True, temperature=GREEDY)
     p.add_argument("--task", choices=GT_TASKS, default="vanilla", help="prompt / answer extraction (default: vanilla)")
     p.add_argument("--plain", action="store_true", help="print only the LaTeX, without the image path")
     p.add_argument("--raw", action="store_true", help="print the whole model output instead of the final LaTeX")
@@ -52,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Raises :class:`InputError` for unusable options or a model that cannot be loaded.
     """
-    from .lifecycle import exit_on_signals
+    from ..inference.lifecycle import exit_on_signals
 
     exit_on_signals()  # SIGTERM unwinds like Ctrl-C: the engine is closed in ``finally``
     a = build_parser().parse_args(argv)
