@@ -147,7 +147,7 @@ json.dump(can, open(out_can, "w", encoding="utf-8"), ensure_ascii=False, indent=
 _UNIMUMER_PIPELINE = r"""
 import sys
 sys.path.insert(0, sys.argv[1])
-from unimumer.training_sets import build_training_set
+from unimumer.data.training_sets import build_training_set
 src, out_dir, workers = sys.argv[2], sys.argv[3], int(sys.argv[4])
 build_training_set(src, "bench", ("tree", "can"), out_dir, workers=workers, register=False)
 """

@@ -1,4 +1,4 @@
-"""Error analysis (scripts/analyze_errors.py, unimumer/analysis.py) on the official Uni-MuMER prediction files.
+"""Error analysis (scripts/analyze_errors.py, unimumer/evaluation/analysis/) on the official Uni-MuMER prediction files.
 
 Independent references used here: ``editdistance`` (the official calculator's library) for token distances, the
 official Tree-CoT outputs for depths, and McNemar p-values computed from the raw files with ``math`` only.
@@ -17,18 +17,11 @@ import editdistance
 import pytest
 from PIL import Image
 
-from unimumer.analysis import (
-    FAMILIES,
-    analyze_records,
-    confusion_score,
-    load_prediction_file,
-    mcnemar,
-    token_operations,
-    tree_depth,
-)
 from unimumer.commands.analyze import main
 from unimumer.errors import InputError
-from unimumer.metrics.calculator import evaluate
+from unimumer.evaluation.analysis.features import FAMILIES, load_prediction_file, token_operations, tree_depth
+from unimumer.evaluation.analysis.statistics import analyze_records, confusion_score, mcnemar
+from unimumer.evaluation.metrics.calculator import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = Path(__file__).resolve().parent / "fixtures" / "reference"

@@ -1,4 +1,4 @@
-"""``unimumer analyze`` / ``scripts/analyze_errors.py``: error analysis of prediction files (logic: unimumer.analysis)."""
+"""``unimumer analyze`` / ``scripts/analyze_errors.py``: error analysis of prediction files (logic: unimumer.evaluation.analysis)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..analysis import DEFAULT_LENGTH_EDGES, DEFAULT_TOP_K, planned_files, run
 from ..errors import InputError
+from ..evaluation.analysis.features import DEFAULT_LENGTH_EDGES
+from ..evaluation.analysis.run import planned_files, run
+from ..evaluation.analysis.statistics import DEFAULT_TOP_K
 from ..files import check_outputs
 from .common import command_parser
 

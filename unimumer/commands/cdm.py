@@ -1,14 +1,14 @@
-"""``unimumer cdm`` / ``scripts/cdm_eval.py``: ExpRate@CDM of a prediction file (logic: unimumer.cdm)."""
+"""``unimumer cdm`` / ``scripts/cdm_eval.py``: ExpRate@CDM of a prediction file (logic: unimumer.evaluation.cdm)."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
 
-from ..cdm import match as _match
-from ..cdm.evaluate import DEFAULT_TIMEOUT, evaluate_cdm
-from ..cdm.toolkit import DEFAULT_TOOLKIT, TOOLKITS
 from ..errors import InputError
+from ..evaluation.cdm import match as _match
+from ..evaluation.cdm.evaluate import DEFAULT_TIMEOUT, evaluate_cdm
+from ..evaluation.cdm.toolkit import DEFAULT_TOOLKIT, TOOLKITS
 from ..files import check_outputs, read_json_or_jsonl, write_json
 from .common import command_parser
 
@@ -33,7 +33,7 @@ A gt that fails to render is excluded (listed in "excluded"); a pred that fails 
 Output: a summary line on stdout; with --output, a JSON object {"exprate_cdm", "evaluated", "total",
 "excluded", "pred_render_failures", "mean_f1", "samples": [{"img_id", "gt", "pred", "recall", "precision",
 "f1", "status", "matched", "n_gt", "n_pred", "error"}], "settings"} written atomically (what
-unimumer.cdm.evaluate_cdm returns; settings.toolkit names the version). The summary line names it too.
+unimumer.evaluation.cdm.evaluate_cdm returns; settings.toolkit names the version). The summary line names it too.
 Renders are cached by content hash (default ~/.cache/unimumer/cdm, or $UNIMUMER_CDM_CACHE), so a re-run is fast.
 
 Errors: missing/invalid input file, records without string gt/pred, an --output that cannot be written, or

@@ -8,21 +8,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..cdm.toolkit import CHOICES as CDM_TOOLKITS
-from ..cdm.toolkit import DEFAULT_TOOLKIT
 from ..cli import emit
 from ..errors import InputError
-from ..files import check_outputs, write_json
-from ..layout import CDM_SUFFIX, RESULTS_SUFFIX, stem_of
-from ..metrics.calculator import (
+from ..evaluation.cdm.toolkit import CHOICES as CDM_TOOLKITS
+from ..evaluation.cdm.toolkit import DEFAULT_TOOLKIT
+from ..evaluation.metrics.calculator import (
     duplicate_ids,
     edit_score,
     evaluate,
     evaluate_with_distances,
     load_predictions,
 )
-from ..metrics.cli import canonical_records, cdm_result, expand_inputs, write_report
-from ..metrics.report import (
+from ..evaluation.metrics.report import (
     cdm_f1_mean,
     cdm_toolkit_of,
     format_canonical_line,
@@ -30,6 +27,9 @@ from ..metrics.report import (
     format_report,
     one_line_summary,
 )
+from ..evaluation.metrics.run import canonical_records, cdm_result, expand_inputs, write_report
+from ..files import check_outputs, write_json
+from ..layout import CDM_SUFFIX, RESULTS_SUFFIX, stem_of
 from .common import add_record_keys, command_parser
 
 DESCRIPTION = """\
@@ -62,7 +62,7 @@ Outputs:
                                           are still written where --output/--output-dir/DIR say.
   --per-sample OUT.jsonl                  (single input) one line per record: index, img_id, distance,
                                           gt_tokens, pred_tokens, edit_score.
-  --cdm                                   also compute ExpRate@CDM with unimumer.cdm.evaluate_cdm: adds
+  --cdm                                   also compute ExpRate@CDM with unimumer.evaluation.cdm.evaluate_cdm: adds
                                           exprate_cdm, cdm_evaluated, cdm_excluded, cdm_f1 (mean per-sample
                                           CDM F1 in percent, gt render failures excluded) and cdm_toolkit to
                                           the JSON, appends one "ExpRate@CDM" line naming the toolkit version
@@ -117,9 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-sample", metavar="OUT.jsonl",
                    help="(single input) write per-record distances / edit scores as JSON lines")
     p.add_argument("--cdm", action="store_true",
-                   help="also compute ExpRate@CDM (unimumer.cdm; needs TeX); writes <stem>_cdm.json with the report")
+                   help="also compute ExpRate@CDM (unimumer.evaluation.cdm; needs TeX); writes <stem>_cdm.json with the report")
     p.add_argument("--cdm-workers", type=int, default=None, metavar="N",
-                   help="worker processes for --cdm (default: unimumer.cdm's default)")
+                   help="worker processes for --cdm (default: unimumer.evaluation.cdm's default)")
     p.add_argument("--cdm-toolkit", choices=CDM_TOOLKITS, default=DEFAULT_TOOLKIT, metavar="VERSION",
                    help=f"with --cdm: official CDM toolkit version, one of {', '.join(CDM_TOOLKITS)} (default "
                         f"{DEFAULT_TOOLKIT}; 2025-03 gives the paper's ExpRate@CDM)")

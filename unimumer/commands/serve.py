@@ -1,4 +1,4 @@
-"""``unimumer serve`` / ``scripts/serve.py``: web page and JSON API of a model (logic: unimumer.serve)."""
+"""``unimumer serve`` / ``scripts/serve.py``: web page and JSON API of a model (logic: unimumer.apps.serve)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import sys
 import tempfile
 from collections.abc import Sequence
 
+from ..apps.serve import DEFAULT_MAX_IMAGES, DEFAULT_MAX_UPLOAD_MB, Predictor, build_app, is_loopback
+from ..apps.serve_guard import API_KEY_ENV
 from ..errors import InputError
 from ..inference.options import add_enforce_eager_arg, add_engine_args, engine_from_args
-from ..serve import DEFAULT_MAX_IMAGES, DEFAULT_MAX_UPLOAD_MB, Predictor, build_app, is_loopback
-from ..serve_guard import API_KEY_ENV
 from .common import command_parser
 
 DESCRIPTION = """\

@@ -6,13 +6,18 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..cdm.toolkit import CHOICES as CDM_TOOLKITS
 from ..cli import emit
 from ..errors import InputError
+from ..evaluation.cdm.toolkit import CHOICES as CDM_TOOLKITS
+from ..evaluation.metrics.paper import DEFAULT_MODEL, MODELS, resolve_model
+from ..evaluation.metrics.summary import (
+    collect_rows,
+    find_prediction_files,
+    markdown_table,
+    render_exprate_png,
+)
 from ..files import atomic_write_bytes, atomic_write_text, check_outputs
 from ..layout import CDM_SUFFIX, stem_of
-from ..metrics.paper import DEFAULT_MODEL, MODELS, resolve_model
-from ..metrics.summary import collect_rows, find_prediction_files, markdown_table, render_exprate_png
 from .common import add_record_keys, command_parser
 
 DESCRIPTION = """\
@@ -36,7 +41,7 @@ Outputs:
   --output summary.md   the same Markdown, written atomically.
   --plot chart.png      bar chart of ExpRate per split (one bar per results folder) against the paper.
 
-Paper numbers: the released Uni-MuMER results (ExpRate %, vLLM, temperature 0.2; unimumer/metrics/paper.py);
+Paper numbers: the released Uni-MuMER results (ExpRate %, vLLM, temperature 0.2; unimumer/evaluation/metrics/paper.py);
 --paper-model chooses the column: 3B (default, the paper model Qwen2.5-VL-3B), Qwen3.5-2B, Qwen3.5-4B,
 Qwen3-VL-2B, Qwen3-VL-4B.
 
