@@ -274,13 +274,18 @@ def test_folder_input_plots_and_report(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["crohme_2014", "crohme_2016", "crohme_2019"]
 
 
-def test_help_states_the_definitions():
+def test_report_states_the_definitions(tmp_path):
+    # the definitions travel with every report (report.md); --help names the page that holds them
     res = _cli("--help")
-    assert res.returncode == 0
-    text = " ".join(res.stdout.split())
+    assert res.returncode == 0 and "docs/analysis.md" in res.stdout
+    res = _cli("--input", str(PAPER[0]), "--output-dir", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    report = (tmp_path / "report.md").read_text(encoding="utf-8")
+    definitions = " ".join(report.split("## Definitions", 1)[1].split())
     for phrase in ("Levenshtein.opcodes(pred, gt)", "per 100 records", "Tree-CoT", "symbol-counting",
-                   "continuity correction", "b + c < 25", "img_id", "insertions = extra pred tokens", "1, 2-4, >=5"):
-        assert phrase in text, phrase
+                   "continuity correction", "fixed + broken < 25", "img_id", "insertions are extra pred tokens"):
+        assert phrase in definitions, phrase
+    assert (ROOT / "docs" / "analysis.md").is_file()
 
 
 def _bad_inputs(tmp: Path) -> dict[str, list[str]]:
