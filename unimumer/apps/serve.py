@@ -1,28 +1,10 @@
-"""``scripts/serve.py``: a web page and a JSON API that read handwritten formulas with a Uni-MuMER model.
+"""``unimumer serve`` / ``scripts/serve.py``: a Gradio page at ``/`` and a JSON API (``GET /health``,
+``POST /api/predict``) around one engine (:func:`unimumer.inference.engines.make_engine`).
 
-One process, one engine (:func:`unimumer.inference.engines.make_engine`, the engine of ``scripts/predict.py`` and
-``scripts/vllm_infer.py``), shared by
-
-- a Gradio page at ``/``: draw a formula on a sketch canvas, or upload / paste an image; choose the task (vanilla,
-  Tree-CoT, symbol counting); read the LaTeX (copy button), the formula rendered by KaTeX in the browser, the
-  reasoning part (tree / counts) apart from the answer and the latency; bundled CROHME 2014 test images are
-  one click away;
-- a FastAPI JSON API on the same app: ``GET /health`` and ``POST /api/predict`` (multipart ``image``, one or more
-  files, optional ``task``).
-
-Every image goes through :func:`unimumer.images.load_image` (black on white) and the engine's
-``prepare_image`` (the ``--preprocessing`` mode of ``scripts/predict.py``), the prompt is the task's official instruction and the answer is read
-with ``Task.extract_answer`` (:mod:`unimumer.tasks`), so the API returns what ``scripts/predict.py`` prints for
-the same image and settings.
-
-Exposure: :class:`unimumer.apps.serve_guard.Guard` stands in front of every route (optional API key, request bodies
-limited while they arrive, no file but the private upload folder's and no URL named in a Gradio request), Gradio's
-own path checks are on and its upload cache is a private temporary folder removed on exit (:func:`build_app`,
-:func:`main`); the threat model is in ``docs/inference.md``.
-
-Requests are batched: a single worker thread owns the engine and runs every request queued while the previous
-batch was generating as one ``engine.generate`` call (vLLM continuous batching / one padded transformers batch);
-each caller gets its own outputs back, in order.
+Input: uploaded images (``load_image``, the engine's ``prepare_image``) and a task; output: the task's answer
+(``Task.extract_answer``), the same as ``scripts/predict.py`` prints for the image and settings. One worker thread
+owns the engine and generates every request queued meanwhile as one batch. :class:`serve_guard.Guard` stands in
+front of every route. Status codes, page and threat model: docs/inference.md ("Web page and HTTP API").
 """
 
 import asyncio

@@ -1,22 +1,10 @@
-"""The ASGI middleware in front of ``scripts/serve.py`` (:mod:`unimumer.apps.serve`): API key, body size, file paths.
+"""The ASGI middleware in front of every route of ``scripts/serve.py``: API key, body size, file paths.
 
-:class:`Guard` wraps the whole app (JSON API and Gradio page) and, before any route runs:
-
-- **API key** (optional): every request must carry the key, as ``Authorization: Bearer KEY``, ``X-API-Key: KEY``
-  or the page cookie that ``POST /auth`` (the login form shown to a browser without it) sets; otherwise 401
-  (JSON ``{"error": ...}``; a browser asking for HTML gets the login form). The cookie holds an HMAC of the key,
-  not the key, and is ``HttpOnly; SameSite=Strict``.
-- **Body size**: a declared ``Content-Length`` over the limit is answered 413 without reading the body; a body
-  without one (chunked) is counted as it arrives and answered 413 as soon as the count passes the limit (the
-  connection is then closed, the rest is never read).
-- **No server-side fetches, no foreign files**: Gradio's URL-fetching routes (``/gradio_api/file=<URL>``,
-  ``/gradio_api/proxy=``) are refused (403), and a JSON body sent to ``/gradio_api/`` that names a file
-  (``{"path": ...}``, Gradio's ``FileData``) is refused (400) unless the file lies in this server's private upload
-  folder: URLs are never fetched, other files of the disk never copied. Gradio's own check (on in
-  :func:`unimumer.apps.serve.build_app`) stays behind this one.
-
-Every refusal is one JSON error (the key form for a browser) and one ``serve:`` log line on stderr; a request
-that passes reaches the app unchanged.
+:class:`Guard` refuses, before any route runs: a request without the key (when one is set; header, bearer token or
+the HMAC cookie ``POST /auth`` sets) with 401; a body over the limit, declared or counted as it arrives, with 413;
+Gradio's URL-fetching routes (403) and a Gradio request naming a file outside the private upload folder (400).
+Every refusal is one JSON error (the key form for a browser) and one ``serve:`` line on stderr; a request that
+passes reaches the app unchanged. Threat model: docs/inference.md.
 """
 
 from __future__ import annotations

@@ -1,19 +1,9 @@
 """The official MathNet prompt-data pipeline (``preprocess/make_mathnet_hmer_data.py``), without MathNet.
 
-Source: BFlameSwift/Uni-MuMER @ 3aea545d ``preprocess/make_mathnet_hmer_data.py`` (a port of the authors'
-notebook) (docs/data-building.md); its example inputs and outputs are in
-``preprocess/examples/mathnet_hmer/`` (tests/fixtures/reference/mathnet_hmer/). Same subcommands, flags, step files, ``invalid_record.json`` reject
-types, final file names and printed counts. The two MathNet steps are ours:
-
-- step 3 (KaTeX tokenisation) is :func:`unimumer.latex.tokenize.tokenize_latex` (pylatexenc); a caption it cannot
-  lex becomes an empty line (``4_tokenization_error``);
-- step 5 (``improve_tokens_unimumer.py``) is :func:`unimumer.latex.normalize.try_normalize` with the official
-  ``--use-only-c`` / ``--remove`` switches;
-- step 7.6 (KaTeX ``--mode normalize``) re-tokenises and re-normalises the step-7 caption (empty when it fails).
-
-Unlike the official tool, an existing ``--output-dir`` is deleted only when this tool created it (it leaves a
-``.unimumer-mathnet-output`` marker); an existing non-empty folder without the marker is an :class:`InputError`.
-All files are written atomically.
+Same subcommands, flags, step files, ``invalid_record.json`` reject types, file names and counts as the official
+tool (BFlameSwift/Uni-MuMER @ 3aea545d); the KaTeX steps use :func:`unimumer.latex.tokenize.tokenize_latex` and
+:func:`unimumer.latex.normalize.try_normalize`. An existing ``--output-dir`` is deleted only when this tool made it
+(marker file); otherwise :class:`InputError`. Files are written atomically. Details: docs/data-building.md.
 """
 
 from __future__ import annotations

@@ -1,24 +1,8 @@
-"""The dataset registry: official LLaMA-Factory dataset names, where their files live and their registry entries.
+"""The dataset registry: official LLaMA-Factory dataset names, where their files live, their registry entries.
 
-Source: the official ``train/*.yaml`` configs and ``data.zip`` layout (BFlameSwift/Uni-MuMER). The 26 training datasets of the official configs, in the official order,
-are five base sets (``crohme_train``, ``crohme2023``, ``hme100k_train``, ``im2latex_v2_train``,
-``mathwriting_train``) times the five tasks of :mod:`unimumer.tasks` (vanilla, ``_can``, ``_tree``,
-``_error_find``, ``_error_fix``; names built with :func:`unimumer.tasks.dataset_name`, which keeps the official
-exceptions such as ``hme100k_error_find``), plus ``mathwriting_symbols`` (vanilla only).
-
-Layout under the data root (``data/`` = LLaMA-Factory's ``dataset_dir``), one folder per source set, the same
-folders the official ``data.zip`` uses for the test sets::
-
-    data/CROHME/train/crohme_train.json            (+ _can, _tree, _error_find, _error_fix)
-    data/CROHME2023/train/crohme2023.json          (+ …)
-    data/HME100K/train/hme100k_train.json          (+ hme100k_train_can, _tree, hme100k_error_find, _error_fix)
-    data/Im2LaTeXv2/train/im2latex_v2_train.json   (+ …, im2latex_v2_error_find, im2latex_v2_error_fix)
-    data/MathWriting/train/mathwriting_train.json  (+ …) and data/MathWriting/train/mathwriting_symbols.json
-    data/<FOLDER>/train/images/…                   the training images
-    data/<FOLDER>/prompts/<split>.json             the test sets (vanilla prompt), e.g. data/CROHME/prompts/crohme_2014.json
-
-``file_name`` values in ``dataset_info.json`` are relative to the data root (LLaMA-Factory resolves them against
-``dataset_dir``).
+The 26 training datasets of the official ``train/*.yaml`` in official order (five base sets times the five tasks
+of :mod:`unimumer.tasks`, plus ``mathwriting_symbols``) and the test sets, laid out under the data root
+(``dataset_dir``) as the official ``data.zip``: data/README.md. ``file_name`` values are relative to the root.
 """
 
 from __future__ import annotations

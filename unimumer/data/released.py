@@ -1,35 +1,10 @@
-"""Import the released Uni-MuMER training data (Hugging Face ``phxember/Uni-MuMER-Data``) under the official names.
+"""Import the released training data (Hugging Face ``phxember/Uni-MuMER-Data``) under the official names.
 
-The release is a Hugging Face dataset repository of parquet files, one *config* per training dataset, named
-``parquet_<official name>`` (``parquet_crohme_train``, ``parquet_hme100k_error_find``, …), the images stored inside
-the parquet files. Users who trained on it under names that did not match the config names reported much lower
-scores, so the mapping here is an explicit table (:data:`RELEASED_NAME_MAP`) and
-anything it does not cover is reported, never guessed.
-
-Assumptions about the parquet files (their columns are not documented; the converter accepts every layout the
-``datasets`` library writes for LLaMA-Factory ShareGPT data):
-
-- a messages column named ``messages`` or ``conversations``: a list of turns ``{"from", "value"}`` (ShareGPT) or
-  ``{"role", "content"}`` (OpenAI style; roles ``user``/``assistant``/``system`` become ``human``/``gpt``/
-  ``system``), or the same list serialised as a JSON string;
-- an images column named ``images`` or ``image``: a list of (or a single) ``datasets.Image`` struct
-  ``{"bytes": …, "path": …}`` as ``datasets`` writes it, raw bytes, or a path string relative to the source
-  folder;
-- each human turn carries one ``<image>`` per image (when no turn has one and there is exactly one image,
-  ``<image>`` is put in front of the first human turn, LLaMA-Factory's own default placement);
-- configs are found from the dataset card (``README.md`` front matter, ``configs: - config_name / data_files``)
-  or, without a card, from the folder / file names of the parquet files (``parquet_crohme_train/*.parquet`` or
-  ``parquet_crohme_train-00000-of-00001.parquet``).
-
-Output (``--output data/``), the layout of :mod:`unimumer.data.registry`: ``<FOLDER>/train/<name>.json``
-(ShareGPT, ``indent=4``), the images in ``<FOLDER>/train/images/`` (file name from the image's ``path``, else
-``<name>_<row>.<ext>``; an image shared by several task datasets is written once), each dataset registered in
-``<output>/dataset_info.json``, and ``<output>/released_import_report.json`` (configs found, mapped, unmapped,
-records and images written). Image paths in the records follow the training-data builders (``docs/data-building.md``):
-by default relative to the data root (``CROHME/train/images/…``, found by LLaMA-Factory through ``media_dir`` =
-``dataset_dir``); ``path_style="repo"`` writes them relative to the current directory (``./data/CROHME/…``, the
-official test-file form), ``"absolute"`` absolute. A dataset whose JSON already exists is skipped unless
-``--overwrite`` (resume after an interruption; every file is written atomically).
+Input: a local copy or the repository id of the parquet release, one config per dataset mapped by the explicit
+table :data:`RELEASED_NAME_MAP` (unmapped configs are reported, never guessed). Output under ``--output``: the
+layout of :mod:`unimumer.data.registry` (ShareGPT JSON, images, ``dataset_info.json``) and
+``released_import_report.json``; existing datasets are kept unless ``--overwrite``; files are written atomically.
+Accepted parquet layouts and image paths: docs/training.md ("1. Data").
 """
 
 from __future__ import annotations

@@ -1,22 +1,10 @@
-"""A small, real, five-task training set for smoke training (tests, CI, demos): CROHME train images → data root.
+"""A small, real, five-task training set for smoke training (tests, CI, the demo).
 
-:func:`build_smoke_data` takes ``n`` real images of a CROHME-style folder (``caption.txt`` = ``img_id<TAB>tokenized
-LaTeX`` + ``img/<img_id>.png``, by default the 24 bundled ``tests/fixtures/images/crohme_train``), converts them
-to the training polarity (black strokes on white, :func:`unimumer.images.load_image`) and builds, with the
-project's own builders, the five task datasets of the official ``crohme_train`` family, registered in the data
-root's own ``dataset_info.json``:
-
-- ``crohme_train`` (vanilla), ``crohme_train_tree`` (Tree-CoT), ``crohme_train_can`` (symbol counting):
-  :mod:`unimumer.data.prompt_files` / :mod:`unimumer.data.training_sets` (``preprocess/make_hmer_prompts.py`` + ``preprocess/build_training_data.py``);
-- ``crohme_train_error_find`` / ``crohme_train_error_fix`` (EDL): :func:`unimumer.edl.write_edl_datasets` on a
-  prediction file. **Test data only:** the paper's wrong candidates come from a model's own cross-fold predictions
-  (:mod:`unimumer.error_corpus`), far too slow here; the candidates are instead the ground truth with one real
-  confusion of the official Uni-MuMER model applied (the single-token substitutions ``gt token → predicted token``
-  mined from its CROHME 2014 predictions, ``data/sample/official_predictions/crohme_2014.json``), chosen
-  deterministically; a caption with no known confusion loses its last token instead.
-
-Image paths in the records are relative to the data root, as the builders write them (use the root as
-LLaMA-Factory ``dataset_dir``; ``SmokeData.images`` holds the absolute paths).
+Input: ``n`` images of a CROHME-style folder (default: the 24 bundled ``tests/fixtures/images/crohme_train``).
+Output: the five ``crohme_train`` task datasets built with the project's own builders and registered in the data
+root's ``dataset_info.json`` (:class:`SmokeData`; image paths relative to the root). **Test data only**: the EDL
+candidates are the gt with one real confusion of the official model's CROHME 2014 predictions applied, not a
+model's own cross-fold predictions.
 """
 
 from __future__ import annotations

@@ -1,17 +1,8 @@
-"""ExpRate@CDM: a fast Character Detection Matching evaluator that reproduces the official UniMERNet toolkit's
-decisions (TeX Live + poppler, no ImageMagick/KaTeX/Node).
+"""ExpRate@CDM (Character Detection Matching) reproducing the official UniMERNet toolkit's decisions.
 
-- :func:`evaluate_cdm` (:mod:`unimumer.evaluation.cdm.evaluate`): records with ``gt``/``pred`` → ExpRate@CDM, per-sample
-  recall / precision / F1 (the ``scripts/cdm_eval.py`` CLI: :mod:`unimumer.commands.cdm`);
-- :mod:`unimumer.evaluation.cdm.latex`: colour-coding of every visible token (the token rules are documented there);
-- :mod:`unimumer.evaluation.cdm.render`: batched pdflatex + pdftoppm rendering, per-token boxes by exact colour;
-- :mod:`unimumer.evaluation.cdm.match`: Hungarian assignment + the official iterative RANSAC spatial check (``mode="official"``,
-  default) or a stricter layout-aware variant (``mode="strict"``), F1.
-- :mod:`unimumer.evaluation.cdm.toolkit`: the official toolkit versions reproduced, one :class:`Toolkit` declaration each
-  (``toolkit="2025-09"``, default, or ``"2025-03"``, the version behind the Uni-MuMER paper's ExpRate@CDM).
-
-Definition: paper Sec. 4 (ExpRate@CDM), after UniMERNet's CDM (arXiv 2409.03643). Never imports
-torch; scipy, scikit-image and tqdm are imported lazily.
+``evaluate.evaluate_cdm`` scores records; ``latex`` colour-codes tokens, ``render`` draws them (pdflatex +
+pdftoppm), ``match`` pairs the boxes, ``toolkit`` declares the official versions. Design: docs/cdm.md. Source:
+paper Sec. 4 (ExpRate@CDM), UniMERNet's CDM (arXiv 2409.03643). Never imports torch.
 """
 
 from .evaluate import default_cache_dir, evaluate_cdm

@@ -1,31 +1,10 @@
-"""The official UniMERNet CDM toolkit versions that ExpRate@CDM can reproduce: one :class:`Toolkit` declaration each.
+"""The official UniMERNet CDM toolkit versions ExpRate@CDM reproduces: one :class:`Toolkit` declaration each.
 
-Input: a version name (``--toolkit``, :func:`get_toolkit`). Output: the frozen :class:`Toolkit` whose parameters
-:mod:`unimumer.evaluation.cdm.latex` (token labels, which tokens are split / merged), :mod:`unimumer.evaluation.cdm.match` (Hungarian
-costs, RANSAC) and :func:`unimumer.evaluation.cdm.evaluate_cdm` (``settings["toolkit"]`` of every result) read. Raises
-:class:`ValueError` for an unknown name. Rendering does not depend on the version (one render cache for both)
-except where a version colours a token differently (``\\not =``, ``\\dotsc``).
-
-Versions (opendatalab/UniMERNet, ``cdm/``; our own implementation of their decisions, nothing copied):
-
-- ``2025-09`` (default) — commit 5a2c80d9 (2025-09-28), the toolkit as changed by commit 9bfea71 (2025-06-16):
-  RANSAC up to 5 rounds, min_samples 2, 20 px; tokens equal only after normalisation cost 0.005; order positions
-  divided by the longer token list; the larger token-normalisation map (``\\rightarrow`` → ``\\to``, dot-like glyphs,
-  ``\\parallel`` ≡ ``\\|``, ``\\colon`` ≡ ``:``, ``\\var…`` ≡ plain…); ``\\not`` is its own token; every
-  ellipsis variant (``\\dotsc``, ``\\dotsm``…) is three ``.`` tokens.
-- ``2025-03`` — commit 415d534 (2025-03-25, "Accepted by CVPR 2025"), the last version before 9bfea71, current
-  when the Uni-MuMER paper's ExpRate@CDM column was computed (on the paper's CROHME predictions it gives an average
-  of 82.89, the paper 82.86; ours 82.86): RANSAC up to 3 rounds, min_samples 3, 25 px (≤ 3
-  assigned pairs are all accepted); normalised-equal tokens cost 0.05; order positions divided by each list's own
-  length; the smaller map (every ``…rightarrow`` / ``…leftarrow`` folded together, no dot, ``\\parallel``,
-  ``\\colon`` or ``\\var`` equivalences); ``\\not X`` one token; only ``\\ldots \\cdots \\dots \\dotsb`` are three
-  ``.`` tokens.
-
-Both versions count function names letter by letter (``\\max`` ≡ ``m a x``, ``\\det`` ≡ ``d e t`` score F1 = 1 in
-both versions' own per-sample results), although 9bfea71 extended the list ``latex_processor`` splits.
-
-Source: ``cdm/evaluation.py``, ``cdm/modules/visual_matcher.py`` and ``cdm/modules/latex_processor.py`` of
-opendatalab/UniMERNet at the two commits (Apache-2.0).
+Input: a version name (``--toolkit``, :func:`get_toolkit`; ``2025-09`` default, ``2025-03`` the paper's). Output:
+the frozen :class:`Toolkit` whose parameters the token labels (``latex``), matching (``match``) and
+:func:`evaluate_cdm` read. Raises :class:`ValueError` for an unknown name. What differs between the versions:
+docs/cdm.md ("Toolkit versions"). Source: ``cdm/`` of opendatalab/UniMERNet at commits 5a2c80d9 and 415d534
+(Apache-2.0; our own implementation of their decisions, nothing copied).
 """
 
 from __future__ import annotations

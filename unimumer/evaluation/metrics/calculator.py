@@ -1,23 +1,10 @@
-"""The official Uni-MuMER text metrics: ExpRate, Error ≤ k, Mean Edit Score, BLEU-4 and the official "CER".
+"""The official Uni-MuMER text metrics: ExpRate, Error <= k, Mean Edit Score, BLEU-4 and the official "CER".
 
-Definitions (the official ``scripts/eval_metrics_calculator.py`` of BFlameSwift/Uni-MuMER,
-whose released ``*_results.txt`` reports are reproduced byte for byte):
-
-- tokens are ``str.split()`` of ``gt`` / ``pred``, nothing else (no normalization);
-- token edit distance ``d`` = Levenshtein distance on the token lists (``editdistance`` is the reference; we use
-  rapidfuzz ``Levenshtein.distance`` on the same token lists, verified identical in the tests, and skip the call
-  when the two lists are equal);
-- ExpRate ("Exact Match Rate") = % of records with ``d == 0``; Error ≤ k = % with ``d <= k`` (k = 1, 2, 3);
-- Mean Edit Score = mean of ``(1 - d / max(len(gt_tok), len(pred_tok))) * 100`` (both empty → 100, one empty → 0);
-- BLEU-4 = NLTK ``corpus_bleu([[gt_tok]], pred_tok, weights=(0.25,)*4, SmoothingFunction().method4) * 100``;
-  computed here without importing NLTK (whose import alone takes about a second): clipped n-gram counts per
-  record (identical token lists need no counting), then NLTK's brevity penalty, method4 smoothing and geometric
-  mean with the same float operations, bit-identical to NLTK (checked against NLTK in the tests);
-- "Character Error Rate" = sum of **token** edit distances / sum of ``len(gt)`` in characters (the official mixed
-  unit, kept for comparability);
-- every value is ``round(x, 4)``.
-
-No torch / transformers / nltk import here; ``rapidfuzz`` is imported lazily by :func:`evaluate`.
+Input: records with string ``gt`` / ``pred`` (``str.split()`` tokens, no normalisation). Output: :func:`evaluate`
+dicts with the official keys, values ``round(x, 4)``, equal to the released ``*_results.txt`` reports byte for byte.
+Token distance: rapidfuzz Levenshtein (``editdistance``-identical); BLEU-4: NLTK ``corpus_bleu`` with method4
+smoothing, computed bit-identically without importing NLTK. Definitions: docs/evaluation.md. Source: the official
+``scripts/eval_metrics_calculator.py`` of BFlameSwift/Uni-MuMER.
 """
 
 from __future__ import annotations
