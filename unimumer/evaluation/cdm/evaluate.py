@@ -125,26 +125,18 @@ def evaluate_cdm(records: Iterable[dict], *, workers: int | None = None, timeout
                  dpi: int = DPI, mode: str = "official", toolkit: str | None = None) -> dict:
     """ExpRate@CDM of prediction records.
 
-    Inputs: ``records`` — dicts with string ``gt`` and ``pred`` (space-tokenized LaTeX) and optionally ``img_id``;
-    ``workers`` — parallel pdflatex/pdftoppm pipelines, driven by threads (default: all cores); ``timeout`` —
-    seconds per expression render;
-    ``cache_dir`` — render cache (default :func:`default_cache_dir`; ``use_cache=False`` disables it);
-    ``progress`` — tqdm bar on stderr; ``mode`` — ``"official"`` (default: the official UniMERNet toolkit's
-    decisions) or ``"strict"`` (a stricter layout-aware variant, not comparable with published ExpRate@CDM), see
-    :mod:`unimumer.evaluation.cdm.match`; ``toolkit`` — the official toolkit version reproduced (:mod:`unimumer.evaluation.cdm.toolkit`:
-    ``"2025-09"``, default, or ``"2025-03"``, the version the Uni-MuMER paper used), recorded in ``settings``.
+    Inputs: ``records`` with string ``gt`` / ``pred`` (space-tokenized LaTeX) and optionally ``img_id``;
+    ``workers`` pdflatex / pdftoppm pipelines (default: all cores); ``timeout`` seconds per expression;
+    ``cache_dir`` / ``use_cache`` the render cache (default :func:`default_cache_dir`); ``progress`` a tqdm bar;
+    ``mode`` ``"official"`` or ``"strict"`` (:mod:`.match`); ``toolkit`` ``"2025-09"`` or ``"2025-03"``.
 
-    Output: ``{"exprate_cdm": % of evaluated samples with F1 = 1 (round 4), "evaluated": int, "total": int,
-    "excluded": [img_id or record index of samples whose gt did not render], "pred_render_failures": int,
-    "mean_f1": mean of the per-sample F1 (round 4), "samples": [{"img_id", "gt", "pred", "recall",
-    "precision", "f1", "status", "matched", "n_gt", "n_pred", "error"}, ...], "settings": {...}}``; ``status`` is
-    ``ok`` / ``pred_error`` (F1 = 0) / ``gt_error`` (excluded; scores ``None``). Per-sample recall / precision /
-    F1 are rounded to 3 decimals and a sample counts for ExpRate@CDM when its rounded F1 is 1, as in the official
-    toolkit. Raises :class:`ValueError` for an unknown ``mode`` or ``toolkit``. Deterministic: the same result for
-    any ``workers`` and with or without cache.
+    Output: ``{"exprate_cdm", "evaluated", "total", "excluded", "pred_render_failures", "mean_f1", "samples",
+    "settings"}`` (keys and rounding: docs/evaluation.md); a sample counts when its F1 rounded to 3 decimals is 1,
+    a gt that fails to render is excluded, a pred that fails scores 0. The same result for any ``workers`` and with
+    or without cache.
 
-    Raises :class:`InputError` for malformed records or when pdflatex / pdftoppm are missing.
-    Source: the Uni-MuMER paper (ExpRate@CDM) and the CDM paper; see :mod:`unimumer.evaluation.cdm`.
+    Raises :class:`ValueError` for an unknown ``mode`` or ``toolkit``, :class:`InputError` for malformed records or
+    missing pdflatex / pdftoppm. Source: the Uni-MuMER paper (ExpRate@CDM) and the CDM paper.
     """
     if mode not in _match.MODES:
         raise ValueError(f"unknown CDM mode {mode!r} (expected one of {', '.join(_match.MODES)})")
