@@ -364,7 +364,7 @@ def builder_fingerprint() -> str:
     import tokenizers
     import transformers
 
-    from . import families
+    from .. import families
 
     h = hashlib.sha256(Path(__file__).read_bytes() + Path(families.__file__).read_bytes())
     h.update(f"{transformers.__version__}|{tokenizers.__version__}".encode())
