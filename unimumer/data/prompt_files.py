@@ -1,7 +1,7 @@
 """Vanilla prompt files and image conversion: CROHME-style folders or raw-LaTeX JSON/JSONL → ShareGPT JSON with
 black-on-white images in the official layout.
 
-Image paths (``path_style``): see :mod:`unimumer.builders`. Sources: paper Sec. 4.1, the official ``data.zip`` layout.
+Image paths (``path_style``): docs/data-building.md ("Image paths"). Sources: paper Sec. 4.1, the official ``data.zip`` layout.
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ from ..latex.counting import build_count_target
 from ..latex.normalize import try_normalize
 from ..latex.tokenize import LatexTokenizeError, tokenize_latex
 from ..latex.tree import TreeParseError, build_tree_target
-from .serialisation import iter_records
 from ..tasks import TASKS
+from .serialisation import iter_records
 
 #: Output-name suffix of each task of ``make_unimumer_tree_data.py`` (official ``TASK_SUFFIXES``).
 TREE_TASKS = {"tree": TASKS["tree"].suffix, "can": TASKS["can"].suffix}

@@ -22,9 +22,9 @@ from ..files import (
     relative_file_name,
 )
 from ..latex.tree import TreeParseError
+from ..tasks import GT_TASKS, check_dataset_base_name, dataset_name
 from .records import _MAKERS, RecordError, record_latex
 from .serialisation import _serialise, iter_records
-from ..tasks import GT_TASKS, check_dataset_base_name, dataset_name
 
 
 # ================================================================================ training sets
