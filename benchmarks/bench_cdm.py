@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark ExpRate@CDM (unimumer.cdm), both official toolkit versions side by side: agreement with each official
+"""Benchmark ExpRate@CDM (unimumer.evaluation.cdm), both official toolkit versions side by side: agreement with each official
 toolkit and the paper, and cost per sample.
 
 Inputs (``tests/fixtures/reference/``): the three ``paper_final/crohme_{2014,2016,2019}.json`` prediction files behind
@@ -38,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from unimumer.cdm import evaluate_cdm  # noqa: E402
+from unimumer.evaluation.cdm import evaluate_cdm  # noqa: E402
 from unimumer.files import atomic_write_text, read_json, read_json_list  # noqa: E402
 
 YEARS = (2014, 2016, 2019)
@@ -119,7 +119,7 @@ def main() -> int:
         return f"| {name} | " + " | ".join(f"{v:.2f}" for v in values) + f" | **{average:.2f}** |"
 
     lines = [
-        "# bench_cdm — ExpRate@CDM (unimumer.cdm), CDM toolkit versions 2025-09 and 2025-03",
+        "# bench_cdm — ExpRate@CDM (unimumer.evaluation.cdm), CDM toolkit versions 2025-09 and 2025-03",
         "",
         f"Inputs: `tests/fixtures/reference/paper_final/crohme_{{2014,2016,2019}}.json` ({n} samples) and the official "
         "per-sample scores of both toolkit versions on the same 340 token-inexact predictions "

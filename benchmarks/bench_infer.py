@@ -3,7 +3,7 @@
 
 Inputs: the 96 real CROHME images bundled in ``data/sample/crohme/{2014,train}`` (unique images, so vLLM's prefix
 cache cannot reuse one image's tokens for another), one vanilla prompt file, the tiny Qwen2.5-VL checkpoint
-(:mod:`unimumer.tiny_models`), greedy decoding, float32, ``--max-tokens`` (default 64), ``--enforce-eager``.
+(:mod:`unimumer.testing.tiny_models`), greedy decoding, float32, ``--max-tokens`` (default 64), ``--enforce-eager``.
 
 Compared (each in a fresh process, wall time from process start to exit, so imports and engine start count):
 - ``bare``: the released script's core (processor chat template + ``qwen_vl_utils.process_vision_info`` per
@@ -99,7 +99,7 @@ def main() -> int:
 
     from unimumer.files import atomic_write_text, sharegpt_record, write_json
     from unimumer.tasks import TASKS
-    from unimumer.tiny_models import cached_tiny_model
+    from unimumer.testing.tiny_models import cached_tiny_model
 
     model = str(cached_tiny_model("qwen2_5_vl", ROOT / ".cache" / "tiny_models"))
     work = Path(a.workdir or tempfile.mkdtemp(prefix="bench_infer_"))

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark: ``preprocess/make_mathnet_hmer_data.py process`` throughput, and the normalisation rules per visible set.
 
-Part A runs :func:`unimumer.mathnet.process` (every step file written, as the CLI does) on a ``caption.txt``
+Part A runs :func:`unimumer.data.mathnet.process` (every step file written, as the CLI does) on a ``caption.txt``
 (default: the gt of the bundled official prediction files ``tests/fixtures/reference/predictions/*_pred.json``,
 7,284 records; ``--captions`` takes another one, e.g. the full CROHME ``train/caption.txt``) ``--repeat`` times
 in-process and reports the best wall time and records / s (single core; the official tool needs MathNet, Node and
@@ -29,9 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from unimumer.data.mathnet import process  # noqa: E402
 from unimumer.latex.normalize import try_normalize  # noqa: E402
 from unimumer.latex.tokenize import tokenize_latex  # noqa: E402
-from unimumer.mathnet import process  # noqa: E402
 
 #: MathWriting rules and the tokens that trigger them (a record without these tokens is unchanged by the rule).
 RULES = {

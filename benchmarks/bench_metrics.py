@@ -9,7 +9,7 @@ Compared (same process, best of --repeat runs, after one warm-up):
   ``editdistance.eval`` on token lists (for the edit scores, again for the thresholds and again for the CER),
   NLTK ``corpus_bleu`` with ``SmoothingFunction().method4``;
 - straightforward: the same libraries with one ``editdistance.eval`` per record;
-- unimumer: :func:`unimumer.metrics.evaluate` (rapidfuzz token distance once per record, skipped for identical
+- unimumer: :func:`unimumer.evaluation.metrics.evaluate` (rapidfuzz token distance once per record, skipped for identical
   token lists; BLEU-4 n-gram counts computed directly, equal lists need no counting; no NLTK import).
 Both result dictionaries must be identical (checked). Import times are measured in fresh interpreters.
 
@@ -30,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from unimumer.evaluation.metrics import evaluate  # noqa: E402
 from unimumer.files import atomic_write_text  # noqa: E402
-from unimumer.metrics import evaluate  # noqa: E402
 
 FIX = ROOT / "tests" / "fixtures" / "reference"
 
@@ -150,7 +150,7 @@ def main() -> int:
     t_our, r_our = best_time(evaluate, data, args.repeat)
     identical = r_off == r_our == r_str
     imp_off = min(import_time("import editdistance, nltk.translate.bleu_score") for _ in range(3))
-    imp_our = min(import_time("import unimumer.metrics, rapidfuzz.distance") for _ in range(3))
+    imp_our = min(import_time("import unimumer.evaluation.metrics, rapidfuzz.distance") for _ in range(3))
 
     lines = [
         "# bench_metrics: official metrics on a 24,607-record input",
@@ -165,7 +165,7 @@ def main() -> int:
         f"{len(data) / t_off:,.0f} |",
         f"| straightforward: same libraries, one `editdistance` call per record | {t_str:.3f} | {imp_off:.3f} | "
         f"{len(data) / t_str:,.0f} |",
-        f"| unimumer.metrics.evaluate | {t_our:.3f} | {imp_our:.3f} | {len(data) / t_our:,.0f} |",
+        f"| unimumer.evaluation.metrics.evaluate | {t_our:.3f} | {imp_our:.3f} | {len(data) / t_our:,.0f} |",
         "",
         f"Speed-up (compute): {t_off / t_our:.1f}x vs official, {t_str / t_our:.1f}x vs straightforward; identical result dictionaries: {identical}.",
         f"ExpRate {r_our['exact_match_rate']}%, BLEU-4 {r_our['bleu4_score']}%, CER {r_our['character_error_rate']}.",

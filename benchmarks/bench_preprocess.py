@@ -10,7 +10,7 @@ Compared:
   recursive call per token, token lists copied and consumed with ``pop(0)``), in the official pipeline shape
   (``json.load`` the whole file, convert every record, ``json.dump`` the list): single core;
 - ``unimumer``: :mod:`unimumer.latex.tree` (iterative, precomputed bracket matches) and
-  :func:`unimumer.builders.build_training_set` (ijson streaming, chunks on a process pool, bounded memory),
+  :func:`unimumer.data.training_sets.build_training_set` (ijson streaming, chunks on a process pool, bounded memory),
   single core (``--workers 1``) and all cores.
 
 Part A times the targets alone in-process (best of ``--repeat``; outputs checked identical) and a 5,000-token
@@ -147,7 +147,7 @@ json.dump(can, open(out_can, "w", encoding="utf-8"), ensure_ascii=False, indent=
 _UNIMUMER_PIPELINE = r"""
 import sys
 sys.path.insert(0, sys.argv[1])
-from unimumer.training_sets import build_training_set
+from unimumer.data.training_sets import build_training_set
 src, out_dir, workers = sys.argv[2], sys.argv[3], int(sys.argv[4])
 build_training_set(src, "bench", ("tree", "can"), out_dir, workers=workers, register=False)
 """

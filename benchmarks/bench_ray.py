@@ -2,7 +2,7 @@
 """Benchmark: ``scripts/vllm_infer.py --executor local`` vs ``--executor ray`` with 1 and 2 engine replicas.
 
 Inputs: the 96 real CROHME images bundled in ``data/sample/crohme/{2014,train}`` (unique images), one vanilla prompt
-file, the tiny Qwen2.5-VL checkpoint (:mod:`unimumer.tiny_models`), greedy, float32, ``--enforce-eager``,
+file, the tiny Qwen2.5-VL checkpoint (:mod:`unimumer.testing.tiny_models`), greedy, float32, ``--enforce-eager``,
 ``--max-tokens`` (default 64), ``--batch_size 8`` (records stream out batch by batch in every mode).
 
 Every run is a fresh process inside a private network namespace with only loopback (``unshare -rn``; Ray binds
@@ -87,7 +87,7 @@ def main() -> int:
 
     from unimumer.files import atomic_write_text, sharegpt_record, write_json
     from unimumer.tasks import TASKS
-    from unimumer.tiny_models import cached_tiny_model
+    from unimumer.testing.tiny_models import cached_tiny_model
 
     model = str(cached_tiny_model("qwen2_5_vl", Path(os.environ.get("UNIMUMER_TINY_CACHE",
                                                                      ROOT / ".cache" / "tiny_models"))))

@@ -2,7 +2,7 @@
 """Benchmark: the web demo / JSON API of ``scripts/serve.py`` (start-up, latency, what request batching buys).
 
 Inputs: the 48 real CROHME 2014 test images bundled in ``data/sample/crohme/2014/img``, the tiny Qwen2.5-VL
-checkpoint (:mod:`unimumer.tiny_models`), greedy decoding, float32, ``--max-tokens`` (default 24). For each backend
+checkpoint (:mod:`unimumer.testing.tiny_models`), greedy decoding, float32, ``--max-tokens`` (default 24). For each backend
 (``--backends``, default ``hf vllm``; vLLM with ``--enforce-eager``), one server process is started and measured:
 
 - start: from process start to the first ``GET /health`` answer (imports, engine start, Gradio page build);
@@ -106,7 +106,7 @@ def main() -> int:
     for k, v in ENV.items():
         os.environ.setdefault(k, v)
     from unimumer.files import atomic_write_text
-    from unimumer.tiny_models import cached_tiny_model
+    from unimumer.testing.tiny_models import cached_tiny_model
 
     model = cached_tiny_model("qwen2_5_vl", Path(os.environ.get("UNIMUMER_TINY_CACHE", ROOT / ".cache/tiny_models")))
     images = sorted((ROOT / "data/sample/crohme/2014/img").glob("*.png"))

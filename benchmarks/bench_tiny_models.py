@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark: the tiny offline Qwen VLMs (unimumer.tiny_models) that tests, the demo and CI run on.
+"""Benchmark: the tiny offline Qwen VLMs (unimumer.testing.tiny_models) that tests, the demo and CI run on.
 
 Per family (qwen2_5_vl, qwen3_vl, qwen3_5), on one core-limited CPU machine:
 
@@ -35,7 +35,7 @@ for _k, _v in {"DISABLE_VERSION_CHECK": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMER
 from unimumer.files import atomic_write_text  # noqa: E402
 from unimumer.images import load_image  # noqa: E402
 from unimumer.tasks import TASKS  # noqa: E402
-from unimumer.tiny_models import FAMILIES, build_tiny_model  # noqa: E402
+from unimumer.testing.tiny_models import FAMILIES, build_tiny_model  # noqa: E402
 
 IMAGE = ROOT / "tests" / "fixtures" / "images" / "crohme2014" / "img" / "511_em_259.png"
 PROMPT = TASKS["vanilla"].instruction
@@ -106,7 +106,7 @@ def main() -> int:
     cmd = "`.venv/bin/python benchmarks/bench_tiny_models.py" + (
         f" --repeat {args.repeat} --new-tokens {args.new_tokens}" + (" --vllm" if args.vllm else "")) + "`"
     lines = [
-        "# Tiny offline Qwen VLMs (unimumer.tiny_models)",
+        "# Tiny offline Qwen VLMs (unimumer.testing.tiny_models)",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch "
         f"{torch.__version__} ({torch.get_num_threads()} threads), transformers {transformers.__version__}; "

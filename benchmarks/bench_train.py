@@ -88,7 +88,7 @@ def part_b(work: Path, records: int, smoke) -> list[str]:
 
 
 def part_c(work: Path, smoke) -> list[str]:
-    from unimumer.tiny_models import cached_tiny_model
+    from unimumer.testing.tiny_models import cached_tiny_model
 
     lines = ["## C. Smoke training via scripts/train.sh (CPU, tiny model, 2 steps, batch 1, SKIP_CHECK=1)", "",
              "| family | config | DeepSpeed | launch wall s | train_runtime s | final loss | exit |",
@@ -119,7 +119,7 @@ def main() -> int:
     ap.add_argument("--workdir", help="work folder (default: a temporary folder)")
     ap.add_argument("--skip-training", action="store_true", help="skip part C")
     a = ap.parse_args()
-    from unimumer.training.smoke import build_smoke_data
+    from unimumer.testing.smoke import build_smoke_data
 
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
         work = Path(a.workdir) if a.workdir else Path(tmp)

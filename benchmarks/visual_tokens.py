@@ -2,7 +2,7 @@
 """Visual tokens each ``--preprocessing`` mode gives each model family on the bundled CROHME 2014 images.
 
 Input: the 48 real CROHME 2014 test images of ``data/sample/crohme/2014/img`` (read black on white with
-``unimumer.images.load_image``) and the tiny checkpoints of :mod:`unimumer.tiny_models`, which carry the released
+``unimumer.images.load_image``) and the tiny checkpoints of :mod:`unimumer.testing.tiny_models`, which carry the released
 checkpoints' image-processor configuration (the token count depends only on it, not on the weights). For each
 family and mode the engine's own pre-processing runs (:class:`unimumer.inference.engines._Base`:
 ``prepare_image`` + the checkpoint's processor) and the ``image_grid_thw`` gives the visual tokens
@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from unimumer.images import load_image  # noqa: E402
 from unimumer.inference.engines import GenerationSettings, _Base  # noqa: E402
 from unimumer.tasks import TASKS  # noqa: E402
-from unimumer.tiny_models import FAMILIES, cached_tiny_model  # noqa: E402
+from unimumer.testing.tiny_models import FAMILIES, cached_tiny_model  # noqa: E402
 
 IMAGES = ROOT / "data/sample/crohme/2014/img"
 

@@ -90,12 +90,12 @@ Resumable: rerun the same command after an interruption."
   fi
 }
 
-# check_cdm_toolkit VERSION: 0 when VERSION is an official CDM toolkit version unimumer.cdm reproduces, else one
+# check_cdm_toolkit VERSION: 0 when VERSION is an official CDM toolkit version unimumer.evaluation.cdm reproduces, else one
 # "error:" line and 1 (checked before any inference runs).
 check_cdm_toolkit() {
   PYTHONPATH="${UNIMUMER_ROOT}${PYTHONPATH:+:$PYTHONPATH}" "$(unimumer_python)" -c '
 import sys
-from unimumer.cdm.toolkit import TOOLKITS
+from unimumer.evaluation.cdm.toolkit import TOOLKITS
 names = ", ".join(TOOLKITS)
 if sys.argv[1] not in TOOLKITS:
     sys.exit(f"error: unknown CDM toolkit version {sys.argv[1]!r} (expected one of {names})")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """One command for a training set: vanilla ShareGPT -> NAME.json / NAME_tree.json / NAME_can.json, registered in dataset_info.json; streaming, all cores. See --help.
 
-Logic: :func:`unimumer.builders.main_build`.
+Logic: :mod:`unimumer.commands.build_data`.
 """
 import pathlib
 import sys

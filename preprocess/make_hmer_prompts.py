@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Build vanilla ShareGPT prompt files (training data or test sets) from a CROHME-style folder or a JSON/JSONL of {image, latex}; writes black-on-white images in the official layout. See --help.
 
-Logic: :func:`unimumer.builders.main_prompts`.
+Logic: :mod:`unimumer.commands.prompts`.
 """
 import pathlib
 import sys

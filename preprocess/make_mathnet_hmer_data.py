@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The official prompt-data CLI (`process` / `prompt-only`, BFlameSwift/Uni-MuMER preprocess/make_mathnet_hmer_data.py) without MathNet, KaTeX or Node. See --help.
 
-Logic: :mod:`unimumer.mathnet`.
+Logic: :mod:`unimumer.data.mathnet`.
 """
 import pathlib
 import sys

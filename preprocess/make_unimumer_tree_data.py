@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Generate Tree-CoT (_tree) or symbol-counting (_can) ShareGPT JSON from vanilla ShareGPT JSON; the official Uni-MuMER CLI (same options, naming, skip behaviour), byte-identical targets. See --help.
 
-Logic: :func:`unimumer.builders.main_tree`.
+Logic: :mod:`unimumer.commands.tree`.
 """
 import pathlib
 import sys

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Normalize the LaTeX of prediction / ShareGPT files like the official *_normalized test sets (docs/data-building.md). See --help.
 
-Logic: :func:`unimumer.builders.main_normalize`.
+Logic: :mod:`unimumer.commands.normalize`.
 """
 import pathlib
 import sys

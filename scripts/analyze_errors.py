@@ -2,7 +2,7 @@
 """Error analysis of Uni-MuMER prediction files: token confusions (the EDL alignment), ExpRate / <=1 / <=2 by gt
 length, Tree-CoT depth, structure kind and symbol repetition, and an A-vs-B comparison (fixed / broken samples,
 McNemar's test). Writes DIR/analysis.json, DIR/report.md and, with --plot, PNG charts. Definitions: --help and
-docs/analysis.md; logic in unimumer/analysis.py.
+docs/analysis.md; logic in unimumer/evaluation/analysis/.
 """
 import pathlib
 import sys

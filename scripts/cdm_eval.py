@@ -2,7 +2,7 @@
 """ExpRate@CDM (Character Detection Matching) of a prediction file: --input PRED.json [--workers N] [--output M.json].
 
 Renders gt and pred with pdflatex/pdftoppm, matches per-token boxes (Hungarian + RANSAC) and reports per-sample
-recall / precision / F1 and ExpRate@CDM. All logic lives in unimumer.cdm (see --help).
+recall / precision / F1 and ExpRate@CDM. All logic lives in unimumer.evaluation.cdm (see --help).
 """
 import pathlib
 import sys

@@ -2,7 +2,7 @@
 """List which official test sets are present and complete under data/ (record counts, images) before any GPU
 time is spent. See --help.
 
-Exit 0: every requested set complete, 1: one is not (the table says why), 2: bad input. Logic: unimumer/data_check.py.
+Exit 0: every requested set complete, 1: one is not (the table says why), 2: bad input. Logic: unimumer/data/check.py.
 """
 import pathlib
 import sys

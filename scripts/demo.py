@@ -3,7 +3,7 @@
 
 Builds the five task datasets, validates every train/*.yaml, trains a tiny random Qwen2.5-VL with the paper config,
 runs vLLM inference, scores the official CROHME predictions (byte-identical reports, ExpRate@CDM) and writes a
-Markdown report with a chart under demo_output/. See ``python scripts/demo.py --help`` and :mod:`unimumer.demo`.
+Markdown report with a chart under demo_output/. See ``python scripts/demo.py --help`` and :mod:`unimumer.apps.demo`.
 """
 
 import pathlib

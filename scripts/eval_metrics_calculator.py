@@ -3,7 +3,7 @@
 Score, BLEU-4, official CER) and write the official ``<stem>_results.txt`` report, byte-identical to the released
 reports. Directory mode scores every ``DIR/*_pred.json``. Bad input: ``error: ...`` and exit code 2.
 Follows the official ``scripts/eval_metrics_calculator.py`` of BFlameSwift/Uni-MuMER; see ``--help``.
-Logic: :mod:`unimumer.metrics.cli`.
+Logic: :mod:`unimumer.evaluation.metrics.run`.
 """
 import pathlib
 import sys

@@ -3,7 +3,7 @@
 
 Usage: scripts/make_tiny_model.py --family {qwen2_5_vl,qwen3_vl,qwen3_5} --output DIR [--seed N]
 Writes a checkpoint that transformers, LLaMA-Factory and vLLM load like the real model (see --help and
-unimumer/tiny_models.py). Errors: 'error: ...' and exit code 2.
+unimumer/testing/tiny_models.py). Errors: 'error: ...' and exit code 2.
 """
 import pathlib
 import sys

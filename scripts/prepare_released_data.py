@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Convert the released Uni-MuMER training data (Hugging Face phxember/Uni-MuMER-Data, parquet configs such as
 parquet_crohme_train, images inside) into ShareGPT JSON + images + dataset_info.json under the official dataset
-names, with an explicit name map and a report of anything unmapped. See --help. Logic: unimumer/training/released.py.
+names, with an explicit name map and a report of anything unmapped. See --help. Logic: unimumer/data/released.py.
 """
 import pathlib
 import sys

@@ -3,7 +3,7 @@
 
 ``serve.py --model DIR [--host 127.0.0.1] [--port 7860] [--backend auto|vllm|hf]``; ``GET /health``,
 ``POST /api/predict`` (multipart ``image``, optional ``task``). Run with --help for the full description.
-Logic: unimumer.serve.
+Logic: unimumer.apps.serve.
 """
 import pathlib
 import sys

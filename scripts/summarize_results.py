@@ -3,7 +3,7 @@
 (``data/<DATASET>/results*/<stem>_pred.json``) or given as files - records, ExpRate, Error <= 1/2/3, BLEU-4,
 ExpRate@CDM when ``<stem>_cdm.json`` exists - next to the paper's released ExpRate (the official README) with the
 difference; ``--output summary.md`` and ``--plot chart.png`` (bar chart). Bad input: ``error: ...``, exit code 2.
-Logic: :mod:`unimumer.metrics.summary`; see ``--help``.
+Logic: :mod:`unimumer.evaluation.metrics.summary`; see ``--help``.
 """
 import pathlib
 import sys

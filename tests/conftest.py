@@ -7,7 +7,7 @@ KV cache.
 Fixtures (add new ones in their own section below, keep each documented):
 
 - ``tiny_model_dir`` (session): factory ``tiny_model_dir(family, seed=0) -> Path`` returning a tiny offline
-  checkpoint of ``qwen2_5_vl`` / ``qwen3_vl`` / ``qwen3_5`` (see :mod:`unimumer.tiny_models`), built once and
+  checkpoint of ``qwen2_5_vl`` / ``qwen3_vl`` / ``qwen3_5`` (see :mod:`unimumer.testing.tiny_models`), built once and
   cached under ``$UNIMUMER_TINY_CACHE`` or ``<repo>/.cache/tiny_models/`` (git-ignored), keyed by the builder's
   source hash and library versions. Treat the folder as read-only (train / write into ``tmp_path``).
 - ``tiny_qwen2_5_vl``, ``tiny_qwen3_vl``, ``tiny_qwen3_5`` (session): the three checkpoints (``Path``).
@@ -67,7 +67,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def tiny_model_dir():
     """Factory ``tiny_model_dir(family, seed=0) -> Path``: a cached tiny checkpoint (read-only for tests)."""
-    from unimumer.tiny_models import cached_tiny_model
+    from unimumer.testing.tiny_models import cached_tiny_model
 
     root = Path(os.environ.get("UNIMUMER_TINY_CACHE", REPO_ROOT / ".cache" / "tiny_models"))
 
@@ -127,9 +127,9 @@ def crohme_train_data(tmp_path_factory):
     root's own ``dataset_info.json`` (use the root as LLaMA-Factory ``dataset_dir``; image paths in the records are
     relative to the root, the builders' convention; ``.images`` lists them absolute).
     The EDL candidates are test data only (real confusions of the official model applied to the gt), see
-    :mod:`unimumer.training.smoke`. Returns :class:`unimumer.training.smoke.SmokeData` (``root``, ``names``,
+    :mod:`unimumer.testing.smoke`. Returns :class:`unimumer.testing.smoke.SmokeData` (``root``, ``names``,
     ``datasets`` = ``{name: records}``, ``images``, ``captions``, ``predictions``).
     """
-    from unimumer.training.smoke import build_smoke_data
+    from unimumer.testing.smoke import build_smoke_data
 
     return build_smoke_data(tmp_path_factory.mktemp("crohme_train_data"), n=24)

@@ -1,4 +1,4 @@
-"""Error analysis (scripts/analyze_errors.py, unimumer/analysis.py) on the official Uni-MuMER prediction files.
+"""Error analysis (scripts/analyze_errors.py, unimumer/evaluation/analysis/) on the official Uni-MuMER prediction files.
 
 Independent references used here: ``editdistance`` (the official calculator's library) for token distances, the
 official Tree-CoT outputs for depths, and McNemar p-values computed from the raw files with ``math`` only.
@@ -17,18 +17,11 @@ import editdistance
 import pytest
 from PIL import Image
 
-from unimumer.analysis import (
-    FAMILIES,
-    analyze_records,
-    confusion_score,
-    load_prediction_file,
-    mcnemar,
-    token_operations,
-    tree_depth,
-)
 from unimumer.commands.analyze import main
 from unimumer.errors import InputError
-from unimumer.metrics.calculator import evaluate
+from unimumer.evaluation.analysis.features import FAMILIES, load_prediction_file, token_operations, tree_depth
+from unimumer.evaluation.analysis.statistics import analyze_records, confusion_score, mcnemar
+from unimumer.evaluation.metrics.calculator import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = Path(__file__).resolve().parent / "fixtures" / "reference"
@@ -281,13 +274,18 @@ def test_folder_input_plots_and_report(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["crohme_2014", "crohme_2016", "crohme_2019"]
 
 
-def test_help_states_the_definitions():
+def test_report_states_the_definitions(tmp_path):
+    # the definitions travel with every report (report.md); --help names the page that holds them
     res = _cli("--help")
-    assert res.returncode == 0
-    text = " ".join(res.stdout.split())
+    assert res.returncode == 0 and "docs/analysis.md" in res.stdout
+    res = _cli("--input", str(PAPER[0]), "--output-dir", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    report = (tmp_path / "report.md").read_text(encoding="utf-8")
+    definitions = " ".join(report.split("## Definitions", 1)[1].split())
     for phrase in ("Levenshtein.opcodes(pred, gt)", "per 100 records", "Tree-CoT", "symbol-counting",
-                   "continuity correction", "b + c < 25", "img_id", "insertions = extra pred tokens", "1, 2-4, >=5"):
-        assert phrase in text, phrase
+                   "continuity correction", "fixed + broken < 25", "img_id", "insertions are extra pred tokens"):
+        assert phrase in definitions, phrase
+    assert (ROOT / "docs" / "analysis.md").is_file()
 
 
 def _bad_inputs(tmp: Path) -> dict[str, list[str]]:

@@ -16,10 +16,10 @@ from unimumer.commands.build_data import main as main_build
 from unimumer.commands.normalize import main as main_normalize
 from unimumer.commands.prompts import main as main_prompts
 from unimumer.commands.tree import main as main_tree
+from unimumer.data.prompt_files import build_prompts_from_crohme, build_prompts_from_latex_json, read_captions
+from unimumer.data.training_sets import build_training_set
 from unimumer.files import read_json, write_json
-from unimumer.prompt_files import build_prompts_from_crohme, build_prompts_from_latex_json, read_captions
 from unimumer.tasks import TASKS
-from unimumer.training_sets import build_training_set
 
 FIX = Path(__file__).parent / "fixtures" / "reference"
 TREE = FIX / "tree_cot"
@@ -245,7 +245,7 @@ def test_build_training_set_reports_a_bad_jsonl_line_from_a_worker(tmp_path, cap
 
 
 def test_record_serialisation_is_byte_identical_to_json_dumps():
-    from unimumer.serialisation import _serialise
+    from unimumer.data.serialisation import _serialise
 
     items = read_json(TREE / "sample_tree.json") + [
         {"images": [], "messages": []},

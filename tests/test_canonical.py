@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from unimumer.evaluation.metrics import evaluate, load_predictions
+from unimumer.evaluation.metrics.run import canonical_results
 from unimumer.latex.canonical import canonical_latex, extract_formula
 from unimumer.latex.tokenize import tokenize_latex
-from unimumer.metrics import evaluate, load_predictions
-from unimumer.metrics.cli import canonical_results
 
 REPO = Path(__file__).resolve().parents[1]
 OFFICIAL = REPO / "data/sample/official_predictions"

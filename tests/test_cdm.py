@@ -1,4 +1,4 @@
-"""ExpRate@CDM (unimumer.cdm): real pdflatex / pdftoppm renders, real scipy matching, official toolkit scores.
+"""ExpRate@CDM (unimumer.evaluation.cdm): real pdflatex / pdftoppm renders, real scipy matching, official toolkit scores.
 
 Fixtures (``tests/fixtures/reference/cdm/``, see ``tests/fixtures/README.md``): ``official_crohme2014_40.json`` — 40
 CROHME 2014 gt/pred pairs of the paper's predictions with the per-sample scores of the official UniMERNet CDM
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from unimumer.cdm import LatexError, colorize, evaluate_cdm
-from unimumer.cdm.latex import color_of, tokenize
-from unimumer.cdm.render import boxes_from_image, clip_to_page, paper_size, render_sources
-from unimumer.cdm.toolkit import TOOLKITS
 from unimumer.errors import InputError
+from unimumer.evaluation.cdm import LatexError, colorize, evaluate_cdm
+from unimumer.evaluation.cdm.latex import color_of, tokenize
+from unimumer.evaluation.cdm.render import boxes_from_image, clip_to_page, paper_size, render_sources
+from unimumer.evaluation.cdm.toolkit import TOOLKITS
 from unimumer.files import read_json, read_json_list
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from unimumer.training import registry
+from unimumer.data import registry
 from unimumer.training.config import dataset_names, load_config, split_cli_args
 
 REPO = Path(__file__).resolve().parents[1]

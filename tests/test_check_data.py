@@ -1,4 +1,4 @@
-"""scripts/check_data.py (unimumer.data_check): official test sets present and complete, on constructed data roots."""
+"""scripts/check_data.py (unimumer.data.check): official test sets present and complete, on constructed data roots."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 
 from unimumer.cli import run_main
 from unimumer.commands.check_data import main
-from unimumer.data_check import ALSO_PUBLISHED, EXPECTED, check_data, select_sets
+from unimumer.data.check import ALSO_PUBLISHED, EXPECTED, check_data, select_sets
+from unimumer.data.registry import TEST_DATASETS
 from unimumer.files import sharegpt_record
 from unimumer.tasks import TASKS
-from unimumer.training.registry import TEST_DATASETS
 
 REPO = Path(__file__).resolve().parents[1]
 REPORTS = Path(__file__).parent / "fixtures" / "reference"

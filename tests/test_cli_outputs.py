@@ -379,7 +379,7 @@ def test_an_empty_input_array_is_refused_by_every_builder_and_scorer(main, argv,
 
 # ------------------------------------------------------------------------------------------- duplicate img_ids
 def test_duplicate_img_ids_are_reported_and_scored_as_officially(tmp_path, capsys):
-    from unimumer.metrics import evaluate, format_report
+    from unimumer.evaluation.metrics import evaluate, format_report
 
     records = read_json(PRED)
     dup = records + records[:3] + records[:1]  # three ids repeated, one of them twice

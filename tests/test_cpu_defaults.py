@@ -48,7 +48,7 @@ def assert_one_error_line(proc: subprocess.CompletedProcess, *needles: str) -> s
 @pytest.fixture(scope="module")
 def prompts_dir(tmp_path_factory) -> tuple[Path, Path]:
     """4 real CROHME training images as a prompt file (the builder's layout); (prompt folder, image root)."""
-    from unimumer.prompt_files import build_prompts_from_crohme
+    from unimumer.data.prompt_files import build_prompts_from_crohme
 
     root = tmp_path_factory.mktemp("cpu_defaults") / "data"
     path, stats = build_prompts_from_crohme(SAMPLE_TRAIN, root, "CROHME", "train", limit=4, workers=1)

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
+from unimumer.apps.demo import MARKER, DemoContext, run_demo, stage_data, stage_infer, stage_official
 from unimumer.commands.demo import main
-from unimumer.demo import MARKER, DemoContext, run_demo, stage_data, stage_infer, stage_official
 from unimumer.errors import InputError
 from unimumer.paths import REPO_ROOT
 

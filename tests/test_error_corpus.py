@@ -47,7 +47,7 @@ CPU_OVERRIDES = [
 @pytest.fixture(scope="module")
 def vanilla_train(tmp_path_factory) -> tuple[Path, Path]:
     """24 real CROHME training images → a vanilla ShareGPT file via the project's builder; (file, data root)."""
-    from unimumer.prompt_files import build_prompts_from_crohme
+    from unimumer.data.prompt_files import build_prompts_from_crohme
 
     root = tmp_path_factory.mktemp("corpus_data") / "data"
     path, stats = build_prompts_from_crohme(SAMPLE_TRAIN, root, "CROHME", "train", limit=24, workers=1)
@@ -275,7 +275,7 @@ def test_cross_fold_pipeline_runs_and_resumes(tmp_path, vanilla_train, tiny_qwen
 @pytest.fixture(scope="module")
 def vanilla_train_48(tmp_path_factory) -> tuple[Path, Path]:
     """All 48 bundled real CROHME training images → a vanilla ShareGPT file; (file, data root)."""
-    from unimumer.prompt_files import build_prompts_from_crohme
+    from unimumer.data.prompt_files import build_prompts_from_crohme
 
     root = tmp_path_factory.mktemp("corpus_data48") / "data"
     path, stats = build_prompts_from_crohme(SAMPLE_TRAIN, root, "CROHME", "train", workers=1)

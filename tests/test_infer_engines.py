@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from unimumer.evaluation.metrics import evaluate_file, format_report
 from unimumer.files import read_json, sharegpt_record, write_json
 from unimumer.inference.core import progress_path
-from unimumer.metrics import evaluate_file, format_report
 from unimumer.tasks import TASKS
 
 pytestmark = pytest.mark.slow

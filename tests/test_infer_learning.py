@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from unimumer.evaluation.metrics import evaluate_file
 from unimumer.files import read_json
-from unimumer.metrics import evaluate_file
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,7 @@ TRAIN = ["bf16=false", "per_device_train_batch_size=8", "gradient_accumulation_s
 @pytest.fixture(scope="module")
 def eight_images(tmp_path_factory):
     """8 real CROHME train images and their vanilla ShareGPT file (``CROHME/train/crohme_train.json``)."""
-    from unimumer.training.smoke import build_smoke_data
+    from unimumer.testing.smoke import build_smoke_data
 
     return build_smoke_data(tmp_path_factory.mktemp("learn_data"), n=8)
 

@@ -26,7 +26,7 @@ from unimumer.images import load_image, save_image
 from unimumer.inference.engines import GenerationSettings, _Base
 from unimumer.paths import REPO_ROOT
 from unimumer.tasks import TASKS
-from unimumer.tiny_models import FAMILIES
+from unimumer.testing.tiny_models import FAMILIES
 
 FIXTURE_IMAGES = REPO_ROOT / "tests" / "fixtures" / "images"
 #: small and large real images: CROHME 2014 test (501_em_23 is 84 x 68 px, 18_em_0 is wide), MNE N1

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from unimumer.data.mathnet import MARKER, process
 from unimumer.errors import InputError
-from unimumer.mathnet import MARKER, process
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = REPO / "preprocess" / "make_mathnet_hmer_data.py"

@@ -22,8 +22,7 @@ from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu
 
 from unimumer.commands.eval import main
 from unimumer.errors import InputError
-from unimumer.layout import stem_of
-from unimumer.metrics import (
+from unimumer.evaluation.metrics import (
     OFFICIAL_KEYS,
     corpus_bleu4,
     evaluate,
@@ -31,7 +30,8 @@ from unimumer.metrics import (
     load_predictions,
     token_distance,
 )
-from unimumer.metrics.report import format_cdm_line
+from unimumer.evaluation.metrics.report import format_cdm_line
+from unimumer.layout import stem_of
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = Path(__file__).resolve().parent / "fixtures" / "reference"
@@ -189,8 +189,8 @@ def test_custom_keys_and_api_errors():
 
 
 def test_metrics_do_not_import_torch():
-    code = ("import sys; from unimumer.metrics import evaluate; evaluate([{'gt': 'a', 'pred': 'b'}]); "
-            "import unimumer.metrics.summary, unimumer.metrics.cli; "
+    code = ("import sys; from unimumer.evaluation.metrics import evaluate; evaluate([{'gt': 'a', 'pred': 'b'}]); "
+            "import unimumer.evaluation.metrics.summary, unimumer.evaluation.metrics.run; "
             "print(any(m in sys.modules for m in ('torch', 'transformers', 'matplotlib', 'scipy', 'nltk')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "False"
@@ -302,7 +302,9 @@ def test_cdm_reuses_an_up_to_date_cdm_json(tmp_path, capsys, monkeypatch):
     pred = tmp_path / src.name
     shutil.copy(src, pred)
     cdm = tmp_path / "crohme_2014_cdm.json"
-    from unimumer.cdm.render import RENDER_VERSION  # only a result of the current official-mode CDM is reused
+    from unimumer.evaluation.cdm.render import (
+        RENDER_VERSION,  # only a result of the current official-mode CDM is reused
+    )
 
     toolkit = {"version": "2025-09", "commit": "5a2c80d9", "date": "2025-09-28"}  # ... of the same toolkit version
     settings = {"mode": "official", "render_version": RENDER_VERSION, "toolkit": toolkit}
@@ -332,8 +334,8 @@ def test_mean_cdm_f1_from_the_official_toolkits_per_sample_scores(tmp_path, caps
     # a gt that did not render is excluded; the calculator's JSON carries the mean (percent) beside ExpRate@CDM
     from statistics import fmean
 
-    from unimumer.cdm import render as cdm_render
-    from unimumer.metrics.report import cdm_f1_mean
+    from unimumer.evaluation.cdm import render as cdm_render
+    from unimumer.evaluation.metrics.report import cdm_f1_mean
 
     ref = json.loads((FIX / "cdm" / "official_crohme2014_40.json").read_text(encoding="utf-8"))["samples"]
     samples = [dict(s, status="ok") for s in ref]

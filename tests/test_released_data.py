@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from unimumer.training.registry import TRAINING_DATASETS, dataset_info
-from unimumer.training.released import RELEASED_NAME_MAP, discover_configs
+from unimumer.data.registry import TRAINING_DATASETS, dataset_info
+from unimumer.data.released import RELEASED_NAME_MAP, discover_configs
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "prepare_released_data.py"

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from unimumer.apps.serve import split_output
 from unimumer.latex.tree import build_tree_target
-from unimumer.serve import split_output
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable

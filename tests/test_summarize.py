@@ -13,8 +13,8 @@ from PIL import Image
 
 from unimumer.commands.summary import main
 from unimumer.errors import InputError
-from unimumer.metrics.paper import MODELS, SPLITS, paper_exprate, paper_rows, resolve_model
-from unimumer.metrics.summary import collect_rows, markdown_table
+from unimumer.evaluation.metrics.paper import MODELS, SPLITS, paper_exprate, paper_rows, resolve_model
+from unimumer.evaluation.metrics.summary import collect_rows, markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = Path(__file__).resolve().parent / "fixtures" / "reference"

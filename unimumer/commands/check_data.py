@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..data_check import EXPECTED, check_data, format_table, select_sets
+from ..data.check import EXPECTED, check_data, format_table, select_sets
 from ..paths import DATA_DIR
 from .common import command_parser
 

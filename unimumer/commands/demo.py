@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from ..demo import SAMPLE, DemoError, run_demo
+from ..apps.demo import SAMPLE, DemoError, run_demo
 from ..errors import InputError
 from ..files import check_outputs
 from ..paths import REPO_ROOT

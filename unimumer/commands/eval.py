@@ -8,21 +8,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..cdm.toolkit import CHOICES as CDM_TOOLKITS
-from ..cdm.toolkit import DEFAULT_TOOLKIT
 from ..cli import emit
 from ..errors import InputError
-from ..files import check_outputs, write_json
-from ..layout import CDM_SUFFIX, RESULTS_SUFFIX, stem_of
-from ..metrics.calculator import (
+from ..evaluation.cdm.toolkit import CHOICES as CDM_TOOLKITS
+from ..evaluation.cdm.toolkit import DEFAULT_TOOLKIT
+from ..evaluation.metrics.calculator import (
     duplicate_ids,
     edit_score,
     evaluate,
     evaluate_with_distances,
     load_predictions,
 )
-from ..metrics.cli import canonical_records, cdm_result, expand_inputs, write_report
-from ..metrics.report import (
+from ..evaluation.metrics.report import (
     cdm_f1_mean,
     cdm_toolkit_of,
     format_canonical_line,
@@ -30,67 +27,21 @@ from ..metrics.report import (
     format_report,
     one_line_summary,
 )
+from ..evaluation.metrics.run import canonical_records, cdm_result, expand_inputs, write_report
+from ..files import check_outputs, write_json
+from ..layout import CDM_SUFFIX, RESULTS_SUFFIX, stem_of
 from .common import add_record_keys, command_parser
 
 DESCRIPTION = """\
-Score Uni-MuMER prediction files with the official metrics and write the official text report.
+Score prediction files with the official metrics and write the official text report (byte-identical).
 
-Metrics (official scripts/eval_metrics_calculator.py of BFlameSwift/Uni-MuMER): tokens = str.split();
-ExpRate ("Exact Match Rate") = % of records with token edit distance 0; Error <= 1/2/3; Mean Edit Score;
-BLEU-4 (NLTK corpus_bleu, smoothing method4, x100, bit-identical); "Character Error Rate" = sum of token edit
-distances / sum of gt lengths in characters (the official definition). Values rounded to 4 decimals. The text
-report is byte-identical to the official *_results.txt files.
-
-Inputs (--input, one or more):
-  FILE.json   a JSON array of records {"gt": str, "pred": str, ...} (other keys ignored; --gt-key/--pred-key
-              choose other keys), e.g. data/CROHME/results/crohme_2014_pred.json.
-  DIR         directory mode, like the official inference script: every DIR/*_pred.json is scored and its
-              report written beside it as DIR/<stem>_results.txt (stem = file name without "_pred.json").
-
-Outputs:
-  single FILE, no --output/--output-dir   the report on stdout (byte-identical to a results file).
-  --output RESULTS.txt                    (single FILE only) the report is written there (atomically);
-                                          stdout gets a one-line digest.
-  --output-dir DIR                        each input's report goes to DIR/<stem>_results.txt (the stem drops a
-                                          trailing "_pred": crohme_2014_pred.json and crohme_2014.json both
-                                          give crohme_2014_results.txt).
-  several inputs, no files written        stdout gets every report, each preceded by a "==> PATH <==" line.
-  --json                                  stdout gets the metrics as JSON with the official keys
-                                          (total_samples, mean_edit_score, bleu4_score, character_error_rate,
-                                          exact_match_rate, error_le_1_rate, error_le_2_rate, error_le_3_rate,
-                                          error_threshold_stats); several inputs give {PATH: metrics}. Reports
-                                          are still written where --output/--output-dir/DIR say.
-  --per-sample OUT.jsonl                  (single input) one line per record: index, img_id, distance,
-                                          gt_tokens, pred_tokens, edit_score.
-  --cdm                                   also compute ExpRate@CDM with unimumer.cdm.evaluate_cdm: adds
-                                          exprate_cdm, cdm_evaluated, cdm_excluded, cdm_f1 (mean per-sample
-                                          CDM F1 in percent, gt render failures excluded) and cdm_toolkit to
-                                          the JSON, appends one "ExpRate@CDM" line naming the toolkit version
-                                          after the text report, and (when reports are written to files)
-                                          writes <stem>_cdm.json beside the report; an existing
-                                          <stem>_cdm.json newer than the prediction file and made by the
-                                          current official-mode CDM of the same --cdm-toolkit is reused
-                                          (resume), --force recomputes it. Without --cdm the report is the
-                                          official one, unchanged.
-  --canonicalize                          also score canonical forms (unimumer.latex.canonical; off by
-                                          default, the official report is then unchanged): the formula is
-                                          extracted from a free-form answer ($..$, $$..$$, \\(..\\), \\[..\\],
-                                          code fences, prose), tokenized with pylatexenc and mapped to one
-                                          spelling per rendered glyph, on both gt and pred; appends one
-                                          "Canonical ExpRate" line (with the raw ExpRate beside it) to the
-                                          report and adds exprate_canonical and canonical (all metrics on the
-                                          canonical forms) to the JSON. Rules: docs/analysis.md.
-  --canonical-output OUT.json             (with --canonicalize, single input) the records with gt and pred
-                                          replaced by their canonical forms (the original pred kept as
-                                          "raw_pred"), official layout: feed two such files to
-                                          scripts/analyze_errors.py --compare for McNemar on canonical scores.
-  --cdm-toolkit VERSION                   the official CDM toolkit version --cdm reproduces: 2025-09 (default,
-                                          UniMERNet commit 5a2c80d9) or 2025-03 (commit 415d534, the version
-                                          behind the Uni-MuMER paper's ExpRate@CDM column).
-
-Errors: a missing file, invalid JSON, a non-array or empty array, a record without the keys (its index is
-named) or with non-string values -> "error: ..." on stderr, exit code 2, and no report file is written (all
-inputs are checked before anything is written; every file is written atomically).
+Input: FILE.json (array of {"gt", "pred", ...}) or DIR (directory mode: every DIR/*_pred.json, its report
+written beside it as <stem>_results.txt). Metrics: token ExpRate, Error <= 1/2/3, edit score, BLEU-4 (NLTK,
+smoothing method4), the official character error rate.
+Output: the report on stdout, in --output / --output-dir, or as JSON (--json, official keys); options add
+ExpRate@CDM (--cdm), canonical forms (--canonicalize) and per-record distances (--per-sample).
+Errors: a missing / invalid file or record -> one "error: ..." line, exit code 2, no report written.
+Source: scripts/eval_metrics_calculator.py of BFlameSwift/Uni-MuMER. Details: docs/evaluation.md.
 """
 
 
@@ -117,9 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-sample", metavar="OUT.jsonl",
                    help="(single input) write per-record distances / edit scores as JSON lines")
     p.add_argument("--cdm", action="store_true",
-                   help="also compute ExpRate@CDM (unimumer.cdm; needs TeX); writes <stem>_cdm.json with the report")
+                   help="also compute ExpRate@CDM (needs TeX); writes <stem>_cdm.json with the report")
     p.add_argument("--cdm-workers", type=int, default=None, metavar="N",
-                   help="worker processes for --cdm (default: unimumer.cdm's default)")
+                   help="worker processes for --cdm (default: all cores)")
     p.add_argument("--cdm-toolkit", choices=CDM_TOOLKITS, default=DEFAULT_TOOLKIT, metavar="VERSION",
                    help=f"with --cdm: official CDM toolkit version, one of {', '.join(CDM_TOOLKITS)} (default "
                         f"{DEFAULT_TOOLKIT}; 2025-03 gives the paper's ExpRate@CDM)")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from ..data.mathnet import process, prompt_only
 from ..files import check_outputs
-from ..mathnet import process, prompt_only
 from .common import command_parser
 
 

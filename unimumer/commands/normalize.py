@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..data.records import normalize_file
 from ..files import check_outputs
-from ..records import normalize_file
 from .common import command_parser
 
 DESCRIPTION = (

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..data.released import DEFAULT_REPO, PATH_STYLES, import_release
 from ..errors import InputError
 from ..files import check_outputs
-from ..training.released import DEFAULT_REPO, PATH_STYLES, import_release
 from .common import command_parser
 
 DESCRIPTION = (

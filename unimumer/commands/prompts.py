@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..data.prompt_files import build_prompts_from_crohme, build_prompts_from_latex_json, default_prompt_path
 from ..files import check_outputs
 from ..paths import DATA_DIR
-from ..prompt_files import build_prompts_from_crohme, build_prompts_from_latex_json, default_prompt_path
 from .common import command_parser
 
 DESCRIPTION = (

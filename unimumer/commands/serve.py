@@ -1,4 +1,4 @@
-"""``unimumer serve`` / ``scripts/serve.py``: web page and JSON API of a model (logic: unimumer.serve)."""
+"""``unimumer serve`` / ``scripts/serve.py``: web page and JSON API of a model (logic: unimumer.apps.serve)."""
 
 from __future__ import annotations
 
@@ -10,49 +10,23 @@ import sys
 import tempfile
 from collections.abc import Sequence
 
+from ..apps.serve import DEFAULT_MAX_IMAGES, DEFAULT_MAX_UPLOAD_MB, Predictor, build_app, is_loopback
+from ..apps.serve_guard import API_KEY_ENV
 from ..errors import InputError
 from ..inference.options import add_enforce_eager_arg, add_engine_args, engine_from_args
 from ..inference.settings import Default
-from ..serve import DEFAULT_MAX_IMAGES, DEFAULT_MAX_UPLOAD_MB, Predictor, build_app, is_loopback
-from ..serve_guard import API_KEY_ENV
 from .common import command_parser
 
 DESCRIPTION = """\
-Serve a Uni-MuMER model: a web page at / and a JSON API on the same port, one engine loaded once.
+Serve a model: a web page at / and a JSON API on the same port, one engine loaded once.
 
-Page (Gradio): draw a formula on the canvas or upload / paste an image, pick the task (vanilla, Tree-CoT, symbol
-counting), read the LaTeX (copy button), the formula rendered in the browser, the reasoning part of Tree-CoT /
-counting outputs apart from the answer, and the latency; bundled CROHME 2014 test images are one click away.
-
-API:
-  GET  /health        -> {"status": "ok", "model": M, "backend": B, "tasks": [...]}
-  POST /api/predict   multipart/form-data: image=@FILE (repeat the field for several images, generated as one
-                      batch), task=vanilla|tree|can (default vanilla)
-                      -> {"task": T, "seconds": S, "results": [{"filename", "latex", "output"}, ...]}, plus
-                         "latex" and "output" at the top level when one image was sent.
-  "latex" is the final answer (Tree-CoT / counting: the output's last line), "output" the whole model output,
-  "seconds" the wall time of the request. Example:
-      curl -F image=@data/sample/crohme/2014/img/20_em_30.png -F task=vanilla http://127.0.0.1:7860/api/predict
-  Errors are JSON {"error": message}, naming the file: 400 no/empty image field or unknown task, 401 missing or
-  wrong API key, 413 over --max-upload-mb or --max-images (a body over the limit is refused while it arrives,
-  chunked or not), 415 not an image / not multipart, 422 undecodable image or an aspect ratio over 200, 503 the
-  engine failed (the server keeps running).
-
-Exposure: the default --host 127.0.0.1 serves this machine only. Beyond it (--host 0.0.0.0) set an API key:
-UNIMUMER_API_KEY=KEY (or --api-key KEY, visible to other users in the process list); every request then needs
-"Authorization: Bearer KEY" or "X-API-Key: KEY" (curl -H 'X-API-Key: KEY' ...), else 401; a browser gets a key
-form that sets an HttpOnly, SameSite=Strict cookie. Without a key a non-loopback --host prints a WARNING. The
-server reads only files uploaded to it (a private upload folder, mode 0700, removed on exit), never fetches a
-URL, and answers bad requests with one JSON error and one "serve:" log line. No TLS: put a TLS proxy in front
-for use over an untrusted network.
-
-Model options are those of scripts/predict.py (same parser): --preprocessing official (default: the released
-evaluation's requests) or training (LLaMA-Factory's fine-tuning input), images black on white, official task
-instructions, --lora ADAPTER_DIR applied on top of --model (checked before the engine starts); decoding is greedy
-unless --temperature > 0, so the API returns the LaTeX predict.py prints for the same image and options.
-Requests that arrive while a batch is generating are generated together as the next batch.
---backend auto = vLLM when a CUDA GPU and vLLM are present, else transformers (hf).
+API: GET /health; POST /api/predict (multipart image=@FILE, repeatable; task=vanilla|tree|can) ->
+{"task", "seconds", "results": [{"filename", "latex", "output"}]}; bad requests get a 4xx JSON {"error"} naming
+the file (e.g. 413 over --max-upload-mb).
+Exposure: the default --host 127.0.0.1 serves this machine only; beyond it set UNIMUMER_API_KEY (or --api-key).
+Model options are those of scripts/predict.py; the API returns the LaTeX predict.py prints for the same image.
 Errors: a model that cannot be loaded, a port already taken or unusable options -> "error: ..." and exit 2.
+Details (status codes, threat model): docs/inference.md, "Web page and HTTP API".
 """
 
 

@@ -6,42 +6,29 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..cdm.toolkit import CHOICES as CDM_TOOLKITS
 from ..cli import emit
 from ..errors import InputError
+from ..evaluation.cdm.toolkit import CHOICES as CDM_TOOLKITS
+from ..evaluation.metrics.paper import DEFAULT_MODEL, MODELS, resolve_model
+from ..evaluation.metrics.summary import (
+    collect_rows,
+    find_prediction_files,
+    markdown_table,
+    render_exprate_png,
+)
 from ..files import atomic_write_bytes, atomic_write_text, check_outputs
 from ..layout import CDM_SUFFIX, stem_of
-from ..metrics.paper import DEFAULT_MODEL, MODELS, resolve_model
-from ..metrics.summary import collect_rows, find_prediction_files, markdown_table, render_exprate_png
 from .common import add_record_keys, command_parser
 
 DESCRIPTION = """\
-Summarize Uni-MuMER results across datasets: one Markdown table of every test split found, next to the paper.
+Summarize results across datasets: one Markdown table of every test split found, next to the paper.
 
-Inputs (PATH, one or more):
-  DATA_ROOT   a folder searched recursively for *_pred.json, laid out as data/<DATASET>/results[_<suffix>]/
-              <stem>_pred.json (the official eval/eval_all.sh layout; stems crohme_2014, crohme2023_test_normalized,
-              hme100k_test, N1, ...).
-  FILE.json   an explicit prediction file (e.g. the released paper_final/crohme_2014.json).
-  Each file is scored with the official metrics (same as scripts/eval_metrics_calculator.py). ExpRate@CDM is read
-  from <stem>_cdm.json beside the prediction file when present (eval_metrics_calculator.py --cdm writes it);
-  --cdm-toolkit VERSION keeps only those of that CDM toolkit version (2025-09 or 2025-03).
-
-Outputs:
-  stdout      the Markdown table: Dataset, Split, Run (results folder), Records, ExpRate, <=1, <=2, <=3, BLEU-4,
-              ExpRate@CDM and CDM F1 (mean per-sample F1, %; when any split has them; the header names the CDM
-              toolkit version, or each cell does when several are mixed), the paper's ExpRate and the difference,
-              and a note where the
-              paper measured another split (CROHME 2023 and HME100K paper numbers are on the normalized splits).
-  --output summary.md   the same Markdown, written atomically.
-  --plot chart.png      bar chart of ExpRate per split (one bar per results folder) against the paper.
-
-Paper numbers: the released Uni-MuMER results (ExpRate %, vLLM, temperature 0.2; unimumer/metrics/paper.py);
---paper-model chooses the column: 3B (default, the paper model Qwen2.5-VL-3B), Qwen3.5-2B, Qwen3.5-4B,
-Qwen3-VL-2B, Qwen3-VL-4B.
-
-Errors: missing path, no prediction files found, a malformed prediction or CDM file, unknown --paper-model ->
-"error: ..." on stderr, exit code 2, nothing written.
+Input: PATH, a folder searched recursively for *_pred.json (the eval/eval_all.sh layout) or a prediction file;
+each is scored with the official metrics, ExpRate@CDM read from <stem>_cdm.json beside it when present.
+Output: the Markdown table on stdout (and --output), --plot a bar chart of ExpRate per split against the paper
+(--paper-model chooses the released model's column).
+Errors: a missing path, no prediction files, a malformed file or an unknown --paper-model -> "error: ..." on
+stderr, exit code 2, nothing written. Details: docs/evaluation.md.
 """
 
 

@@ -10,7 +10,7 @@ from ..families import (  # noqa: F401  (the family's tokenizer assets, used by 
     tiny_families,
 )
 from ..files import check_outputs
-from ..tiny_models import FAMILIES, build_tiny_model
+from ..testing.tiny_models import FAMILIES, build_tiny_model
 from .common import command_parser
 
 DESCRIPTION = (

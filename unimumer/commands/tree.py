@@ -6,10 +6,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..builder_cli import iter_input_files, resolve_output_file
+from ..data.records import TREE_TASKS, convert_file
+from ..data.tree_files import iter_input_files, resolve_output_file
 from ..errors import InputError
 from ..files import check_outputs
-from ..records import TREE_TASKS, convert_file
 from .common import command_parser
 
 DESCRIPTION = (

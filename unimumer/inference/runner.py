@@ -387,7 +387,7 @@ class WorkerFailed(RuntimeError):
 # --------------------------------------------------------------------------------------------------- reports
 def write_report(pred_path: Path, report_path: Path) -> dict:
     """Score ``pred_path`` with the official metrics and write the official text report atomically."""
-    from ..metrics import evaluate_file, format_report
+    from ..evaluation.metrics import evaluate_file, format_report
 
     results = evaluate_file(pred_path)
     atomic_write_text(report_path, format_report(results))

@@ -1,36 +1,10 @@
-"""Canonical forms for fair scoring of free-form answers (``eval_metrics_calculator.py --canonicalize``).
+"""Canonical forms for fair scoring of free-form answers (``unimumer eval --canonicalize``).
 
-A general VLM answers "The expression is $$\\dfrac{a}{b}$$." where a Uni-MuMER checkpoint answers
-``\\frac { a } { b }``. The official ExpRate compares ``str.split()`` tokens, so such an answer scores wrong
-although it renders the same formula. :func:`canonical_tokens` maps both the ground truth and the prediction to
-one canonical token list; each step below either removes text that is not the formula or maps spellings that
-render the same glyphs to one spelling. None of them changes a symbol, a script position, an argument order or a
-delimiter shape, so a wrong formula stays wrong (the tests hold pairs that must stay different). Every rule is
-listed in docs/analysis.md ("Canonical scoring").
-
-1. Extraction (prediction only, :func:`extract_formula`): the content of the last fenced code block
-   (```` ```latex … ``` ````); else the last display block (``$$…$$`` or ``\\[…\\]``); else the longest inline
-   block (``$…$`` or ``\\(…\\)``); else the last non-empty line. Then a leading prose label ending in a colon
-   (two or more words of letters and ``' , . ! ? -`` only: "Sure! Here is the LaTeX: …") is cut, and a wrapping ``equation`` / ``equation*`` /
-   ``displaymath`` / ``math`` environment is unwrapped.
-2. Tokenization with the project's pylatexenc tokenizer (:func:`unimumer.latex.tokenize.tokenize_tokens`), the
-   CROHME token form (``x^2`` → ``x ^ { 2 }``, ``12`` → ``1 2``); text pylatexenc cannot lex is split on spaces.
-3. Spelling equivalences (:data:`TOKEN_EQUIVALENTS`, :data:`DROPPED`): ``\\dfrac`` / ``\\tfrac`` → ``\\frac``;
-   ``\\lbrace`` / ``\\rbrace`` → ``\\{`` / ``\\}``, ``\\lbrack`` / ``\\rbrack`` → ``[`` / ``]``, ``\\lparen`` /
-   ``\\rparen`` → ``(`` / ``)``, ``\\vert`` / ``\\lvert`` / ``\\rvert`` → ``|``, ``\\Vert`` / ``\\lVert`` /
-   ``\\rVert`` → ``\\|``; ``\\ne`` → ``\\neq``, ``\\to`` → ``\\rightarrow``, ``\\gets`` → ``\\leftarrow``,
-   ``\\land`` → ``\\wedge``, ``\\lor`` → ``\\vee``, ``\\lnot`` → ``\\neg``; delimiter sizing (``\\left``,
-   ``\\right``, ``\\bigl`` … ``\\Biggr``, a following ``.`` null delimiter with them), ``\\displaystyle`` /
-   ``\\textstyle`` and spacing commands (``\\,`` ``\\;`` ``\\:`` ``\\!`` ``\\quad`` ``\\qquad``) are dropped;
-   ``\\operatorname { s i n }`` → ``\\sin`` when ``\\sin`` is a predefined operator (:data:`OPERATOR_COMMANDS`).
-4. The project's normalisation rules R1–R10 (:func:`unimumer.latex.normalize.normalize_tokens`, the rules
-   behind the official ``*_normalized`` test sets: ``\\le`` → ``\\leq``, braces that group nothing, subscript
-   before superscript, ``\\sqrt 3`` → ``\\sqrt { 3 }`` …) with the token filters off; a formula its structural
-   filters refuse (unbalanced braces …) keeps the tokens of step 3. One inherited rule changes the font, not
-   only the spelling: R3 drops ``\\mathrm`` / ``\\operatorname`` (``\\mathrm { d } x`` = ``d x``), because the
-   official normalised ground truth is written without them; other font commands (``\\mathbf`` …) are kept.
-
-Both sides go through steps 2–4 (the ground truth is not extracted). Pure Python; pylatexenc only.
+Input: a gt or a prediction (free-form text, e.g. "The expression is $$...$$."). Output: :func:`canonical_tokens`,
+one CROHME-style token list per formula: the formula extracted (prediction only, :func:`extract_formula`),
+tokenized with pylatexenc, spellings that render the same glyphs unified (:data:`TOKEN_EQUIVALENTS`,
+:data:`DROPPED`, :data:`OPERATOR_COMMANDS`) and normalised with rules R1-R10; a wrong formula stays wrong.
+Every rule: docs/analysis.md ("Canonical scoring").
 """
 
 from __future__ import annotations

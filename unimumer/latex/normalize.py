@@ -1,17 +1,10 @@
-"""LaTeX normalization: the filters and rewrites behind the official ``*_normalized`` test sets.
+"""LaTeX normalization: the record filters and rewrites R1-R10 behind the official ``*_normalized`` test sets.
 
-Source: the official cleaner (MathNet-based, KaTeX/Node) is not public; these rules were inferred by diffing raw
-and normalized ground truth (docs/data-building.md names the evidence per rule) and reproduce the CROHME 2023 pair
-(``crohme2023_test_pred.json`` → ``crohme2023_test_normalized_pred.json``: 1,652 kept records identical, the other
-648 dropped).
-
-Input is space-tokenized LaTeX (use :func:`unimumer.latex.tokenize.tokenize_latex` first for raw LaTeX).
-
-Record filters (:data:`DROP_REASONS`: ``delete_chars``, ``cjk``, ``unbalanced_braces``, ``unbalanced_brackets``,
-``missing_argument``) and rewrites R1–R10 of kept records, applied bottom-up on the brace tree: the rules with
-their evidence are in docs/data-building.md ("Normalization rules").
-
-Everything is iterative (no recursion), linear in the number of tokens apart from R7's environment search.
+Input: space-tokenized LaTeX (:func:`unimumer.latex.tokenize.tokenize_latex` first for raw LaTeX). Output:
+normalised tokens, or :class:`LatexDropped` naming one of :data:`DROP_REASONS`. Iterative, linear in the tokens
+(apart from R7's environment search). The rules were inferred by diffing raw and normalized ground truth (the
+official cleaner is not public) and reproduce the CROHME 2023 pair (1,652 kept records identical); each rule with
+its evidence: docs/data-building.md ("Normalization rules").
 """
 
 from __future__ import annotations

@@ -1,19 +1,10 @@
-"""Tokenization of raw LaTeX (MathWriting / Im2LaTeXv2 style) into the space-tokenized form of the training data.
+"""Tokenization of raw LaTeX into the space-tokenized form of the training data (one token per symbol,
+command or brace; scripts braced; delimiters and comments dropped).
 
-Source: the official prompt / training files of BFlameSwift/Uni-MuMER (one token per symbol, command, brace; ``\\begin {cases}`` is two tokens) and
-the official ``*_normalized`` test sets (``\\frac{a}{b}`` → ``\\frac { a } { b }``, ``x_i`` → ``x _ { i }``).
-The lexer is pylatexenc's :class:`~pylatexenc.latexwalker.LatexWalker` (``get_token``) with a context that knows
-only ``&`` as a special, so ``--`` or ``''`` are never merged. On its tokens:
-
-- a command is one token (``\\alpha``, ``\\\\``, ``\\{``); letters and digits are one token each (``12`` → ``1 2``);
-- ``\\begin{env}`` / ``\\end{env}`` become ``\\begin`` ``{env}`` / ``\\end`` ``{env}``;
-- a single-token script gets braces (``x_i`` → ``x _ { i }``, ``x^\\prime`` → ``x ^ { \\prime }``); only the first
-  character is the script, as in TeX (``x^12`` → ``x ^ { 1 } 2``);
-- math-mode delimiters (``$``, ``\\(`` …), comments and the control space ``\\ `` are dropped; nothing else is
-  changed (``\\frac 1 2`` stays unbraced: bracing arguments is normalization rule R4).
-
-Already tokenized input is a fixed point: ``tokenize_latex(tokenize_latex(x)) == tokenize_latex(x)`` and a
-space-tokenized string comes back unchanged.
+Input: a LaTeX string; output: tokens (:func:`tokenize_tokens`) or their space-joined string
+(:func:`tokenize_latex`); tokenized input is a fixed point. Raises :class:`LatexTokenizeError` for text pylatexenc
+cannot lex. Lexer: pylatexenc ``LatexWalker``. Rules: docs/data-building.md ("Tokenization"). Source: the official
+training files and ``*_normalized`` test sets of BFlameSwift/Uni-MuMER.
 """
 
 from __future__ import annotations

@@ -1,23 +1,10 @@
-"""Tree-CoT targets: the abstract syntax tree of a space-tokenized LaTeX string, byte-identical to the official tool.
+"""Tree-CoT targets: the syntax tree of a space-tokenized LaTeX string, byte-identical to the official tool.
 
-Source: paper Sec. 3 (Tree-CoT) and the official ``preprocess/make_unimumer_tree_data.py``; the reference outputs
-are ``tests/fixtures/reference/tree_cot/*_tree.json``. The official tool (``latex2Tree`` /
-``format_syntax_tree`` of BFlameSwift/Uni-MuMER) is recursive per token and copies token lists; it fails with
-``RecursionError`` on expressions of a few hundred tokens and is quadratic in time. This implementation walks the
-same tree with an explicit stack over index ranges of one token array:
-
-- bracket matches are precomputed once (a stack per bracket kind, which equals the official counting scan), and
-  ``\\begin {env}`` … ``\\end {env}`` matches are answered offline in one pass (prefix balance per environment
-  name), so the walk is linear in the size of the output;
-- the official quirks are kept: a group without its closing bracket takes the tokens ``[1:-1]`` of the rest of its
-  range and consumes nothing (content is duplicated), ``^ {…} _ {…}`` attaches only the superscript, the ``\\\\``
-  after a node is consumed and makes the successor a ``nextline`` child.
-
-Malformed input raises :class:`TreeParseError` (the official tool's ``AssertionError`` cases): a script symbol
-``_`` / ``^`` not followed by ``{``, a one-/two-argument command without its ``{`` group, ``\\begin`` without an
-environment name or without its matching ``\\end``. Because of the duplication quirk, input with many unmatched
-``{`` expands exponentially; the walk stops with :class:`TreeParseError` beyond ``max_nodes`` printed nodes (the
-official tool would run out of recursion depth or memory on such input).
+Input: tokens; output: the official ``format_syntax_tree`` lines (:func:`tree_lines`, :func:`build_tree_target`).
+Iterative (explicit stack, linear in the output; the official recursion fails on a few hundred tokens), with the
+official quirks kept. Malformed input raises :class:`TreeParseError` (the official ``AssertionError`` cases, or
+more than ``max_nodes`` printed nodes). Source: paper Sec. 3 and the official
+``preprocess/make_unimumer_tree_data.py``; how: docs/data-building.md.
 """
 
 from __future__ import annotations

@@ -1,25 +1,9 @@
 """``scripts/check_config.py``: validate LLaMA-Factory training configs before a run (no GPU, no model download).
 
-For each config (with the same ``key=value`` overrides ``scripts/train.sh`` would pass):
-
-1. **LLaMA-Factory's own argument parser**: ``llamafactory.hparams.get_train_args(config)`` (unknown keys, invalid
-   combinations, the DeepSpeed JSON, the Trainer arguments), run as rank 0 of a one-process ``torchrun`` launch
-   because ``scripts/train.sh`` always launches through torchrun (``FORCE_TORCHRUN=1``; LLaMA-Factory refuses
-   DeepSpeed otherwise). On a machine without a GPU, ``bf16`` / ``fp16`` cannot be checked by the Trainer (it
-   raises "Your setup doesn't support bf16/gpu"): the config is then parsed *with* its ``bf16: true`` plus
-   ``use_cpu: true``, and the report says so (nothing in the file is edited). The template name is checked against
-   LLaMA-Factory's template registry.
-2. **Model**: a local ``model_name_or_path`` must be a folder with ``config.json``; a Hub id (``Qwen/…``) is
-   reported as downloaded at training time and not checked (offline).
-3. **Datasets**: every name in ``dataset`` / ``eval_dataset`` is resolved with LLaMA-Factory's own
-   ``get_dataset_list`` against ``dataset_dir/dataset_info.json``; unregistered names and registered files that do
-   not exist are listed (the reproduction gap reported for the official release came from dataset names that did not
-   match the released files). Optionally (``check_records``) every record is read: ShareGPT structure, one
-   ``<image>`` per image, and every image found the way LLaMA-Factory finds it (``media_dir`` joined, else as
-   written, relative to the working directory).
-
-Relative paths (``dataset_dir``, ``deepspeed``, ``media_dir``, images) are resolved against the working directory,
-as LLaMA-Factory does; run from the repository root.
+Per config (with ``key=value`` overrides): LLaMA-Factory's own ``get_train_args`` as rank 0 of a one-process
+torchrun launch (on CPU, ``bf16`` is parsed with ``use_cpu``), the template name, the model folder, and every
+dataset resolved with LLaMA-Factory's ``get_dataset_list`` (optionally every record and image). Output: a report
+per config; relative paths resolve against the working directory, as in LLaMA-Factory. Details: docs/training.md.
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """``scripts/export_model.py``: merge a LoRA adapter into its base model with LLaMA-Factory's own export.
 
-LLaMA-Factory's ``export_model`` (the code behind ``llamafactory-cli export``) loads the base model, merges the
-adapter (``PeftModel.merge_and_unload``), casts to the export dtype and saves a full transformers checkpoint with the
-tokenizer and processor, which plain vLLM (``scripts/vllm_infer.py --model EXPORT_DIR``) and transformers load
-without peft. This module only checks the inputs first (the adapter against the base model, see
-:func:`unimumer.inference.adapters.check_adapter`), picks the chat template of the family, and writes the export
-atomically (into a temporary folder beside the output, renamed at the end), so an interrupted export never leaves a
-half-written model folder.
+Input: base model and adapter (checked first, :func:`unimumer.inference.adapters.check_adapter`). Output: a full
+transformers checkpoint (tokenizer, processor, the family's chat template) that vLLM and transformers load without
+peft, written into a temporary folder beside the output and renamed at the end. Details: docs/training.md.
 """
 
 from __future__ import annotations

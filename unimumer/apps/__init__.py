@@ -1,0 +1,1 @@
+"""Applications: the web server and the offline demo."""

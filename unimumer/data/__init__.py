@@ -1,0 +1,1 @@
+"""Data building: records, prompt files, training sets, MathNet, released data, dataset registry."""

@@ -1,0 +1,1 @@
+"""Evaluation: official metrics, ExpRate@CDM, error analysis."""

@@ -1,0 +1,1 @@
+"""Error analysis of prediction files: features (per record), statistics, report, plots, run (files)."""

@@ -1,0 +1,1 @@
+"""Test scaffolding: tiny offline checkpoints and smoke-training data."""
