@@ -88,7 +88,7 @@ def _check_markers(tokens: Sequence[str], what: str) -> None:
 
 
 def alignment_opcodes(gt_tokens: Sequence[str], pred_tokens: Sequence[str]) -> list:
-    """The token alignment every EDL edit (and the error analysis, :mod:`unimumer.analysis`) is built from.
+    """The token alignment every EDL edit (and the error analysis, :mod:`unimumer.evaluation.analysis`) is built from.
 
     Returns ``rapidfuzz.distance.Levenshtein.opcodes(pred_tokens, gt_tokens)`` as a list of opcodes (``tag`` in
     ``equal`` / ``replace`` / ``delete`` / ``insert``; ``src_*`` index the pred tokens, ``dest_*`` the gt tokens).

@@ -2,7 +2,7 @@
 
 Each :class:`ModelFamily` holds what differs between families: the LLaMA-Factory template the configs in
 ``train/`` fine-tune with, whether it is a hybrid linear-attention model (vLLM scheduler options differ), the
-released checkpoint's processor defaults, and the tiny offline test configuration (:mod:`unimumer.tiny_models`).
+released checkpoint's processor defaults, and the tiny offline test configuration (:mod:`unimumer.testing.tiny_models`).
 A new family is one :func:`register` call here (see docs/DEVELOPING.md). Sources: the released checkpoints
 (``Qwen/Qwen2.5-VL-3B-Instruct``, ``Qwen/Qwen3-VL-2B-Instruct``, ``Qwen/Qwen3.5-2B``) and ``train/*.yaml``.
 """
