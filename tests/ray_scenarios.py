@@ -68,7 +68,7 @@ def infer_cmd(model: str, root: Path, out: str, *extra: str) -> list[str]:
 
 
 def sample_cmd(model: str, root: Path, out: str, *extra: str) -> list[str]:
-    return [PY, "-m", "unimumer.error_corpus", "--heldout", str(root / "heldout.json"), "--model", model,
+    return [PY, "-m", "unimumer.commands.sample_child", "--heldout", str(root / "heldout.json"), "--model", model,
             "--output", str(root / out / "samples_pred.json"), "--samples", "2", "--temperature", "1.0",
             "--max-tokens", "16", "--seed", "3", "--image-root", str(root), "--engine-kwargs",
             json.dumps({"dtype": "float32", "max_model_len": 2048, "enforce_eager": True}), *extra]

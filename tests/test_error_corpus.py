@@ -294,7 +294,7 @@ def test_seeded_sampling_of_four_candidates_for_48_images_is_reproducible(tmp_pa
 
     def sample(seed: int, name: str) -> list[dict]:
         out = tmp_path / name / "samples_pred.json"
-        cmd = [sys.executable, "-m", "unimumer.error_corpus", "--heldout", str(path), "--model",
+        cmd = [sys.executable, "-m", "unimumer.commands.sample_child", "--heldout", str(path), "--model",
                str(tiny_qwen2_5_vl), "--output", str(out), "--samples", "4", "--temperature", "1.0",
                "--max-tokens", "24", "--seed", str(seed), "--image-root", str(root), "--batch-size", "64",
                "--engine-kwargs", json.dumps({"dtype": "float32", "max_model_len": 2048, "enforce_eager": True})]

@@ -166,7 +166,7 @@ def test_lora_outputs_equal_the_merged_export_with_vllm_and_hf(lora_runs, tiny_q
     assert res.stdout.splitlines() == [" ".join(p.splitlines()) for p in from_merged[:2]]
     # the error corpus's sampling child serves a LoRA fold model (its adapter folder) with the adapter applied
     samples = tmp_path / "fold_samples_pred.json"
-    res = subprocess.run([PY, "-m", "unimumer.error_corpus", "--heldout", str(prompts / "crohme_2014.json"),
+    res = subprocess.run([PY, "-m", "unimumer.commands.sample_child", "--heldout", str(prompts / "crohme_2014.json"),
                           "--model", str(adapter), "--output", str(samples), "--samples", "1", "--temperature", "0",
                           "--max-tokens", "12", "--engine-kwargs", json.dumps({"dtype": "float32",
                                                                                 "enforce_eager": True})],

@@ -488,7 +488,7 @@ def stage_sample(work_dir: Path, settings: CorpusSettings, k: int, model_dir: Pa
         log(f"[sample] fold {k}: done before ({out})")
         return out
     heldout = work_dir / "data" / f"{fold_dataset(settings.name, k, 'heldout')}.json"
-    cmd = [sys.executable, "-m", "unimumer.error_corpus", "--heldout", str(heldout), "--model", str(model_dir),
+    cmd = [sys.executable, "-m", "unimumer.commands.sample_child", "--heldout", str(heldout), "--model", str(model_dir),
            "--output", str(out), "--samples", str(settings.samples), *settings.generation().to_argv(),
            "--image-root", str(Path(settings.image_root).resolve()), "--batch-size", str(batch_size),
            "--engine-kwargs", json.dumps(engine_kwargs), *executor_args]
@@ -611,10 +611,3 @@ def build_error_corpus(
         f"{summary['duplicates']}, written {summary['written']} per task → {files['error_find']}, "
         f"{files['error_fix']}")
     return summary
-
-
-if __name__ == "__main__":  # the sampling child of stage_sample (its parser is a command's)
-    from .cli import run_main
-    from .commands.error_corpus import sample_main
-
-    sys.exit(run_main(sample_main))

@@ -1,5 +1,5 @@
 """``unimumer error-corpus`` / ``preprocess/build_error_corpus.py``: the cross-fold error corpus (logic:
-:mod:`unimumer.error_corpus`), and the parser of its sampling child (``python -m unimumer.error_corpus``)."""
+:mod:`unimumer.error_corpus`), and the parser of its sampling child (``python -m unimumer.commands.sample_child``)."""
 
 from __future__ import annotations
 
@@ -149,9 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def sample_parser() -> argparse.ArgumentParser:
-    """The parser of the sampling child (``python -m unimumer.error_corpus``; flags made by
+    """The parser of the sampling child (``python -m unimumer.commands.sample_child``; flags made by
     :func:`unimumer.error_corpus.stage_sample`)."""
-    p = argparse.ArgumentParser(prog="python -m unimumer.error_corpus",
+    p = argparse.ArgumentParser(prog="python -m unimumer.commands.sample_child",
                                 description="Sample N candidates per held-out image with vLLM (one fold of "
                                             "preprocess/build_error_corpus.py; not meant to be run by hand).")
     p.add_argument("--heldout", required=True)
