@@ -230,8 +230,8 @@ def test_cross_fold_pipeline_runs_and_resumes(tmp_path, vanilla_train, tiny_qwen
         (work / name).unlink()
     for f in (work / "edl").iterdir():
         f.unlink()
-    from unimumer.inference.core import ProgressFile
     from unimumer.inference.engines import GenerationSettings
+    from unimumer.inference.progress import ProgressFile
 
     settings = GenerationSettings(max_tokens=24, temperature=1.0, top_p=0.8, top_k=50, seed=0)
     progress = ProgressFile(work / "fold1" / ".samples_pred.progress.jsonl")

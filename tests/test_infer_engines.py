@@ -19,7 +19,7 @@ import pytest
 
 from unimumer.evaluation.metrics import evaluate_file, format_report
 from unimumer.files import read_json, sharegpt_record, write_json
-from unimumer.inference.core import progress_path
+from unimumer.inference.progress import progress_path
 from unimumer.tasks import TASKS
 
 pytestmark = pytest.mark.slow
@@ -205,8 +205,8 @@ def test_a_record_the_engine_rejects_fails_alone(tiny_qwen2_5_vl, crohme_samples
     from PIL import Image
 
     from unimumer.images import load_image
-    from unimumer.inference.core import PromptItem
     from unimumer.inference.engines import GenerationSettings, HFEngine
+    from unimumer.inference.jobs import PromptItem
     from unimumer.inference.runner import _generate_batch
 
     engine = HFEngine(str(tiny_qwen2_5_vl), GenerationSettings(max_tokens=8, temperature=0), dtype="float32")

@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 from unimumer.files import read_json, sharegpt_record, write_json
-from unimumer.inference.core import progress_path
+from unimumer.inference.progress import progress_path
 from unimumer.tasks import TASKS
 
 REPO = Path(__file__).resolve().parents[1]

@@ -364,11 +364,11 @@ def generate_n(engine, images: Sequence, prompts: Sequence[str], n: int) -> list
 
 def sample_batch(engine, batch: Sequence, n: int, image_root: str | Path | None) -> list[tuple[int, dict]]:
     """The progress entries ``(index, {"image_path", "samples": [n records]})`` of a batch of held-out
-    :class:`~unimumer.inference.core.PromptItem` s: each image read with :func:`unimumer.images.load_model_image`
+    :class:`~unimumer.inference.jobs.PromptItem` s: each image read with :func:`unimumer.images.load_model_image`
     (an unreadable image gives ``n`` error records, not a failure), then one :func:`generate_n` call. Used by the
     local sampler and by the Ray actors, so both make the same records."""
     from .images import load_model_image
-    from .inference.core import make_record
+    from .inference.jobs import make_record
 
     finished, ok, images = [], [], []
     for it in batch:
@@ -425,8 +425,9 @@ def sample_candidates(
     """
     from tqdm import tqdm
 
-    from .inference.core import ProgressFile, read_prompt_file, write_predictions
     from .inference.engines import make_engine
+    from .inference.jobs import read_prompt_file
+    from .inference.progress import ProgressFile, write_predictions
 
     heldout, output = Path(heldout), Path(output)
     if n < 1:
@@ -522,7 +523,7 @@ def stage_collect(work_dir: Path, settings: CorpusSettings, log=print) -> tuple[
             else:
                 counts["wrong"] += 1
                 wrong.append({**rec, "fold": k})
-    from .inference.core import write_predictions
+    from .inference.progress import write_predictions
 
     write_predictions(out, wrong)
     write_json(stats_path, counts, indent=2)

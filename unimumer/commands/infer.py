@@ -14,10 +14,11 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..files import check_outputs
-from ..inference.core import list_prompt_files, own_outputs, progress_path, read_prompt_file
 from ..inference.engines import HF_DEFAULT_BATCH
+from ..inference.jobs import list_prompt_files, own_outputs, read_prompt_file
 from ..inference.lifecycle import exit_on_signals
 from ..inference.options import check_openai_args
+from ..inference.progress import progress_path
 from ..inference.ray_executor import add_executor_args, ray_options
 from ..inference.runner import resolved_image_root, run
 from ..inference.settings import Default, EndpointOptions, EngineOptions, GenerationSettings

@@ -2,8 +2,9 @@
 
 Modules (torch / transformers / vLLM are imported only inside the functions that use them):
 
-- :mod:`unimumer.inference.core`    engine-agnostic pieces: reading prompt files, prediction records, answer
-  extraction, sharding, GPU groups, the resumable progress file, the atomic final write;
+- :mod:`unimumer.inference.jobs`    engine-agnostic pieces: reading prompt files, prediction records, image
+  paths, sharding, GPU groups;
+- :mod:`unimumer.inference.progress` the resumable progress file, the atomic prediction-file write, counts;
 - :mod:`unimumer.inference.engines` the two engines (``vllm`` and ``hf``) behind one ``generate`` call, prompts
   built with the model's own processor chat template and images through ``qwen-vl-utils``;
 - :mod:`unimumer.inference.settings` the settings dataclasses (decoding, engine, endpoint) with their flags;

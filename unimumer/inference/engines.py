@@ -42,8 +42,8 @@ from pathlib import Path
 from ..errors import InputError
 from ..families import is_hybrid
 from .adapters import check_adapter, vllm_max_lora_rank
-from .core import SYSTEM_MESSAGE
 from .inputs import chat_messages, input_mode, official_image, official_text
+from .jobs import SYSTEM_MESSAGE
 from .settings import DTYPES, PREPROCESSING, GenerationSettings
 
 __all__ = ["DTYPES", "PREPROCESSING", "GenerationSettings", "chat_messages", "official_text"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..errors import InputError
 from ..families import template_for
 from ..files import IMAGE_TOKEN
-from .core import SYSTEM_MESSAGE
+from .jobs import SYSTEM_MESSAGE
 
 INPUT_MODES: dict[str, type[InputMode]] = {}
 

@@ -112,16 +112,16 @@ def ray_options(a: argparse.Namespace, work_dir: str | os.PathLike, batch_size: 
 
 # --------------------------------------------------------------------------------------------------- manifest
 def manifest_rows(items: Sequence, row_id: Callable[[object], str], **extra) -> list[dict]:
-    """One manifest row per :class:`~unimumer.inference.core.PromptItem`: ``row_id``, ``index``, ``image_path``,
+    """One manifest row per :class:`~unimumer.inference.jobs.PromptItem`: ``row_id``, ``index``, ``image_path``,
     ``prompt``, ``gt``, ``task`` (name) and the ``extra`` columns (same value for every row)."""
     return [{"row_id": row_id(it), "index": it.index, "image_path": it.image_path, "prompt": it.prompt,
              "gt": it.gt, "task": it.task.name, **extra} for it in items]
 
 
 def items_of(batch: dict) -> list:
-    """The :class:`~unimumer.inference.core.PromptItem` s of a batch of manifest rows (column dict)."""
+    """The :class:`~unimumer.inference.jobs.PromptItem` s of a batch of manifest rows (column dict)."""
     from ..tasks import get_task
-    from .core import PromptItem
+    from .jobs import PromptItem
 
     return [PromptItem(int(i), str(p), str(pr), str(g), get_task(str(t))) for i, p, pr, g, t in
             zip(batch["index"], batch["image_path"], batch["prompt"], batch["gt"], batch["task"], strict=True)]
@@ -234,7 +234,7 @@ class InferenceActor(_EngineActor):
         return engine_from_config(self.config)
 
     def records(self, batch: dict) -> list[tuple[str, object, bool]]:
-        from .core import is_finished
+        from .progress import is_finished
         from .runner import batch_records
 
         items = items_of(batch)
@@ -471,7 +471,8 @@ def run_inference(config: dict, jobs: Sequence[dict], opts: RayOptions,
     ``{"prompt_file", "stem", "progress", "pending"}``) as one manifest (``row_id`` = ``<stem>:<index>``), run by
     :class:`InferenceActor` s; the merged records are appended to each job's progress file, from which the runner
     writes the official outputs as after a local run. Returns :func:`execute`'s counts; raises as it does."""
-    from .core import ProgressFile, read_prompt_file
+    from .jobs import read_prompt_file
+    from .progress import ProgressFile
 
     rows: list[dict] = []
     for j, job in enumerate(jobs):
@@ -495,7 +496,7 @@ def run_sampling(items: Sequence, heldout: Path, model_base: str, lora: str | No
     entries in item order. Returns :func:`execute`'s counts; raises as it does."""
     import dataclasses
 
-    from .core import img_id
+    from .jobs import img_id
 
     def rid(it) -> str:
         return f"{heldout.stem}:{it.index}:{img_id(it.image_path)}:seed{settings.seed}"

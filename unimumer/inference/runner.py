@@ -32,21 +32,17 @@ from ..files import atomic_write_text, read_json, write_json
 from ..images import load_image
 from ..layout import run_record_path
 from ..paths import REPO_ROOT
-from .core import (
-    ProgressFile,
+from .jobs import (
     PromptItem,
     device_groups,
-    error_summary,
-    is_finished,
     make_record,
-    progress_path,
     read_prompt_file,
     resolve_image,
     shard,
     visible_devices,
-    write_predictions,
 )
 from .lifecycle import child_env, exit_on_signals, exit_with_parent, guard_descendants, stop_processes
+from .progress import ProgressFile, error_summary, is_finished, progress_path, write_predictions
 from .ray_executor import RayRunFailed
 from .settings import EndpointOptions, EngineOptions, GenerationSettings
 

@@ -17,7 +17,7 @@ import dataclasses
 from dataclasses import MISSING, dataclass, field
 from typing import Any, NamedTuple
 
-from .core import TRAIN_MAX_PIXELS, TRAIN_MIN_PIXELS
+from .jobs import TRAIN_MAX_PIXELS, TRAIN_MIN_PIXELS
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 #: ``--preprocessing`` choices (the input modes of :mod:`unimumer.inference.inputs`); the first is the default.
