@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark: EDL data building (unimumer.edl) on the official Uni-MuMER predictions.
+"""Benchmark: EDL data building (unimumer.edl.marking) on the official Uni-MuMER predictions.
 
 Input: the five official prediction files (tests/fixtures/reference/predictions/*_pred.json, copies of
 the official release's files): 7,284 records. Reported:
@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from unimumer.edl import apply_corrections, make_edl_records, split_fix_output  # noqa: E402
+from unimumer.edl.marking import apply_corrections, make_edl_records, split_fix_output  # noqa: E402
 from unimumer.files import atomic_write_text, sharegpt_fields  # noqa: E402
 
 PRED_DIR = ROOT / "tests" / "fixtures" / "reference" / "predictions"

@@ -2,7 +2,7 @@
 """Cross-fold error corpus (Uni-MuMER paper Sec. 3.3, Fig. 4): K-fold LLaMA-Factory training, vLLM sampling of N
 candidates per held-out image, wrong candidates -> NAME_error_find.json / NAME_error_fix.json.
 
-Logic: unimumer.error_corpus; parser: unimumer.commands.error_corpus (run with --help for inputs, outputs,
+Logic: unimumer.edl.corpus; parser: unimumer.commands.error_corpus (run with --help for inputs, outputs,
 work-dir layout, defaults and errors).
 """
 import pathlib

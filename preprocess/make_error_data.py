@@ -2,7 +2,7 @@
 """Build the EDL datasets NAME_error_find.json / NAME_error_fix.json from prediction files (gt, pred, image_path).
 
 Error-driven learning of Uni-MuMER (paper Sec. 3.3), format of docs/edl.md; all logic is in
-unimumer.edl (run with --help for inputs, outputs and errors).
+unimumer.edl.marking (run with --help for inputs, outputs and errors).
 """
 import pathlib
 import sys

@@ -1,4 +1,4 @@
-"""Error-driven learning data (unimumer.edl, preprocess/make_error_data.py).
+"""Error-driven learning data (unimumer.edl.marking, preprocess/make_error_data.py).
 
 Real data: the official Uni-MuMER predictions (``tests/fixtures/reference/predictions/``, unchanged copies of
 the official release's prediction files). Hand-checked examples cover each edit kind, merged adjacent edits,
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from unimumer.cli import run_main
 from unimumer.commands.error_data import main
-from unimumer.edl import (
+from unimumer.edl.marking import (
     DELETED,
     ERROR_END,
     ERROR_START,

@@ -1,4 +1,4 @@
-"""Cross-fold error corpus (unimumer.error_corpus, preprocess/build_error_corpus.py).
+"""Cross-fold error corpus (unimumer.edl.corpus, preprocess/build_error_corpus.py).
 
 Fast tests: the seeded K-fold split, the derived LLaMA-Factory config, input checks, refusal to mix settings.
 Integration (slow): the whole pipeline on CPU with the tiny Qwen2.5-VL model on 24 real CROHME training images
@@ -19,8 +19,7 @@ import pytest
 
 from unimumer.cli import run_main
 from unimumer.commands.error_corpus import main
-from unimumer.edl import apply_corrections, split_fix_output
-from unimumer.error_corpus import (
+from unimumer.edl.corpus import (
     CorpusSettings,
     check_settings,
     default_image_root,
@@ -30,6 +29,7 @@ from unimumer.error_corpus import (
     read_vanilla,
     resolve_image_path,
 )
+from unimumer.edl.marking import apply_corrections, split_fix_output
 from unimumer.errors import InputError
 from unimumer.files import read_json, sharegpt_fields, sharegpt_record, write_json
 from unimumer.paths import REPO_ROOT

@@ -206,7 +206,7 @@ def test_extreme_aspect_ratio_is_an_input_error_for_the_model_loader(tmp_path):
 @pytest.mark.parametrize("name", ["", "a/b", "a\\b", "a b", " a", "a\t", "x.json"])
 def test_one_dataset_name_check_for_every_builder(tmp_path, name):
     from unimumer.data.training_sets import build_training_set
-    from unimumer.edl import write_edl_datasets
+    from unimumer.edl.marking import write_edl_datasets
     from unimumer.tasks import check_dataset_base_name
 
     with pytest.raises(InputError, match="plain dataset base name"):

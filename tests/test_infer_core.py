@@ -13,7 +13,7 @@ import pytest
 
 from unimumer.cli import run_main
 from unimumer.commands.infer import main as infer_main
-from unimumer.edl import build_error_find, build_error_fix
+from unimumer.edl.marking import build_error_find, build_error_fix
 from unimumer.errors import InputError
 from unimumer.files import read_json, sharegpt_record, write_json
 from unimumer.inference import jobs, progress

@@ -262,7 +262,7 @@ def test_eval_scripts_pass_the_adapter_to_vllm_infer(tiny_qwen2_5_vl, tmp_path):
 @pytest.mark.slow
 def test_error_corpus_serves_a_lora_fold_model_on_its_base(lora_runs, tiny_qwen2_5_vl):
     # a fold trained with a LoRA base config saves an adapter: sampling serves it on the recorded base model
-    from unimumer.error_corpus import _model_and_adapter
+    from unimumer.edl.corpus import _model_and_adapter
 
     adapter, _ = lora_runs("qwen2_5_vl")
     assert _model_and_adapter(adapter) == (str(tiny_qwen2_5_vl), str(adapter))

@@ -104,7 +104,7 @@ TASKS: dict[str, Task] = {
             f"{_EDL_INTRO} Please help me to detect possible errors in the recognition result and mark the places "
             "where errors occur with <error_start> <error_end> and <deleted>.",
             "\nExpression: {candidate}",
-            "unimumer.edl:build_error_find",
+            "unimumer.edl.marking:build_error_find",
             "whole",
         ),
         Task(
@@ -113,7 +113,7 @@ TASKS: dict[str, Task] = {
             f"{_EDL_INTRO} Please correct the errors marked <error_start> <error_end> and <deleted> and give the "
             "correct mathematical expression.",
             "\nMarked Expression: {marked}",
-            "unimumer.edl:build_error_fix",
+            "unimumer.edl.marking:build_error_fix",
             "last_line",
         ),
     )

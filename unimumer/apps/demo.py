@@ -142,9 +142,9 @@ def stage_edl(ctx: DemoContext, vanilla: Path, model: Path, folds: int = 2, samp
     Folds train ``model`` with the paper config (CPU overrides, no DeepSpeed) for ``fold_train_steps`` steps; vLLM
     samples ``samples`` candidates per held-out image at T = 1.0 with the pipeline's seed and the model input of
     ``preprocessing`` (``official`` / ``training``, as ``scripts/vllm_infer.py --preprocessing``). Returns (the error
-    corpus summary of :func:`unimumer.error_corpus.build_error_corpus`, ``{dataset: records}`` of the registry).
+    corpus summary of :func:`unimumer.edl.corpus.build_error_corpus`, ``{dataset: records}`` of the registry).
     """
-    from ..error_corpus import CorpusSettings, build_error_corpus
+    from ..edl.corpus import CorpusSettings, build_error_corpus
     from ..files import read_json
 
     settings = CorpusSettings(
@@ -187,11 +187,11 @@ def stage_train(ctx: DemoContext, model: Path, datasets: Sequence[str], train_st
     """Stage 5: ``scripts/train.sh train/Uni-MuMER-train.yaml`` (DeepSpeed ZeRO-2, CPU overrides) on ``datasets``
     for ``train_steps`` steps into ``saves/uni-mumer-tiny`` (log ``logs/train.log``).
 
-    Returns ``{"command", "losses", "model"}``. Raises :class:`~unimumer.error_corpus.StageError` when it fails.
+    Returns ``{"command", "losses", "model"}``. Raises :class:`~unimumer.edl.corpus.StageError` when it fails.
     """
     import json
 
-    from ..error_corpus import run_logged
+    from ..edl.corpus import run_logged
 
     model_out = ctx.out / "saves" / "uni-mumer-tiny"
     cmd = ["bash", "scripts/train.sh", str(PAPER_CONFIG.relative_to(REPO_ROOT)), f"model_name_or_path={model}",
@@ -212,9 +212,9 @@ def stage_infer(ctx: DemoContext, model: str | Path, test_prompts: Path, max_tok
     the test prompt file's folder →
     ``data/CROHME/results_tiny/crohme_2014_pred.json`` + its official report (log ``logs/infer.log``).
 
-    Returns ``{"pred_file", "report", "metrics"}``. Raises :class:`~unimumer.error_corpus.StageError`.
+    Returns ``{"pred_file", "report", "metrics"}``. Raises :class:`~unimumer.edl.corpus.StageError`.
     """
-    from ..error_corpus import run_logged
+    from ..edl.corpus import run_logged
     from ..evaluation.metrics import evaluate_file
 
     cmd = [sys.executable, "scripts/vllm_infer.py", "--model", str(model), "--input-dir", str(test_prompts.parent),
@@ -323,7 +323,7 @@ def run_demo(
     Output: ``{"output_dir", "stage_seconds", "datasets", "train", "predictions", "official", "report"}``; files
     under ``output_dir`` (``data/``, ``models/``, ``saves/``, ``error_corpus/``, ``official/``, ``logs/``,
     ``report.md``, ``exprate.png``). Raises :class:`InputError` (bad output folder / sample) and
-    :class:`~unimumer.error_corpus.StageError` (a training / inference run failed; names its log) and
+    :class:`~unimumer.edl.corpus.StageError` (a training / inference run failed; names its log) and
     :class:`DemoError` (invalid configs, a report that differs from the official one).
     """
     from ..files import write_json

@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         v = getattr(a, flag)
         if v is not None and v < 1:
             raise InputError(f"--{flag.replace('_', '-')} must be >= 1")
-    from ..error_corpus import StageError
+    from ..edl.corpus import StageError
 
     try:
         run_demo(a.output_dir, n_train=a.n_train, n_test=a.n_test, folds=a.folds, samples=a.samples,

@@ -1,5 +1,5 @@
 """``unimumer error-corpus`` / ``preprocess/build_error_corpus.py``: the cross-fold error corpus (logic:
-:mod:`unimumer.error_corpus`), and the parser of its sampling child (``python -m unimumer.commands.sample_child``)."""
+:mod:`unimumer.edl.corpus`), and the parser of its sampling child (``python -m unimumer.commands.sample_child``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..error_corpus import (
+from ..edl.corpus import (
     DEFAULT_FOLDS,
     DEFAULT_SAMPLES,
     DEFAULT_TEMPERATURE,
@@ -128,7 +128,7 @@ def corpus_settings(a: argparse.Namespace) -> CorpusSettings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``preprocess/build_error_corpus.py`` (see :data:`DESCRIPTION`). Returns 0; raises :class:`InputError` /
-    :class:`~unimumer.error_corpus.StageError`."""
+    :class:`~unimumer.edl.corpus.StageError`."""
     a = build_parser().parse_args(argv)
     check_dataset_base_name(a.name)
     executor_args: list[str] = []
@@ -150,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def sample_parser() -> argparse.ArgumentParser:
     """The parser of the sampling child (``python -m unimumer.commands.sample_child``; flags made by
-    :func:`unimumer.error_corpus.stage_sample`)."""
+    :func:`unimumer.edl.corpus.stage_sample`)."""
     p = argparse.ArgumentParser(prog="python -m unimumer.commands.sample_child",
                                 description="Sample N candidates per held-out image with vLLM (one fold of "
                                             "preprocess/build_error_corpus.py; not meant to be run by hand).")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..edl import write_edl_datasets
+from ..edl.marking import write_edl_datasets
 from ..files import check_outputs
 from ..tasks import check_dataset_base_name, dataset_name
 from .common import command_parser

@@ -250,7 +250,7 @@ class InferenceActor(_EngineActor):
 
 class SamplingActor(_EngineActor):
     """Error-corpus sampling: a vLLM engine of the fold model (``make_engine("vllm", base, settings, lora=...)``);
-    each row's payload is ``{"image_path", "samples": [n records]}`` from :func:`unimumer.error_corpus.sample_batch`."""
+    each row's payload is ``{"image_path", "samples": [n records]}`` from :func:`unimumer.edl.corpus.sample_batch`."""
 
     def __init__(self, run_token: str, base: str, lora: str | None, settings: dict, n: int,
                  image_root: str | None, engine_kwargs: dict):
@@ -264,7 +264,7 @@ class SamplingActor(_EngineActor):
         return make_engine("vllm", base, GenerationSettings(**settings), lora=lora, **kwargs)
 
     def records(self, batch: dict) -> list[tuple[str, object, bool]]:
-        from ..error_corpus import sample_batch
+        from ..edl.corpus import sample_batch
 
         _b, _l, _s, n, root, _k = self.args
         items = items_of(batch)

@@ -77,7 +77,7 @@ def mine_confusions(prediction_file: str | os.PathLike = DEFAULT_CONFUSIONS) -> 
     Uses :func:`unimumer.edl.align_edits` (the EDL alignment) on every wrong ``gt`` / ``pred`` pair and keeps the
     one-token ``replace`` edits. Raises :class:`InputError` if the file is not a prediction array.
     """
-    from ..edl import align_edits, tokenize
+    from ..edl.marking import align_edits, tokenize
 
     counts: Counter = Counter()
     for rec in read_json_list(prediction_file):
@@ -127,7 +127,7 @@ def build_smoke_data(
 
     from ..data.prompt_files import build_prompts_from_crohme
     from ..data.training_sets import build_training_set
-    from ..edl import write_edl_datasets
+    from ..edl.marking import write_edl_datasets
 
     src = Path(source) if source is not None else DEFAULT_SOURCE
     captions = read_captions(src)

@@ -86,7 +86,7 @@ def token_operations(gt_tokens: Sequence[str], pred_tokens: Sequence[str]) -> tu
     gt does not have (extra); ``deletions``: gt tokens the pred lacks (missing). Alignment:
     :func:`unimumer.edl.alignment_opcodes` (the EDL builder's). The three lengths sum to the token distance.
     """
-    from ...edl import alignment_opcodes
+    from ...edl.marking import alignment_opcodes
 
     subs: list[tuple[str, str]] = []
     ins: list[str] = []

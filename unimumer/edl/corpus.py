@@ -39,8 +39,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InputError, UniMuMERError
-from .files import (
+from ..errors import InputError, UniMuMERError
+from ..files import (
     read_json,
     read_json_list,
     register_datasets,
@@ -48,8 +48,8 @@ from .files import (
     sharegpt_fields,
     write_json,
 )
-from .paths import DATASET_INFO, REPO_ROOT
-from .tasks import dataset_name, task_for_prompt
+from ..paths import DATASET_INFO, REPO_ROOT
+from ..tasks import dataset_name, task_for_prompt
 
 DEFAULT_FOLDS = 5
 DEFAULT_SAMPLES = 4
@@ -87,7 +87,7 @@ class CorpusSettings:
 
     def generation(self):
         """The :class:`~unimumer.inference.settings.GenerationSettings` of the sampling stage."""
-        from .inference.settings import GenerationSettings
+        from ..inference.settings import GenerationSettings
 
         return GenerationSettings(max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p,
                                   top_k=self.top_k, seed=self.seed, preprocessing=self.preprocessing)
@@ -235,7 +235,7 @@ def load_base_config(path: str | Path, overrides: Sequence[str] = ()) -> dict:
     ``null`` are dropped (``deepspeed=null`` removes DeepSpeed). Raises :class:`InputError` when the file is
     missing / not a mapping or an override is not ``key=value``.
     """
-    from .training.config import load_config
+    from ..training.config import load_config
 
     cfg = load_config(path, list(overrides))
     return {k: v for k, v in cfg.items() if v is not None}
@@ -282,7 +282,7 @@ def _llamafactory_cli() -> str:
 
 
 def _child_env() -> dict:
-    from .inference.lifecycle import child_env
+    from ..inference.lifecycle import child_env
 
     env = child_env()  # the sampling child stops when this process dies
     env.setdefault("DISABLE_VERSION_CHECK", "1")
@@ -305,7 +305,7 @@ def run_logged(cmd: list[str], log_path: Path, what: str, env: dict, cwd: str | 
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    from .inference.lifecycle import run_child
+    from ..inference.lifecycle import run_child
 
     with log_path.open("w", encoding="utf-8") as fh:
         fh.write("$ " + " ".join(cmd) + "\n")
@@ -337,7 +337,7 @@ def stage_train(work_dir: Path, settings: CorpusSettings, k: int, log=print) -> 
     base = load_base_config(settings.base_config, settings.train_overrides)
     cfg = fold_train_config(base, settings, work_dir, k)
     cfg_path = fold / "train.yaml"
-    from .files import atomic_write_text
+    from ..files import atomic_write_text
 
     atomic_write_text(cfg_path, yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
     if model_dir.exists():
@@ -367,8 +367,8 @@ def sample_batch(engine, batch: Sequence, n: int, image_root: str | Path | None)
     :class:`~unimumer.inference.jobs.PromptItem` s: each image read with :func:`unimumer.images.load_model_image`
     (an unreadable image gives ``n`` error records, not a failure), then one :func:`generate_n` call. Used by the
     local sampler and by the Ray actors, so both make the same records."""
-    from .images import load_model_image
-    from .inference.jobs import make_record
+    from ..images import load_model_image
+    from ..inference.jobs import make_record
 
     finished, ok, images = [], [], []
     for it in batch:
@@ -390,7 +390,7 @@ def _model_and_adapter(model: str | os.PathLike) -> tuple[str, str | None]:
     cfg = Path(model) / "adapter_config.json"
     if not cfg.is_file():
         return str(model), None
-    from .files import read_json
+    from ..files import read_json
 
     base = read_json(cfg).get("base_model_name_or_path") if isinstance(read_json(cfg), dict) else None
     if not base:
@@ -425,9 +425,9 @@ def sample_candidates(
     """
     from tqdm import tqdm
 
-    from .inference.engines import make_engine
-    from .inference.jobs import read_prompt_file
-    from .inference.progress import ProgressFile, write_predictions
+    from ..inference.engines import make_engine
+    from ..inference.jobs import read_prompt_file
+    from ..inference.progress import ProgressFile, write_predictions
 
     heldout, output = Path(heldout), Path(output)
     if n < 1:
@@ -449,7 +449,7 @@ def sample_candidates(
     if todo:
         base, lora = _model_and_adapter(model)
     if todo and ray is not None:
-        from .inference.ray_executor import run_sampling
+        from ..inference.ray_executor import run_sampling
 
         run_sampling(todo, heldout, base, lora, settings, n, str(image_root) if image_root is not None else None,
                      engine_kwargs or {}, ray, store)
@@ -523,7 +523,7 @@ def stage_collect(work_dir: Path, settings: CorpusSettings, log=print) -> tuple[
             else:
                 counts["wrong"] += 1
                 wrong.append({**rec, "fold": k})
-    from .inference.progress import write_predictions
+    from ..inference.progress import write_predictions
 
     write_predictions(out, wrong)
     write_json(stats_path, counts, indent=2)
@@ -572,7 +572,7 @@ def build_error_corpus(
         stage_sample(work, settings, k, model_dir, engine_kwargs or {}, batch_size, log, executor_args)
     wrong_path, counts = stage_collect(work, settings, log)
 
-    from .edl import write_edl_datasets
+    from .marking import write_edl_datasets
 
     out_dir = Path(output_dir) if output_dir is not None else work / "edl"
     names = {t: dataset_name(settings.name, t) for t in ("error_find", "error_fix")}

@@ -27,15 +27,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InputError
-from .files import (
+from ..errors import InputError
+from ..files import (
     read_json_list,
     register_datasets,
     relative_file_name,
     sharegpt_record,
     write_json,
 )
-from .tasks import TASKS, check_dataset_base_name, dataset_name
+from ..tasks import TASKS, check_dataset_base_name, dataset_name
 
 ERROR_START = "<error_start>"
 ERROR_END = "<error_end>"
