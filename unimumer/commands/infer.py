@@ -17,7 +17,6 @@ from ..files import check_outputs
 from ..inference.engines import HF_DEFAULT_BATCH
 from ..inference.jobs import list_prompt_files, own_outputs, read_prompt_file
 from ..inference.lifecycle import exit_on_signals
-from ..inference.options import check_openai_args
 from ..inference.progress import progress_path
 from ..inference.ray_executor import add_executor_args, ray_options
 from ..inference.runner import resolved_image_root, run
@@ -25,6 +24,7 @@ from ..inference.settings import Default, EndpointOptions, EngineOptions, Genera
 from ..layout import run_record_path
 from ..tasks import TASKS
 from .common import command_parser
+from .engine_options import check_openai_args
 
 DESCRIPTION = """\
 Batch inference of a Uni-MuMER model on every prompt file of a folder (vLLM, or plain transformers with

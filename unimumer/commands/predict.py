@@ -13,10 +13,10 @@ from collections.abc import Sequence
 
 from ..errors import InputError
 from ..images import load_image
-from ..inference.options import add_engine_args, engine_from_args
 from ..inference.settings import Default
 from ..tasks import GT_TASKS, get_task
 from .common import command_parser
+from .engine_options import add_engine_args, engine_from_args
 
 DESCRIPTION = """\
 Print the LaTeX that a Uni-MuMER model reads from each image, one line per image: IMAGE<TAB>LATEX

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from ..apps.serve import DEFAULT_MAX_IMAGES, DEFAULT_MAX_UPLOAD_MB, Predictor, build_app, is_loopback
 from ..apps.serve_guard import API_KEY_ENV
 from ..errors import InputError
-from ..inference.options import add_enforce_eager_arg, add_engine_args, engine_from_args
 from ..inference.settings import Default
 from .common import command_parser
+from .engine_options import add_enforce_eager_arg, add_engine_args, engine_from_args
 
 DESCRIPTION = """\
 Serve a model: a web page at / and a JSON API on the same port, one engine loaded once.

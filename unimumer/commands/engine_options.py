@@ -1,12 +1,13 @@
-"""The option sets of ``predict`` and ``serve`` (:func:`add_engine_args` -> :func:`engine_from_args`) and the
-``--backend openai`` checks; every flag is declared once, on the dataclasses of :mod:`unimumer.inference.settings`."""
+"""Engine option sets of the ``predict`` and ``serve`` commands (:func:`add_engine_args` -> :func:`engine_from_args`)
+and the ``--backend openai`` checks of ``infer``; every flag is declared once, on the dataclasses of
+:mod:`unimumer.inference.settings`."""
 
 from __future__ import annotations
 
 import argparse
 
 from ..errors import InputError
-from .settings import EndpointOptions, EngineOptions, GenerationSettings
+from ..inference.settings import EndpointOptions, EngineOptions, GenerationSettings
 
 
 def add_enforce_eager_arg(p: argparse.ArgumentParser) -> None:
@@ -37,7 +38,7 @@ def engine_from_args(a: argparse.Namespace, *, enforce_eager: bool):
     The adapter (``--lora``) is checked before any engine starts. Raises :class:`InputError` for unusable options,
     an adapter that does not fit ``--model``, or a model that cannot be loaded.
     """
-    from .engines import default_backend, make_engine
+    from ..inference.engines import default_backend, make_engine
 
     settings = GenerationSettings.from_args(a)
     settings.check()
@@ -79,6 +80,6 @@ def check_openai_args(a: argparse.Namespace) -> None:
         raise InputError("--backend openai: use --max-concurrency instead of --data-parallel-size")
     if a.max_concurrency < 1 or a.request_timeout <= 0 or a.max_retries < 0:
         raise InputError("--max-concurrency must be >= 1, --request-timeout > 0, --max-retries >= 0")
-    from .engines import api_key_from_env
+    from ..inference.engines import api_key_from_env
 
     api_key_from_env(a.api_key_env)  # the named variable must be set (its value is not kept here)
