@@ -44,7 +44,7 @@ def engine_from_args(a: argparse.Namespace, *, enforce_eager: bool):
     settings.check()
     engine = EngineOptions.from_args(a, enforce_eager=enforce_eager)
     if engine.lora and a.backend != "openai":
-        from .adapters import check_adapter, print_warnings
+        from ..inference.adapters import check_adapter, print_warnings
 
         print_warnings(check_adapter(engine.lora, engine.model))  # before any engine starts
     check_openai_args(a)  # --model for local backends; --base-url / --api-model / the key variable for openai
