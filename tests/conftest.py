@@ -34,6 +34,29 @@ for _key, _value in {
 }.items():
     os.environ.setdefault(_key, _value)
 
+
+def _share_cores_between_workers() -> None:
+    """Give each pytest-xdist worker its own cores when the workers fill the machine.
+
+    Left alone, every vLLM CPU engine binds its OpenMP threads to the same core (``VLLM_CPU_OMP_THREADS_BIND=auto``
+    picks the first core of the NUMA node and reserves the last), so two workers' engines share one core while
+    training runs in the other worker start one torch thread per core on top. Worker ``gwN`` of ``W`` gets the
+    ``N``-th slice of ``nproc // W`` cores: its engines bind there and its torch / OpenMP code (in-process and in
+    the training and engine subprocesses, which inherit the environment) runs that many threads. A variable
+    already set by the user wins; one worker, or more workers than cores, keeps the libraries' defaults.
+    """
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER", ""), os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    cores = sorted(os.sched_getaffinity(0))
+    if not worker.startswith("gw") or not count.isdigit() or not 1 < int(count) <= len(cores):
+        return
+    per_worker = len(cores) // int(count)
+    mine = cores[int(worker[2:]) % int(count) * per_worker:][:per_worker]
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(map(str, mine)))
+    os.environ.setdefault("OMP_NUM_THREADS", str(per_worker))
+
+
+_share_cores_between_workers()
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 CROHME2014_FIXTURE = FIXTURES / "images" / "crohme2014"
