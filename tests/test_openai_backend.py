@@ -88,16 +88,38 @@ def _stop_server(proc: subprocess.Popen, log, sig: int = signal.SIGTERM) -> None
     log.close()
 
 
+class _Server:
+    """The vLLM OpenAI-compatible server of :func:`_start_server` on a fixed address: ``url``, ``name``, ``port``;
+    ``kill()`` (SIGKILL of its process group) and ``start()`` again on the same address, ``stop()``."""
+
+    def __init__(self, model: Path, name: str):
+        self.model, self.name, self.port = model, name, _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.proc = self.log = None
+
+    def start(self) -> None:
+        self.proc, self.log = _start_server(self.model, self.port, self.name)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            _stop_server(self.proc, self.log, sig)
+        elif self.log is not None:
+            self.log.close()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
 @pytest.fixture(scope="module")
 def api_server(tiny_qwen2_5_vl):
-    """A real vLLM OpenAI-compatible server for the tiny checkpoint: ``(base_url, served model name)``. The process
-    group is stopped at the end of the module."""
-    port, name = _free_port(), "tiny-qwen"
-    proc, log = _start_server(tiny_qwen2_5_vl, port, name)
+    """A real vLLM OpenAI-compatible server for the tiny checkpoint (:class:`_Server`), started once for the module
+    (a test that kills it starts it again on the same address). Stopped at the end of the module."""
+    server = _Server(tiny_qwen2_5_vl, "tiny-qwen")
+    server.start()
     try:
-        yield f"http://127.0.0.1:{port}/v1", name
+        yield server
     finally:
-        _stop_server(proc, log)
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +151,7 @@ def _ok(res: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 
 
 def test_greedy_predictions_equal_the_local_vllm_backend(api_server, tiny_qwen2_5_vl, data_root, crohme_samples):
-    base_url, name = api_server
+    base_url, name = api_server.url, api_server.name
     out_api, out_local = data_root / "out_api", data_root / "out_local"
     res = _ok(_infer(data_root, out_api, "--backend", "openai", "--base-url", base_url, "--api-model", name,
                      "--api-key-env", KEY_VAR, "--max-concurrency", "3", *GREEDY, env={KEY_VAR: KEY}))
@@ -180,7 +202,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(api_server, data_root):
     assert (out / "crohme_2014_pred.json").read_bytes() == (full / "crohme_2014_pred.json").read_bytes()
 
 
-def test_server_killed_mid_run_then_restarted_resumes_to_the_uninterrupted_result(tiny_qwen2_5_vl, tmp_path):
+def test_server_killed_mid_run_then_restarted_resumes_to_the_uninterrupted_result(api_server, tmp_path):
     """The server dies (SIGKILL of its process group) while the client runs over the 48 bundled CROHME 2014
     images: the requests that find no server become error records and the run completes; with the server
     restarted on the same address, the rerun asks only those again, and the final file equals an uninterrupted
@@ -190,38 +212,36 @@ def test_server_killed_mid_run_then_restarted_resumes_to_the_uninterrupted_resul
     rows = [line.split("\t", 1) for line in (sample / "caption.txt").read_text(encoding="utf-8").splitlines()]
     write_json(tmp_path / "prompts/crohme_2014.json",
                [sharegpt_record(str(sample / "img" / f"{i}.png"), van, c) for i, c in rows])
-    port, name = _free_port(), "tiny-qwen"
-    args = ("--backend", "openai", "--base-url", f"http://127.0.0.1:{port}/v1", "--api-model", name,
+    args = ("--backend", "openai", "--base-url", api_server.url, "--api-model", api_server.name,
             "--batch_size", "1", "--max-concurrency", "1", "--max-retries", "0", *GREEDY)
     out = tmp_path / "out"
-    proc, log = _start_server(tiny_qwen2_5_vl, port, name)
+    cmd = [PY, str(REPO / "scripts/vllm_infer.py"), "--input-dir", str(tmp_path / "prompts"),
+           "--output-dir", str(out), *args]
+    client = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        cmd = [PY, str(REPO / "scripts/vllm_infer.py"), "--input-dir", str(tmp_path / "prompts"),
-               "--output-dir", str(out), *args]
-        client = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         progress = out / ".crohme_2014_pred.progress.jsonl"
         deadline = time.monotonic() + 300
         while not (progress.exists() and len(progress.read_text(encoding="utf-8").splitlines()) >= 1 + 3):
             assert client.poll() is None and time.monotonic() < deadline, client.communicate()
             time.sleep(0.05)
-        _stop_server(proc, log, signal.SIGKILL)  # the server dies with requests still to come
+        api_server.kill()  # the server dies with requests still to come
         stdout, stderr = client.communicate(timeout=600)
-        assert client.returncode == 0, stdout[-3000:] + stderr[-3000:]
-        first = read_json(out / "crohme_2014_pred.json")
-        failed = [r for r in first if r.get("error")]
-        assert len(first) == 48 and 0 < len(failed) <= 45  # 3 or more were answered before the kill
-        assert all(r["error"].startswith("API error") for r in failed)
-        assert f"{len(failed)} API error" in stdout
-        proc, log = _start_server(tiny_qwen2_5_vl, port, name)  # the same address again
-        res = _ok(_infer(tmp_path, out, *args, prompts="prompts"))
-        assert f"holds {len(failed)} failed records of 48" in res.stdout + res.stderr
-        full = tmp_path / "full"
-        _ok(_infer(tmp_path, full, *args, prompts="prompts"))
-        assert (out / "crohme_2014_pred.json").read_bytes() == (full / "crohme_2014_pred.json").read_bytes()
-        assert not any(r.get("error") for r in read_json(full / "crohme_2014_pred.json"))
     finally:
-        if proc.poll() is None:
-            _stop_server(proc, log)
+        if client.poll() is None:
+            client.kill()
+    assert client.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    first = read_json(out / "crohme_2014_pred.json")
+    failed = [r for r in first if r.get("error")]
+    assert len(first) == 48 and 0 < len(failed) <= 45  # 3 or more were answered before the kill
+    assert all(r["error"].startswith("API error") for r in failed)
+    assert f"{len(failed)} API error" in stdout
+    api_server.start()  # the same address again
+    res = _ok(_infer(tmp_path, out, *args, prompts="prompts"))
+    assert f"holds {len(failed)} failed records of 48" in res.stdout + res.stderr
+    full = tmp_path / "full"
+    _ok(_infer(tmp_path, full, *args, prompts="prompts"))
+    assert (out / "crohme_2014_pred.json").read_bytes() == (full / "crohme_2014_pred.json").read_bytes()
+    assert not any(r.get("error") for r in read_json(full / "crohme_2014_pred.json"))
 
 
 # ------------------------------------------------------------------------------------------------ stub server
