@@ -87,6 +87,21 @@ def _infer(model: Path, prompts: Path, out: Path, *extra: str) -> list[str]:
     return [r["pred"] for r in json.loads((out / "crohme_2014_pred.json").read_text(encoding="utf-8"))]
 
 
+def _hf_in_process(model: Path, prompts: Path) -> list[str]:
+    """The ``pred`` values ``vllm_infer.py --backend hf`` writes for ``prompts`` with :data:`INFER`'s settings
+    (greedy, 12 tokens, float32; the four records are one batch), made in this process without a CLI start:
+    the runner's :func:`~unimumer.inference.runner.batch_records` on a transformers engine."""
+    from unimumer.inference.core import read_prompt_file
+    from unimumer.inference.engines import GenerationSettings, make_engine
+    from unimumer.inference.runner import batch_records
+
+    engine = make_engine("hf", str(model), GenerationSettings(max_tokens=12, temperature=0), dtype="float32")
+    items = read_prompt_file(prompts / "crohme_2014.json")
+    records = dict(batch_records(engine, items, None, raw=False))
+    assert all(not r.get("error") for r in records.values()), records
+    return [records[it.index]["pred"] for it in items]
+
+
 # ------------------------------------------------------------------------------------------------ training
 @pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(LORA_FAMILIES))
@@ -150,8 +165,9 @@ def test_lora_outputs_equal_the_merged_export_with_vllm_and_hf(lora_runs, tiny_q
     assert not (merged / "adapter_config.json").exists()  # a plain full checkpoint
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".merged.")]  # temp folder renamed away
 
-    base = _infer(tiny_qwen2_5_vl, prompts, tmp_path / "base", "--backend", "hf")
-    from_merged = _infer(merged, prompts, tmp_path / "merged_hf", "--backend", "hf")
+    # the two reference runs (no CLI under test) in this process, through the runner's own batch path
+    base = _hf_in_process(tiny_qwen2_5_vl, prompts)
+    from_merged = _hf_in_process(merged, prompts)
     hf_lora = _infer(tiny_qwen2_5_vl, prompts, tmp_path / "hf_lora", "--backend", "hf", "--lora", str(adapter))
     vllm_lora = _infer(tiny_qwen2_5_vl, prompts, tmp_path / "vllm_lora", "--lora", str(adapter))
     assert hf_lora == from_merged
