@@ -91,9 +91,10 @@ def _hf_in_process(model: Path, prompts: Path) -> list[str]:
     """The ``pred`` values ``vllm_infer.py --backend hf`` writes for ``prompts`` with :data:`INFER`'s settings
     (greedy, 12 tokens, float32; the four records are one batch), made in this process without a CLI start:
     the runner's :func:`~unimumer.inference.runner.batch_records` on a transformers engine."""
-    from unimumer.inference.core import read_prompt_file
-    from unimumer.inference.engines import GenerationSettings, make_engine
+    from unimumer.inference.engines import make_engine
+    from unimumer.inference.jobs import read_prompt_file
     from unimumer.inference.runner import batch_records
+    from unimumer.inference.settings import GenerationSettings
 
     engine = make_engine("hf", str(model), GenerationSettings(max_tokens=12, temperature=0), dtype="float32")
     items = read_prompt_file(prompts / "crohme_2014.json")
