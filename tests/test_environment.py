@@ -98,6 +98,17 @@ def test_heavy_stack_imports_in_a_fresh_process():
     assert versions["lf"] == "0.9.5"
 
 
+@pytest.mark.parametrize("package", ["vllm", "transformers", "torch"])
+def test_installed_packages_carry_their_bytecode(package):
+    """The install wrote each module's ``.pyc`` (pip does it as it installs; the uv path compiles afterwards), so no
+    process pays for compiling the stack on its first import. Most of these modules are never imported by the suite,
+    so a venv without the compile step fails here."""
+    tag = sys.implementation.cache_tag
+    sources = list((SITE / package).rglob("*.py"))
+    missing = [p for p in sources if not (p.parent / "__pycache__" / f"{p.stem}.{tag}.pyc").exists()]
+    assert len(sources) > 100 and len(missing) <= len(sources) // 100, (len(missing), len(sources), missing[:5])
+
+
 # ------------------------------------------------------------------------------------------- torchvision fix
 def test_pth_hook_is_installed_from_env():
     pth = SITE / "unimumer_torchvision_fix.pth"
