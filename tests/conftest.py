@@ -65,8 +65,7 @@ TINY_FAMILIES = ("qwen2_5_vl", "qwen3_vl", "qwen3_5")
 HEAVY_FIXTURES = {"tiny_model_dir", "tiny_qwen2_5_vl", "tiny_qwen3_vl", "tiny_qwen3_5", "crohme_train_data"}
 
 
-#: the longest test files, longest first (serial seconds measured with ``--durations``: about 300, 260, 210, 200,
-#: 180, 150, 150, 130, 100, 80, 75, 65, 60). ``make test`` hands whole files to its pytest-xdist workers in
+#: the longest test files (each 40-310 s of a 2-core ``make test``, measured with ``--durations``). ``make test`` hands whole files to its pytest-xdist workers in
 #: collection order (``--dist loadfile --no-loadscope-reorder``), so these start first and the many short files
 #: fill the workers' ends. A file missing here only runs later; it never changes what is tested.
 LONG_FILES = ("test_infer_learning.py", "test_error_corpus.py", "test_lifecycle.py", "test_demo.py", "test_lora.py",
