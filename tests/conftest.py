@@ -49,8 +49,10 @@ def _share_cores_between_workers() -> None:
     cores = sorted(os.sched_getaffinity(0))
     if not worker.startswith("gw") or not count.isdigit() or not 1 < int(count) <= len(cores):
         return
-    per_worker = len(cores) // int(count)
-    mine = cores[int(worker[2:]) % int(count) * per_worker:][:per_worker]
+    workers = int(count)
+    per_worker = len(cores) // workers
+    first = int(worker[2:]) % workers * per_worker
+    mine = cores[first:first + per_worker]
     os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(map(str, mine)))
     os.environ.setdefault("OMP_NUM_THREADS", str(per_worker))
 
